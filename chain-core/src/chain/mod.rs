@@ -1,0 +1,334 @@
+//! [`Chain`]: links run in order, wrapped by middleware.
+
+mod execute;
+mod step;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+pub(crate) use execute::catch_panics;
+pub(crate) use step::Runner;
+pub use step::Step;
+use step::{Predicate, Recovery};
+
+use crate::context::Context;
+use crate::describe::{ChainDescription, LinkDescription, LinkKind};
+use crate::error::{Error, Result};
+use crate::link::{BoxFuture, Link};
+use crate::middleware::{LinkInfo, Middleware};
+
+/// Links run in order, each taking the context the previous one returned,
+/// wrapped by middleware.
+///
+/// A chain is an `Arc` inside: cloning it is cheap, and
+/// [`execute`](Self::execute) takes `&self`, so one chain serves any number
+/// of concurrent executions. It is itself a [`Link`], so chains nest.
+///
+/// `C` is the context type: [`Context`] (the default) for dynamic JSON
+/// fields, or any `Send + 'static` struct of your own, which costs nothing
+/// beyond moving it from link to link.
+///
+/// # Example
+///
+/// ```
+/// use chain_core::{Chain, Context, Error, Result};
+///
+/// async fn validate(ctx: Context) -> Result<Context> {
+///     let qty: u32 = ctx.require("quantity")?;
+///     if qty == 0 {
+///         return Err(Error::validation("quantity must be positive"));
+///     }
+///     Ok(ctx)
+/// }
+///
+/// async fn price(ctx: Context) -> Result<Context> {
+///     let qty: u32 = ctx.require("quantity")?;
+///     Ok(ctx.with("total", qty * 5))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let chain = Chain::named("checkout").link(validate).link(price);
+/// let out = chain.execute(Context::new().with("quantity", 3)).await?;
+/// assert_eq!(out.get::<u32>("total")?, Some(15));
+///
+/// let err = chain.execute(Context::new().with("quantity", 0)).await.unwrap_err();
+/// assert_eq!(err.location().unwrap().link(), "validate");
+/// # Ok(()) }
+/// ```
+///
+/// # Order
+///
+/// Links run in the order they are added. Middleware added first is the
+/// outermost, so in the first chain below the outer `timing` measures the
+/// inner `logging` too, and in the second it does not:
+///
+/// ```
+/// use chain_core::{middleware::{logging, timing}, Chain, Context};
+///
+/// let timed_with_logging = Chain::<Context>::new().middleware(timing()).middleware(logging());
+/// let logged_with_timing = Chain::<Context>::new().middleware(logging()).middleware(timing());
+/// assert_eq!(timed_with_logging.inspect().middleware, ["timing", "logging"]);
+/// assert_eq!(logged_with_timing.inspect().middleware, ["logging", "timing"]);
+/// ```
+pub struct Chain<C = Context> {
+    inner: Arc<ChainInner<C>>,
+}
+
+pub(crate) struct ChainInner<C> {
+    pub(crate) name: Arc<str>,
+    pub(crate) steps: Vec<StepEntry<C>>,
+    pub(crate) middleware: Vec<Arc<dyn Middleware<C>>>,
+    pub(crate) around: Vec<Arc<dyn Middleware<C>>>,
+    pub(crate) catch: Option<Recovery<C>>,
+}
+
+pub(crate) struct StepEntry<C> {
+    pub(crate) info: LinkInfo,
+    pub(crate) runner: Runner<C>,
+    pub(crate) middleware: Vec<Arc<dyn Middleware<C>>>,
+    pub(crate) condition: Option<Predicate<C>>,
+    pub(crate) on_error: Option<Recovery<C>>,
+}
+
+impl<C> Clone for StepEntry<C> {
+    fn clone(&self) -> Self {
+        Self {
+            info: self.info.clone(),
+            runner: self.runner.clone(),
+            middleware: self.middleware.clone(),
+            condition: self.condition.clone(),
+            on_error: self.on_error.clone(),
+        }
+    }
+}
+
+impl<C> Clone for ChainInner<C> {
+    fn clone(&self) -> Self {
+        Self {
+            name: Arc::clone(&self.name),
+            steps: self.steps.clone(),
+            middleware: self.middleware.clone(),
+            around: self.around.clone(),
+            catch: self.catch.clone(),
+        }
+    }
+}
+
+impl<C> Clone for Chain<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: Send + 'static> Default for Chain<C> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C: Send + 'static> Chain<C> {
+    /// An empty chain named `chain`. It returns its input unchanged.
+    pub fn new() -> Self {
+        Self::named("chain")
+    }
+
+    /// An empty chain with a name, used in errors, metrics and traces.
+    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            inner: Arc::new(ChainInner {
+                name: Arc::from(name.into().as_ref()),
+                steps: Vec::new(),
+                middleware: Vec::new(),
+                around: Vec::new(),
+                catch: None,
+            }),
+        }
+    }
+
+    /// The chain's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Number of links.
+    pub fn len(&self) -> usize {
+        self.inner.steps.len()
+    }
+
+    /// Whether the chain has no links.
+    pub fn is_empty(&self) -> bool {
+        self.inner.steps.is_empty()
+    }
+
+    /// Appends an async link: an `async fn`, a closure returning a future, a
+    /// [`Link`] implementation or another chain.
+    #[must_use]
+    pub fn link(self, link: impl Link<C>) -> Self {
+        self.step(Step::new(link))
+    }
+
+    /// Appends a synchronous function as a link. It runs inline, without
+    /// allocating a future, so it suits quick transformations; blocking or
+    /// CPU-heavy work belongs on a blocking pool instead.
+    #[must_use]
+    pub fn link_sync<F>(self, f: F) -> Self
+    where
+        F: Fn(C) -> Result<C> + Send + Sync + 'static,
+    {
+        self.step(Step::sync(f))
+    }
+
+    /// Appends a link that runs only when `predicate` holds for the incoming
+    /// context; otherwise the context passes on unchanged.
+    #[must_use]
+    pub fn when<P>(self, predicate: P, link: impl Link<C>) -> Self
+    where
+        P: Fn(&C) -> bool + Send + Sync + 'static,
+    {
+        self.step(Step::new(link).when(predicate))
+    }
+
+    /// Appends a [`Step`]: a link with its own name, middleware, condition
+    /// or error route.
+    #[must_use]
+    pub fn step(mut self, step: Step<C>) -> Self {
+        let inner = self.inner_mut();
+        let info = LinkInfo::new(
+            Arc::from(step.name.as_ref()),
+            Arc::clone(&inner.name),
+            inner.steps.len(),
+        );
+        inner.steps.push(StepEntry {
+            info,
+            runner: step.runner,
+            middleware: step.middleware,
+            condition: step.condition,
+            on_error: step.on_error,
+        });
+        self
+    }
+
+    /// Adds middleware around every link. The first added is the outermost.
+    #[must_use]
+    pub fn middleware(mut self, middleware: impl Middleware<C>) -> Self {
+        self.inner_mut().middleware.push(Arc::new(middleware));
+        self
+    }
+
+    /// Adds middleware around the whole execution, once per
+    /// [`execute`](Self::execute). Its [`Next`](crate::Next) runs all links.
+    #[must_use]
+    pub fn around(mut self, middleware: impl Middleware<C>) -> Self {
+        self.inner_mut().around.push(Arc::new(middleware));
+        self
+    }
+
+    /// Runs the links in order on `ctx`.
+    ///
+    /// The first failing link stops the chain, and its error carries the
+    /// chain's name, the link's name and index (see
+    /// [`Error::location`](crate::Error::location)). A panic in a link or
+    /// middleware is caught and returned as an error of kind
+    /// [`Panicked`](crate::ErrorKind::Panicked) (with `panic = "abort"` there
+    /// is nothing to catch). Dropping the returned future cancels the
+    /// execution.
+    ///
+    /// # Errors
+    ///
+    /// The error of the first link that failed and was not recovered by an
+    /// error handler.
+    pub fn execute(&self, ctx: C) -> impl Future<Output = Result<C>> + Send + '_ {
+        self.inner.execute(ctx)
+    }
+
+    /// A description of the chain's structure: links, middleware, branches
+    /// and nested chains.
+    pub fn inspect(&self) -> ChainDescription {
+        let inner = &self.inner;
+        ChainDescription {
+            name: inner.name.to_string(),
+            middleware: names(&inner.middleware),
+            around: names(&inner.around),
+            catch: inner.catch.as_ref().map(|recovery| recovery.name.to_string()),
+            links: inner
+                .steps
+                .iter()
+                .map(|step| LinkDescription {
+                    index: step.info.index(),
+                    name: step.info.name().to_string(),
+                    kind: match &step.runner {
+                        Runner::Async(link) => link.kind(),
+                        Runner::Sync(_) => LinkKind::Link,
+                    },
+                    conditional: step.condition.is_some(),
+                    middleware: names(&step.middleware),
+                    on_error: step.on_error.as_ref().map(|recovery| recovery.name.to_string()),
+                })
+                .collect(),
+        }
+    }
+
+    /// The chain as a Mermaid flowchart, for docs and reviews.
+    pub fn to_mermaid(&self) -> String {
+        self.inspect().to_mermaid()
+    }
+
+    fn inner_mut(&mut self) -> &mut ChainInner<C> {
+        Arc::make_mut(&mut self.inner)
+    }
+}
+
+impl<C: Clone + Send + 'static> Chain<C> {
+    /// Handles the errors of every link that has no
+    /// [`on_error`](Step::on_error) route of its own: `handler` receives the
+    /// error and the context as it was before the failing link, and either
+    /// recovers (`Ok`, the chain goes on after the failed link) or fails.
+    ///
+    /// Costs one clone of the context per link, which is why it needs
+    /// `C: Clone`; prefer [`Step::on_error`] on hot paths.
+    #[must_use]
+    pub fn catch<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(Error, C) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<C>> + Send + 'static,
+    {
+        self.inner_mut().catch = Some(Recovery::new(handler));
+        self
+    }
+}
+
+fn names<C: 'static>(middleware: &[Arc<dyn Middleware<C>>]) -> Vec<String> {
+    middleware.iter().map(|m| m.name().into_owned()).collect()
+}
+
+impl<C: Send + 'static> Link<C> for Chain<C> {
+    fn call(&self, ctx: C) -> BoxFuture<'_, Result<C>> {
+        Box::pin(self.execute(ctx))
+    }
+
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Owned(self.inner.name.to_string())
+    }
+
+    fn kind(&self) -> LinkKind {
+        LinkKind::Chain(Box::new(self.inspect()))
+    }
+}
+
+impl<C> fmt::Debug for Chain<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chain")
+            .field("name", &self.inner.name)
+            .field(
+                "links",
+                &self.inner.steps.iter().map(|s| s.info.name()).collect::<Vec<_>>(),
+            )
+            .field("middleware", &self.inner.middleware.len())
+            .field("around", &self.inner.around.len())
+            .finish()
+    }
+}
