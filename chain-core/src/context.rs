@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use indexmap::IndexMap;
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -12,11 +11,10 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::extensions::{Extensions, HasExtensions};
+use crate::fields::Fields;
 
 /// A field name. `&'static str` keys are stored without allocating.
 pub type Key = Cow<'static, str>;
-
-type FieldMap = IndexMap<Key, Value, foldhash::fast::RandomState>;
 
 /// The dynamic context a chain passes from link to link: an
 /// insertion-ordered map of field names to JSON values, plus typed
@@ -44,7 +42,15 @@ type FieldMap = IndexMap<Key, Value, foldhash::fast::RandomState>;
 /// ```
 #[derive(Clone, Default)]
 pub struct Context {
-    fields: FieldMap,
+    // Boxed so that moving a context from link to link copies one pointer
+    // rather than the whole map header: moves happen several times per link,
+    // allocation once per context.
+    inner: Box<Inner>,
+}
+
+#[derive(Clone, Default)]
+struct Inner {
+    fields: Fields,
     extensions: Extensions,
 }
 
@@ -57,8 +63,10 @@ impl Context {
     /// An empty context with room for `capacity` fields.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            fields: FieldMap::with_capacity_and_hasher(capacity, Default::default()),
-            extensions: Extensions::new(),
+            inner: Box::new(Inner {
+                fields: Fields::with_capacity(capacity),
+                extensions: Extensions::new(),
+            }),
         }
     }
 
@@ -82,8 +90,11 @@ impl Context {
         match value {
             Value::Object(object) => {
                 let mut ctx = Self::with_capacity(object.len());
-                ctx.fields
-                    .extend(object.into_iter().map(|(key, value)| (Cow::Owned(key), value)));
+                ctx.inner.fields.extend(
+                    object
+                        .into_iter()
+                        .map(|(key, value)| (Cow::Owned(key), value)),
+                );
                 Ok(ctx)
             }
             other => Err(Error::validation(format!(
@@ -96,7 +107,8 @@ impl Context {
     /// The fields as a JSON object, in insertion order.
     pub fn to_json(&self) -> Value {
         Value::Object(
-            self.fields
+            self.inner
+                .fields
                 .iter()
                 .map(|(key, value)| (key.to_string(), value.clone()))
                 .collect(),
@@ -106,7 +118,8 @@ impl Context {
     /// The fields as a JSON object, consuming the context.
     pub fn into_json(self) -> Value {
         Value::Object(
-            self.fields
+            self.inner
+                .fields
                 .into_iter()
                 .map(|(key, value)| (key.into_owned(), value))
                 .collect(),
@@ -123,8 +136,9 @@ impl Context {
 
     /// Sets `key` to `value`, returning the previous value. A new key goes
     /// last; an existing key keeps its position.
+    #[inline]
     pub fn insert(&mut self, key: impl Into<Key>, value: impl Into<Value>) -> Option<Value> {
-        self.fields.insert(key.into(), value.into())
+        self.inner.fields.insert(key.into(), value.into())
     }
 
     /// Serializes `value` into the field `key`.
@@ -142,7 +156,7 @@ impl Context {
         let key = key.into();
         match serde_json::to_value(value) {
             Ok(value) => {
-                self.fields.insert(key, value);
+                self.inner.fields.insert(key, value);
                 Ok(())
             }
             Err(source) => Err(Error::validation(format!(
@@ -160,7 +174,7 @@ impl Context {
     /// [`Validation`](ErrorKind::Validation) error naming the key when it
     /// holds a value that is not a `T`. A mismatch is never read as absent.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        match self.fields.get(key) {
+        match self.inner.fields.get(key) {
             None => Ok(None),
             Some(value) => T::deserialize(value).map(Some).map_err(|source| {
                 Error::validation(format!("field `{key}` has the wrong type: {source}"))
@@ -182,72 +196,72 @@ impl Context {
 
     /// The raw JSON value of `key`.
     pub fn get_value(&self, key: &str) -> Option<&Value> {
-        self.fields.get(key)
+        self.inner.fields.get(key)
     }
 
     /// The raw JSON value of `key`, mutably.
     pub fn get_value_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.fields.get_mut(key)
+        self.inner.fields.get_mut(key)
     }
 
     /// Removes `key`, keeping the order of the other fields.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.fields.shift_remove(key)
+        self.inner.fields.remove(key)
     }
 
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.fields.contains_key(key)
+        self.inner.fields.get(key).is_some()
     }
 
     /// Number of fields (extensions not counted).
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.inner.fields.len()
     }
 
     /// Whether there are no fields.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.inner.fields.len() == 0
     }
 
     /// The field names in insertion order.
     pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.fields.keys().map(|key| key.as_ref())
+        self.inner.fields.iter().map(|(key, _)| key)
     }
 
     /// The fields in insertion order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> + '_ {
-        self.fields.iter().map(|(key, value)| (key.as_ref(), value))
+        self.inner.fields.iter()
     }
 
     pub(crate) fn into_fields(self) -> impl Iterator<Item = (Key, Value)> {
-        self.fields.into_iter()
+        self.inner.fields.into_iter()
     }
 
     /// The typed extension of type `T`, if present.
     pub fn ext<T: 'static>(&self) -> Option<&T> {
-        self.extensions.get::<T>()
+        self.inner.extensions.get::<T>()
     }
 
     /// The typed extension of type `T`, mutably.
     pub fn ext_mut<T: 'static>(&mut self) -> Option<&mut T> {
-        self.extensions.get_mut::<T>()
+        self.inner.extensions.get_mut::<T>()
     }
 
     /// Stores a typed extension, returning the previous one of that type.
     pub fn insert_ext<T: Clone + Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
-        self.extensions.insert(value)
+        self.inner.extensions.insert(value)
     }
 
     /// Removes the typed extension of type `T`.
     pub fn remove_ext<T: 'static>(&mut self) -> Option<T> {
-        self.extensions.remove::<T>()
+        self.inner.extensions.remove::<T>()
     }
 
     /// The context with a typed extension added.
     #[must_use]
     pub fn with_ext<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.extensions.insert(value);
+        self.inner.extensions.insert(value);
         self
     }
 }
@@ -265,33 +279,33 @@ fn json_type_name(value: &Value) -> &'static str {
 
 impl HasExtensions for Context {
     fn extensions(&self) -> &Extensions {
-        &self.extensions
+        &self.inner.extensions
     }
 
     fn extensions_mut(&mut self) -> &mut Extensions {
-        &mut self.extensions
+        &mut self.inner.extensions
     }
 }
 
 impl PartialEq for Context {
     /// Compares the fields (regardless of order); extensions are ignored.
     fn eq(&self, other: &Self) -> bool {
-        self.fields == other.fields
+        self.inner.fields == other.inner.fields
     }
 }
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("Context");
-        debug.field("fields", &DebugFields(&self.fields));
-        if !self.extensions.is_empty() {
-            debug.field("extensions", &self.extensions.len());
+        debug.field("fields", &DebugFields(&self.inner.fields));
+        if !self.inner.extensions.is_empty() {
+            debug.field("extensions", &self.inner.extensions.len());
         }
         debug.finish()
     }
 }
 
-struct DebugFields<'a>(&'a FieldMap);
+struct DebugFields<'a>(&'a Fields);
 
 impl fmt::Debug for DebugFields<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -309,8 +323,10 @@ impl<K: Into<Key>, V: Into<Value>> FromIterator<(K, V)> for Context {
 
 impl<K: Into<Key>, V: Into<Value>> Extend<(K, V)> for Context {
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
-        self.fields
-            .extend(iter.into_iter().map(|(key, value)| (key.into(), value.into())));
+        self.inner.fields.extend(
+            iter.into_iter()
+                .map(|(key, value)| (key.into(), value.into())),
+        );
     }
 }
 
@@ -330,9 +346,9 @@ impl From<Context> for Value {
 
 impl Serialize for Context {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.fields.len()))?;
-        for (key, value) in &self.fields {
-            map.serialize_entry(key.as_ref(), value)?;
+        let mut map = serializer.serialize_map(Some(self.inner.fields.len()))?;
+        for (key, value) in self.inner.fields.iter() {
+            map.serialize_entry(key, value)?;
         }
         map.end()
     }
@@ -356,7 +372,7 @@ impl<'de> Visitor<'de> for ContextVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> std::result::Result<Context, A::Error> {
         let mut ctx = Context::with_capacity(access.size_hint().unwrap_or(0));
         while let Some((key, value)) = access.next_entry::<String, Value>()? {
-            ctx.fields.insert(Cow::Owned(key), value);
+            ctx.inner.fields.insert(Cow::Owned(key), value);
         }
         Ok(ctx)
     }
@@ -428,7 +444,10 @@ mod tests {
             qty: u32,
         }
         let mut ctx = Context::new();
-        let item = Item { sku: "X1".into(), qty: 2 };
+        let item = Item {
+            sku: "X1".into(),
+            qty: 2,
+        };
         ctx.insert_serde("item", &item).expect("serializes");
         assert_eq!(ctx.get::<Item>("item").expect("typed"), Some(item));
     }

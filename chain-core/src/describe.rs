@@ -16,6 +16,8 @@ pub struct ChainDescription {
     pub middleware: Vec<String>,
     /// Names of the middleware around the whole execution, outermost first.
     pub around: Vec<String>,
+    /// Names of the observers, in registration order.
+    pub observers: Vec<String>,
     /// Name of the chain-wide error handler, if any.
     pub catch: Option<String>,
     /// The links in order.
@@ -75,7 +77,12 @@ impl ChainDescription {
         let mut out = String::from("flowchart TD\n");
         let _ = writeln!(out, "    start([\"{}\"])", escape(&self.name));
         let mut renderer = Renderer { out };
-        let exits = renderer.links("n", &self.links, self.catch.as_deref(), vec![Exit::plain("start")]);
+        let exits = renderer.links(
+            "n",
+            &self.links,
+            self.catch.as_deref(),
+            vec![Exit::plain("start")],
+        );
         renderer.node("done", "([\"done\"])");
         renderer.connect(&exits, "done");
         renderer.out

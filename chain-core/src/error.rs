@@ -387,6 +387,9 @@ mod tests {
             .locate(&"inner".into(), &"a".into(), 1)
             .locate(&"outer".into(), &"inner".into(), 4);
         let location = err.location().expect("located");
-        assert_eq!((location.chain(), location.link(), location.index()), ("inner", "a", 1));
+        assert_eq!(
+            (location.chain(), location.link(), location.index()),
+            ("inner", "a", 1)
+        );
     }
 }

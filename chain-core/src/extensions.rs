@@ -1,7 +1,6 @@
 //! Typed values carried by a context beside its JSON fields.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::fmt;
 
 /// A type map for values that are not JSON: database handles, parsed tokens,
@@ -24,11 +23,10 @@ use std::fmt;
 /// ```
 #[derive(Default)]
 pub struct Extensions {
-    // Boxed so that a context without extensions pays one null pointer.
-    map: Option<Box<TypeMap>>,
+    // A list searched linearly: contexts carry a handful of extensions, and
+    // comparing a few `TypeId`s beats hashing one.
+    entries: Vec<(TypeId, Box<dyn ExtensionValue>)>,
 }
-
-type TypeMap = HashMap<TypeId, Box<dyn ExtensionValue>, foldhash::fast::RandomState>;
 
 trait ExtensionValue: Any + Send + Sync {
     fn clone_box(&self) -> Box<dyn ExtensionValue>;
@@ -61,86 +59,97 @@ impl Extensions {
         Self::default()
     }
 
+    fn position<T: 'static>(&self) -> Option<usize> {
+        let wanted = TypeId::of::<T>();
+        self.entries
+            .iter()
+            .position(|(type_id, _)| *type_id == wanted)
+    }
+
     /// Inserts a value, returning the previous value of the same type.
     pub fn insert<T: Clone + Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
-        self.map
-            .get_or_insert_with(Box::default)
-            .insert(TypeId::of::<T>(), Box::new(value))
-            .and_then(|previous| ExtensionValue::into_any(previous).downcast::<T>().ok())
-            .map(|previous| *previous)
+        match self.position::<T>() {
+            Some(index) => {
+                let previous = std::mem::replace(&mut self.entries[index].1, Box::new(value));
+                ExtensionValue::into_any(previous)
+                    .downcast::<T>()
+                    .ok()
+                    .map(|previous| *previous)
+            }
+            None => {
+                self.entries.push((TypeId::of::<T>(), Box::new(value)));
+                None
+            }
+        }
     }
 
     /// The value of type `T`, if present.
     pub fn get<T: 'static>(&self) -> Option<&T> {
-        self.map
-            .as_ref()?
-            .get(&TypeId::of::<T>())
-            .and_then(|value| (**value).as_any().downcast_ref::<T>())
+        let index = self.position::<T>()?;
+        (*self.entries[index].1).as_any().downcast_ref::<T>()
     }
 
     /// The value of type `T` for mutation, if present.
     pub fn get_mut<T: 'static>(&mut self) -> Option<&mut T> {
-        self.map
-            .as_mut()?
-            .get_mut(&TypeId::of::<T>())
-            .and_then(|value| (**value).as_any_mut().downcast_mut::<T>())
+        let index = self.position::<T>()?;
+        (*self.entries[index].1).as_any_mut().downcast_mut::<T>()
     }
 
     /// The value of type `T`, inserting `T::default()` first if absent.
     pub fn get_or_default<T: Clone + Default + Send + Sync + 'static>(&mut self) -> &mut T {
-        let slot = self
-            .map
-            .get_or_insert_with(Box::default)
-            .entry(TypeId::of::<T>())
-            .or_insert_with(|| Box::new(T::default()));
-        match (**slot).as_any_mut().downcast_mut::<T>() {
+        let index = match self.position::<T>() {
+            Some(index) => index,
+            None => {
+                self.entries
+                    .push((TypeId::of::<T>(), Box::new(T::default())));
+                self.entries.len() - 1
+            }
+        };
+        match (*self.entries[index].1).as_any_mut().downcast_mut::<T>() {
             Some(value) => value,
-            None => unreachable!("extension map entries are keyed by their own TypeId"),
+            None => unreachable!("extension entries are keyed by their own TypeId"),
         }
     }
 
     /// Removes and returns the value of type `T`.
     pub fn remove<T: 'static>(&mut self) -> Option<T> {
-        self.map
-            .as_mut()?
-            .remove(&TypeId::of::<T>())
-            .and_then(|value| ExtensionValue::into_any(value).downcast::<T>().ok())
+        let index = self.position::<T>()?;
+        let (_, value) = self.entries.swap_remove(index);
+        ExtensionValue::into_any(value)
+            .downcast::<T>()
+            .ok()
             .map(|value| *value)
     }
 
     /// Whether a value of type `T` is present.
     pub fn contains<T: 'static>(&self) -> bool {
-        self.map
-            .as_ref()
-            .is_some_and(|map| map.contains_key(&TypeId::of::<T>()))
+        self.position::<T>().is_some()
     }
 
     /// Number of values.
     pub fn len(&self) -> usize {
-        self.map.as_ref().map_or(0, |map| map.len())
+        self.entries.len()
     }
 
     /// Whether there are no values.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.entries.is_empty()
     }
 
     /// Removes every value.
     pub fn clear(&mut self) {
-        self.map = None;
+        self.entries.clear();
     }
 }
 
 impl Clone for Extensions {
     fn clone(&self) -> Self {
         Self {
-            map: self.map.as_ref().map(|map| {
-                Box::new(
-                    map.iter()
-                        .map(|(type_id, value)| (*type_id, (**value).clone_box()))
-                        .collect(),
-                )
-            }),
+            entries: self
+                .entries
+                .iter()
+                .map(|(type_id, value)| (*type_id, (**value).clone_box()))
+                .collect(),
         }
     }
 }

@@ -90,6 +90,7 @@ mod context;
 pub mod describe;
 mod error;
 mod extensions;
+mod fields;
 mod link;
 pub mod middleware;
 mod parallel;

@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 use indexmap::map::Entry;
 use serde_json::Value;
 
-use crate::chain::{Chain, catch_panics};
+use crate::chain::{Chain, catch_panics, panic_error};
 use crate::context::{Context, Key};
 use crate::describe::{LinkDescription, LinkKind};
 use crate::error::{Error, ErrorKind, Result};
@@ -102,8 +102,11 @@ impl Parallel {
             .iter()
             .map(|branch| {
                 let copy = ctx.clone();
-                let future: BoxFuture<'_, Result<Context>> =
-                    Box::pin(catch_panics(async move { branch.link.call(copy).await }));
+                let future: BoxFuture<'_, Result<Context>> = Box::pin(async move {
+                    catch_panics(async move { branch.link.call(copy).await })
+                        .await
+                        .unwrap_or_else(|payload| Err(panic_error("link", payload)))
+                });
                 Some(future)
             })
             .collect();
@@ -129,7 +132,12 @@ impl Parallel {
         })
         .await?;
         drop(pending);
-        merge(ctx, outputs.into_iter().flatten(), &self.branches, self.policy)
+        merge(
+            ctx,
+            outputs.into_iter().flatten(),
+            &self.branches,
+            self.policy,
+        )
     }
 
     fn branch_error(&self, index: usize, error: Error) -> Error {

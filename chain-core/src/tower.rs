@@ -94,7 +94,9 @@ impl<S> ServiceLink<S> {
 
 impl<S> fmt::Debug for ServiceLink<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServiceLink").field("name", &self.name).finish()
+        f.debug_struct("ServiceLink")
+            .field("name", &self.name)
+            .finish()
     }
 }
 

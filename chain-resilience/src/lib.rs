@@ -11,4 +11,6 @@
 //! It builds on [`chain_core`], the chain, context and middleware of ModuLink.
 //! Most users depend on the `modulink` facade instead of this crate directly.
 
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 pub use chain_core;

@@ -10,7 +10,9 @@ async fn validate_email(ctx: Context) -> Result<Context> {
     let email: String = ctx.require("email")?;
     match email.split_once('@') {
         Some((user, domain)) if !user.is_empty() && domain.contains('.') => Ok(ctx),
-        _ => Err(Error::validation(format!("`{email}` is not an email address"))),
+        _ => Err(Error::validation(format!(
+            "`{email}` is not an email address"
+        ))),
     }
 }
 
@@ -46,13 +48,9 @@ fn signup() -> Chain {
                 .branch(send_welcome)
                 .branch(create_crm_record),
         )
-        .step(
-            Step::new(charge_trial)
-                .named("charge_trial")
-                .on_error(|err, ctx: Context| async move {
-                    Ok(ctx.with("billing_deferred", err.to_string()))
-                }),
-        )
+        .step(Step::new(charge_trial).named("charge_trial").on_error(
+            |err, ctx: Context| async move { Ok(ctx.with("billing_deferred", err.to_string())) },
+        ))
 }
 
 #[tokio::main]

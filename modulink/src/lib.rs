@@ -44,6 +44,7 @@
 //! | `deploy` | [`deploy`]: health endpoints, traffic router, blue-green, canary | no |
 //! | `full` | all of the above | no |
 
+#![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use chain_core::*;

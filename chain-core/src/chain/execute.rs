@@ -5,7 +5,9 @@ use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
+use std::time::Instant;
 
 use super::{ChainInner, Runner, StepEntry};
 use crate::error::{Error, ErrorKind, Result};
@@ -15,39 +17,82 @@ use crate::middleware::Next;
 impl<C: Send + 'static> ChainInner<C> {
     pub(crate) async fn execute(self: &Arc<Self>, ctx: C) -> Result<C> {
         if self.around.is_empty() {
-            self.run_steps(ctx).await
-        } else {
-            catch_panics(Next::for_execution(Arc::clone(self)).run(ctx))
-                .await
-                .map_err(|error| match error.kind() {
-                    ErrorKind::Panicked if error.location().is_none() => Error::new(
-                        ErrorKind::Panicked,
-                        format!("middleware around chain `{}` panicked: {}", self.name, error.message()),
-                    ),
-                    _ => error,
-                })
+            return self.run_steps_catching(ctx).await;
         }
+        catch_panics(Next::for_execution(Arc::clone(self)).run(ctx))
+            .await
+            .unwrap_or_else(|payload| {
+                let what = format!("middleware around chain `{}`", self.name);
+                Err(panic_error(&what, payload))
+            })
+    }
+
+    /// Runs the steps, catching panics once for all of them rather than per
+    /// link: the loop records which step is running, so a panic is still
+    /// reported at the link that caused it.
+    pub(crate) async fn run_steps_catching(self: &Arc<Self>, ctx: C) -> Result<C> {
+        let current = AtomicUsize::new(0);
+        catch_panics(self.run_steps(ctx, &current))
+            .await
+            .unwrap_or_else(|payload| {
+                let index = current.load(Ordering::Relaxed);
+                let error = panic_error("link", payload);
+                Err(match self.steps.get(index) {
+                    Some(step) => self.locate(error, step, index),
+                    None => error,
+                })
+            })
     }
 
     /// Runs every step in order. The loop is flat, so chains of any length
     /// use constant stack.
-    pub(crate) async fn run_steps(self: &Arc<Self>, mut ctx: C) -> Result<C> {
+    async fn run_steps(self: &Arc<Self>, mut ctx: C, current: &AtomicUsize) -> Result<C> {
+        if self.plain {
+            for (index, step) in self.steps.iter().enumerate() {
+                current.store(index, Ordering::Relaxed);
+                let outcome = match &step.runner {
+                    Runner::Sync(f) => f(ctx),
+                    Runner::Async(link) => link.call(ctx).await,
+                };
+                ctx = outcome.map_err(|error| self.locate(error, step, index))?;
+            }
+            return Ok(ctx);
+        }
+        // One clock read per link boundary, shared by all observers.
+        let mut boundary = (!self.observers.is_empty()).then(Instant::now);
         for (index, step) in self.steps.iter().enumerate() {
-            if let Some(condition) = &step.condition {
-                let holds = catch_unwind(AssertUnwindSafe(|| condition(&ctx)))
-                    .map_err(|payload| self.locate(panic_error("condition", payload), step, index))?;
-                if !holds {
-                    continue;
-                }
+            current.store(index, Ordering::Relaxed);
+            if let Some(condition) = &step.condition
+                && !condition(&ctx)
+            {
+                continue;
             }
             let recovery = step.on_error.as_ref().or(self.catch.as_ref());
             let before = recovery.map(|recovery| (recovery.snapshot)(&ctx));
-            let outcome = self.run_step(step, index, ctx).await;
+            let mut outcome = match self.middleware.first().or(step.middleware.first()) {
+                Some(middleware) => {
+                    middleware
+                        .call(ctx, Next::for_link(Arc::clone(self), index))
+                        .await
+                }
+                None => match &step.runner {
+                    Runner::Sync(f) => f(ctx),
+                    Runner::Async(link) => link.call(ctx).await,
+                },
+            };
+            if let Some(start) = &mut boundary {
+                let end = Instant::now();
+                let elapsed = end.saturating_duration_since(*start);
+                *start = end;
+                for observer in &self.observers {
+                    observer.on_link(&step.info, elapsed, &mut outcome);
+                }
+            }
             ctx = match (outcome, recovery, before) {
                 (Ok(next), _, _) => next,
                 (Err(error), Some(recovery), Some(before)) => {
                     let error = self.locate(error, step, index);
-                    catch_panics((recovery.handler)(error, before))
+                    (recovery.handler)(error, before)
                         .await
                         .map_err(|error| self.locate(error, step, index))?
                 }
@@ -57,25 +102,12 @@ impl<C: Send + 'static> ChainInner<C> {
         Ok(ctx)
     }
 
-    /// [`run_steps`](Self::run_steps) behind a type-erased future: running
-    /// the steps may create a `Next` that runs the steps again, and the
-    /// erasure keeps that future type (and its `Send` proof) finite.
+    /// [`run_steps_catching`](Self::run_steps_catching) behind a
+    /// type-erased future: running the steps may create a `Next` that runs
+    /// the steps again, and the erasure keeps that future type (and its
+    /// `Send` proof) finite.
     pub(crate) fn run_steps_boxed(self: &Arc<Self>, ctx: C) -> BoxFuture<'_, Result<C>> {
-        Box::pin(self.run_steps(ctx))
-    }
-
-    async fn run_step(self: &Arc<Self>, step: &StepEntry<C>, index: usize, ctx: C) -> Result<C> {
-        if !self.middleware.is_empty() || !step.middleware.is_empty() {
-            return catch_panics(Next::for_link(Arc::clone(self), index).run(ctx)).await;
-        }
-        match &step.runner {
-            Runner::Sync(f) => catch_unwind(AssertUnwindSafe(|| f(ctx)))
-                .unwrap_or_else(|payload| Err(panic_error("link", payload))),
-            Runner::Async(link) => match catch_unwind(AssertUnwindSafe(|| link.call(ctx))) {
-                Ok(future) => catch_panics(future).await,
-                Err(payload) => Err(panic_error("link", payload)),
-            },
-        }
+        Box::pin(self.run_steps_catching(ctx))
     }
 
     fn locate(&self, error: Error, step: &StepEntry<C>, index: usize) -> Error {
@@ -83,19 +115,23 @@ impl<C: Send + 'static> ChainInner<C> {
     }
 }
 
-/// Polls `future`, turning a panic during any poll into an error.
-pub(crate) async fn catch_panics<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
+/// Polls `future`, returning the payload of a panic during any poll.
+pub(crate) async fn catch_panics<T>(
+    future: impl Future<Output = T>,
+) -> std::result::Result<T, Box<dyn Any + Send>> {
     let mut future = pin!(future);
     poll_fn(
         move |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(poll) => poll,
-            Err(payload) => Poll::Ready(Err(panic_error("link", payload))),
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
         },
     )
     .await
 }
 
-fn panic_error(what: &str, payload: Box<dyn Any + Send>) -> Error {
+/// The error for a caught panic; `what` names what panicked.
+pub(crate) fn panic_error(what: &str, payload: Box<dyn Any + Send>) -> Error {
     let message = payload
         .downcast_ref::<&str>()
         .copied()

@@ -102,7 +102,10 @@ impl<C: Send + 'static> Step<C> {
     where
         F: Fn(C) -> Result<C> + Send + Sync + 'static,
     {
-        Self::from_runner(Cow::Borrowed(short_type_name::<F>()), Runner::Sync(Arc::new(f)))
+        Self::from_runner(
+            Cow::Borrowed(short_type_name::<F>()),
+            Runner::Sync(Arc::new(f)),
+        )
     }
 
     fn from_runner(name: Cow<'static, str>, runner: Runner<C>) -> Self {

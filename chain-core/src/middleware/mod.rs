@@ -41,6 +41,7 @@ mod from_fn;
 #[cfg(feature = "tracing")]
 mod logging;
 mod next;
+mod observer;
 mod timing;
 
 use std::borrow::Cow;
@@ -49,6 +50,7 @@ pub use from_fn::{FromFn, from_fn};
 #[cfg(feature = "tracing")]
 pub use logging::{Logging, logging};
 pub use next::{LinkInfo, Next};
+pub use observer::Observer;
 pub use timing::{LinkTiming, LinkTimings, Timing, timing};
 
 use crate::error::Result;

@@ -97,11 +97,13 @@ impl<C> Next<C> {
 }
 
 impl<C: Send + 'static> Next<C> {
+    /// The `Next` handed to a link's first middleware, which the step loop
+    /// calls directly.
     pub(crate) fn for_link(chain: Arc<ChainInner<C>>, index: usize) -> Self {
         Self {
             chain,
             target: Target::Link(index),
-            depth: 0,
+            depth: 1,
         }
     }
 

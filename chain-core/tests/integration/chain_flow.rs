@@ -26,7 +26,10 @@ async fn links_run_in_order_and_each_sees_the_previous_output() {
 #[tokio::test]
 async fn an_empty_chain_returns_its_input_unchanged() {
     let input = Context::from_json(json!({"a": 1, "b": [true, null]})).unwrap();
-    let out = Chain::<Context>::new().execute(input.clone()).await.unwrap();
+    let out = Chain::<Context>::new()
+        .execute(input.clone())
+        .await
+        .unwrap();
     assert_eq!(out, input);
     assert_eq!(out.to_json(), json!({"a": 1, "b": [true, null]}));
 }
@@ -62,24 +65,44 @@ async fn price(mut order: Order) -> Result<Order> {
 
 #[tokio::test]
 async fn typed_contexts_flow_through_links() {
-    let chain = Chain::<Order>::named("typed").link(price).link_sync(|mut order: Order| {
-        if order.total > 100 {
-            return Err(Error::validation("too expensive"));
-        }
-        order.steps.push("check");
-        Ok(order)
-    });
+    let chain = Chain::<Order>::named("typed")
+        .link(price)
+        .link_sync(|mut order: Order| {
+            if order.total > 100 {
+                return Err(Error::validation("too expensive"));
+            }
+            order.steps.push("check");
+            Ok(order)
+        });
     let out = chain
-        .execute(Order { quantity: 3, total: 0, steps: vec![] })
+        .execute(Order {
+            quantity: 3,
+            total: 0,
+            steps: vec![],
+        })
         .await
         .unwrap();
-    assert_eq!(out, Order { quantity: 3, total: 15, steps: vec!["price", "check"] });
+    assert_eq!(
+        out,
+        Order {
+            quantity: 3,
+            total: 15,
+            steps: vec!["price", "check"]
+        }
+    );
 
     let err = chain
-        .execute(Order { quantity: 30, total: 0, steps: vec![] })
+        .execute(Order {
+            quantity: 30,
+            total: 0,
+            steps: vec![],
+        })
         .await
         .unwrap_err();
-    assert_eq!(err.location().unwrap().link(), "typed_contexts_flow_through_links::{{closure}}::{{closure}}");
+    assert_eq!(
+        err.location().unwrap().link(),
+        "typed_contexts_flow_through_links::{{closure}}::{{closure}}"
+    );
 }
 
 #[tokio::test]
@@ -97,11 +120,16 @@ async fn chains_nest_as_links() {
 async fn a_nested_failure_is_located_at_the_innermost_link() {
     let inner = Chain::named("inner")
         .link(first)
-        .link(named("explode", |_ctx: Context| async { Err::<Context, _>(Error::not_found("no such sku")) }));
+        .link(named("explode", |_ctx: Context| async {
+            Err::<Context, _>(Error::not_found("no such sku"))
+        }));
     let outer = Chain::named("outer").link(first).link(inner);
     let err = outer.execute(Context::new()).await.unwrap_err();
     let location = err.location().unwrap();
-    assert_eq!((location.chain(), location.link(), location.index()), ("inner", "explode", 1));
+    assert_eq!(
+        (location.chain(), location.link(), location.index()),
+        ("inner", "explode", 1)
+    );
     assert_eq!(
         err.to_string(),
         "not found error in chain `inner`, link #1 `explode`: no such sku"
@@ -129,7 +157,9 @@ async fn a_long_chain_with_middleware_runs_in_constant_stack() {
                 Ok(ctx.with("n", n + 1))
             })
         })
-        .middleware(chain_core::middleware::from_fn(|ctx: Context, next| next.run(ctx)));
+        .middleware(chain_core::middleware::from_fn(|ctx: Context, next| {
+            next.run(ctx)
+        }));
     let out = chain.execute(Context::new()).await.unwrap();
     assert_eq!(out.get::<u64>("n").unwrap(), Some(10_000));
 }

@@ -65,7 +65,10 @@ async fn dropping_the_execution_cancels_the_running_link() {
             Ok(ctx)
         });
     let task = tokio::spawn(async move { chain.execute(Context::new()).await });
-    tokio::time::timeout(Duration::from_secs(10), started_rx).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), started_rx)
+        .await
+        .unwrap()
+        .unwrap();
     task.abort();
     tokio::time::timeout(Duration::from_secs(10), dropped_rx)
         .await

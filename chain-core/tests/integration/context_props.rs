@@ -24,7 +24,10 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn fields() -> impl Strategy<Value = Vec<(String, Value)>> {
     prop::collection::vec((".{0,10}", json_value()), 0..12).prop_map(|entries| {
         let mut seen = std::collections::HashSet::new();
-        entries.into_iter().filter(|(key, _)| seen.insert(key.clone())).collect()
+        entries
+            .into_iter()
+            .filter(|(key, _)| seen.insert(key.clone()))
+            .collect()
     })
 }
 

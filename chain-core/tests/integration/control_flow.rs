@@ -20,9 +20,15 @@ fn is_vip(ctx: &Context) -> bool {
 #[tokio::test]
 async fn when_runs_the_link_only_if_the_predicate_holds() {
     let chain = Chain::new().when(is_vip, add_discount);
-    let vip = chain.execute(Context::new().with("vip", true)).await.unwrap();
+    let vip = chain
+        .execute(Context::new().with("vip", true))
+        .await
+        .unwrap();
     assert_eq!(vip.get::<u32>("discount").unwrap(), Some(10));
-    let regular = chain.execute(Context::new().with("vip", false)).await.unwrap();
+    let regular = chain
+        .execute(Context::new().with("vip", false))
+        .await
+        .unwrap();
     assert!(!regular.contains_key("discount"));
     assert_eq!(regular, Context::new().with("vip", false));
 }
@@ -31,17 +37,18 @@ async fn when_runs_the_link_only_if_the_predicate_holds() {
 async fn a_skipped_step_runs_none_of_its_middleware() {
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = calls.clone();
-    let chain = Chain::new().step(
-        Step::new(add_discount)
-            .when(is_vip)
-            .with(from_fn(move |ctx: Context, next| {
-                seen.fetch_add(1, Ordering::SeqCst);
-                next.run(ctx)
-            })),
-    );
+    let chain = Chain::new().step(Step::new(add_discount).when(is_vip).with(from_fn(
+        move |ctx: Context, next| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            next.run(ctx)
+        },
+    )));
     chain.execute(Context::new()).await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 0);
-    chain.execute(Context::new().with("vip", true)).await.unwrap();
+    chain
+        .execute(Context::new().with("vip", true))
+        .await
+        .unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
@@ -49,26 +56,45 @@ async fn a_skipped_step_runs_none_of_its_middleware() {
 async fn parallel_branches_merge_in_branch_order() {
     let chain = Chain::new().parallel(
         Parallel::new()
-            .branch(named("user", |ctx: Context| async move { Ok(ctx.with("user", "ada").with("shared", 1)) }))
-            .branch(named("orders", |ctx: Context| async move { Ok(ctx.with("orders", 3).with("shared", 1)) })),
+            .branch(named("user", |ctx: Context| async move {
+                Ok(ctx.with("user", "ada").with("shared", 1))
+            }))
+            .branch(named("orders", |ctx: Context| async move {
+                Ok(ctx.with("orders", 3).with("shared", 1))
+            })),
     );
     let out = chain.execute(Context::new().with("id", 7)).await.unwrap();
-    assert_eq!(out.keys().collect::<Vec<_>>(), ["id", "user", "shared", "orders"]);
-    assert_eq!(out.to_json(), json!({"id": 7, "user": "ada", "shared": 1, "orders": 3}));
+    assert_eq!(
+        out.keys().collect::<Vec<_>>(),
+        ["id", "user", "shared", "orders"]
+    );
+    assert_eq!(
+        out.to_json(),
+        json!({"id": 7, "user": "ada", "shared": 1, "orders": 3})
+    );
 }
 
 fn writer(name: &'static str, value: i64) -> impl chain_core::Link<Context> {
-    named(name, move |ctx: Context| async move { Ok(ctx.with("status", value)) })
+    named(name, move |ctx: Context| async move {
+        Ok(ctx.with("status", value))
+    })
 }
 
 #[tokio::test]
 async fn conflicting_writes_fail_naming_the_field_and_branches() {
-    let chain = Chain::new().parallel(Parallel::new().branch(writer("a", 1)).branch(writer("b", 2)));
+    let chain = Chain::new().parallel(
+        Parallel::new()
+            .branch(writer("a", 1))
+            .branch(writer("b", 2)),
+    );
     let err = chain.execute(Context::new()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict);
     let message = err.to_string();
     assert!(message.contains("`status`"), "{message}");
-    assert!(message.contains("#0 `a`") && message.contains("#1 `b`"), "{message}");
+    assert!(
+        message.contains("#0 `a`") && message.contains("#1 `b`"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -82,42 +108,58 @@ async fn merge_policies_resolve_conflicts() {
                 .merge_policy(policy),
         );
         let out = chain.execute(Context::new()).await.unwrap();
-        assert_eq!(out.get::<i64>("status").unwrap(), Some(expected), "{policy:?}");
+        assert_eq!(
+            out.get::<i64>("status").unwrap(),
+            Some(expected),
+            "{policy:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_branch_removing_a_field_removes_it() {
-    let chain = Chain::new().parallel(Parallel::new().branch(named("cleanup", |mut ctx: Context| async move {
-        ctx.remove("password");
-        Ok(ctx)
-    })));
-    let out = chain.execute(Context::new().with("user", "ada").with("password", "x")).await.unwrap();
+    let chain = Chain::new().parallel(Parallel::new().branch(named(
+        "cleanup",
+        |mut ctx: Context| async move {
+            ctx.remove("password");
+            Ok(ctx)
+        },
+    )));
+    let out = chain
+        .execute(Context::new().with("user", "ada").with("password", "x"))
+        .await
+        .unwrap();
     assert_eq!(out.keys().collect::<Vec<_>>(), ["user"]);
 }
 
 #[tokio::test]
 async fn a_failing_branch_fails_the_step_and_is_named() {
-    let chain = Chain::named("agg").parallel(
-        Parallel::new()
-            .branch(writer("ok", 1))
-            .branch(named("bank", |_ctx: Context| async { Err::<Context, _>(Error::unavailable("bank api down")) })),
-    );
+    let chain = Chain::named("agg").parallel(Parallel::new().branch(writer("ok", 1)).branch(
+        named("bank", |_ctx: Context| async {
+            Err::<Context, _>(Error::unavailable("bank api down"))
+        }),
+    ));
     let err = chain.execute(Context::new()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
-    assert!(err.to_string().contains("parallel branch #1 `bank` failed"), "{err}");
+    assert!(
+        err.to_string().contains("parallel branch #1 `bank` failed"),
+        "{err}"
+    );
     assert!(err.to_string().contains("bank api down"), "{err}");
     assert_eq!(err.location().unwrap().link(), "parallel");
 }
 
 #[tokio::test]
 async fn a_panicking_branch_is_caught_and_named() {
-    let chain = Chain::new().parallel(Parallel::new().branch(named("crash", |_ctx: Context| async move {
-        if true {
-            panic!("branch bug");
-        }
-        Ok::<Context, Error>(Context::new())
-    })));
+    let chain = Chain::new().parallel(Parallel::new().branch(named(
+        "crash",
+        |_ctx: Context| async move {
+            if true {
+                panic!("branch bug");
+            }
+            Ok::<Context, Error>(Context::new())
+        },
+    )));
     let err = chain.execute(Context::new()).await.unwrap_err();
     assert!(err.is_panic());
     assert!(err.to_string().contains("`crash`"), "{err}");
@@ -173,14 +215,21 @@ async fn catch_recovers_with_the_context_from_before_the_failing_link() {
         });
     let out = chain.execute(Context::new()).await.unwrap();
     assert_eq!(trace(&out), ["one", "handler", "three"]);
-    assert_eq!(out.get::<String>("recovered_from").unwrap().as_deref(), Some("unavailable"));
+    assert_eq!(
+        out.get::<String>("recovered_from").unwrap().as_deref(),
+        Some("unavailable")
+    );
 }
 
 #[tokio::test]
 async fn a_handler_may_fail_and_its_error_is_located() {
     let chain = Chain::named("c")
-        .link(named("fails", |_ctx: Context| async { Err::<Context, _>(Error::timeout("slow")) }))
-        .catch(|err, _ctx: Context| async move { Err(Error::internal(format!("gave up after {}", err.kind()))) });
+        .link(named("fails", |_ctx: Context| async {
+            Err::<Context, _>(Error::timeout("slow"))
+        }))
+        .catch(|err, _ctx: Context| async move {
+            Err(Error::internal(format!("gave up after {}", err.kind())))
+        });
     let err = chain.execute(Context::new()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Internal);
     assert_eq!(err.message(), "gave up after timeout");
@@ -191,16 +240,23 @@ async fn a_handler_may_fail_and_its_error_is_located() {
 async fn on_error_takes_precedence_over_catch() {
     let failing = |_ctx: Context| async { Err::<Context, _>(Error::unavailable("x")) };
     let chain = Chain::named("c")
-        .step(Step::new(failing).named("routed").on_error(|_err, ctx: Context| async move {
-            Ok(ctx.with("handled_by", "on_error"))
-        }))
+        .step(
+            Step::new(failing)
+                .named("routed")
+                .on_error(
+                    |_err, ctx: Context| async move { Ok(ctx.with("handled_by", "on_error")) },
+                ),
+        )
         .step(Step::new(failing).named("caught"))
         .catch(|_err, ctx: Context| async move {
             let by: Option<String> = ctx.get("handled_by")?;
             Ok(ctx.with("handled_by", format!("{}+catch", by.unwrap_or_default())))
         });
     let out = chain.execute(Context::new()).await.unwrap();
-    assert_eq!(out.get::<String>("handled_by").unwrap().as_deref(), Some("on_error+catch"));
+    assert_eq!(
+        out.get::<String>("handled_by").unwrap().as_deref(),
+        Some("on_error+catch")
+    );
 }
 
 #[tokio::test]
@@ -210,7 +266,9 @@ async fn without_a_handler_a_recovered_step_does_not_hide_later_errors() {
             Step::new(|_ctx: Context| async { Err::<Context, _>(Error::unavailable("x")) })
                 .on_error(|_err, ctx: Context| async move { Ok(ctx) }),
         )
-        .link(named("later", |_ctx: Context| async { Err::<Context, _>(Error::forbidden("no")) }));
+        .link(named("later", |_ctx: Context| async {
+            Err::<Context, _>(Error::forbidden("no"))
+        }));
     let err = chain.execute(Context::new()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Forbidden);
     assert_eq!(err.location().unwrap().index(), 1);

@@ -16,37 +16,54 @@ async fn reject_payment(_ctx: Context) -> Result<Context> {
 async fn a_failing_link_stops_the_chain_and_is_named() {
     let after = Arc::new(AtomicUsize::new(0));
     let counter = after.clone();
-    let chain = Chain::named("checkout").link(ok).link(reject_payment).link_sync(move |ctx: Context| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Ok(ctx)
-    });
+    let chain = Chain::named("checkout")
+        .link(ok)
+        .link(reject_payment)
+        .link_sync(move |ctx: Context| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(ctx)
+        });
     let err = chain.execute(Context::new()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert_eq!(err.message(), "payment provider down");
     let location = err.location().unwrap();
-    assert_eq!((location.chain(), location.link(), location.index()), ("checkout", "reject_payment", 1));
-    assert_eq!(after.load(Ordering::SeqCst), 0, "links after the failure must not run");
+    assert_eq!(
+        (location.chain(), location.link(), location.index()),
+        ("checkout", "reject_payment", 1)
+    );
+    assert_eq!(
+        after.load(Ordering::SeqCst),
+        0,
+        "links after the failure must not run"
+    );
 }
 
 #[tokio::test]
 async fn a_panic_in_an_async_link_comes_back_as_an_error_naming_it() {
-    let chain = Chain::named("c").link(ok).link(named("boom", |_ctx: Context| async move {
-        if true {
-            panic!("inventory index out of range");
-        }
-        Ok::<Context, Error>(Context::new())
-    }));
+    let chain = Chain::named("c")
+        .link(ok)
+        .link(named("boom", |_ctx: Context| async move {
+            if true {
+                panic!("inventory index out of range");
+            }
+            Ok::<Context, Error>(Context::new())
+        }));
     let err = chain.execute(Context::new()).await.unwrap_err();
     assert!(err.is_panic());
     assert_eq!(err.location().unwrap().link(), "boom");
-    assert!(err.to_string().contains("inventory index out of range"), "{err}");
+    assert!(
+        err.to_string().contains("inventory index out of range"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn a_panic_in_a_sync_link_is_caught() {
     let chain = Chain::named("c").step(
-        Step::sync(|_ctx: Context| -> Result<Context> { panic!("{}", String::from("formatted payload")) })
-            .named("sync_boom"),
+        Step::sync(|_ctx: Context| -> Result<Context> {
+            panic!("{}", String::from("formatted payload"))
+        })
+        .named("sync_boom"),
     );
     let err = chain.execute(Context::new()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Panicked);
@@ -59,7 +76,11 @@ async fn a_panic_while_creating_the_future_is_caught() {
     fn eager(_ctx: Context) -> std::future::Ready<Result<Context>> {
         panic!("panicked before returning a future")
     }
-    let err = Chain::named("c").link(eager).execute(Context::new()).await.unwrap_err();
+    let err = Chain::named("c")
+        .link(eager)
+        .execute(Context::new())
+        .await
+        .unwrap_err();
     assert!(err.is_panic());
     assert_eq!(err.location().unwrap().link(), "eager");
 }
@@ -91,7 +112,10 @@ async fn a_panic_in_around_middleware_is_caught_and_names_the_chain() {
 
 #[tokio::test]
 async fn a_panicking_condition_is_caught() {
-    let chain = Chain::named("c").when(|_ctx: &Context| panic!("bad predicate"), named("guarded", ok));
+    let chain = Chain::named("c").when(
+        |_ctx: &Context| panic!("bad predicate"),
+        named("guarded", ok),
+    );
     let err = chain.execute(Context::new()).await.unwrap_err();
     assert!(err.is_panic());
     assert_eq!(err.location().unwrap().link(), "guarded");
@@ -105,7 +129,12 @@ async fn the_chain_still_works_after_a_caught_panic() {
         }
         Ok(ctx.with("fine", true))
     });
-    assert!(chain.execute(Context::new().with("explode", true)).await.is_err());
+    assert!(
+        chain
+            .execute(Context::new().with("explode", true))
+            .await
+            .is_err()
+    );
     let out = chain.execute(Context::new()).await.unwrap();
     assert!(out.contains_key("fine"));
 }

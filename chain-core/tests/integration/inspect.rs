@@ -11,13 +11,19 @@ async fn charge(ctx: Context) -> Result<Context> {
 }
 
 fn sample() -> Chain {
-    let notify = Chain::named("notify").link(named("email", validate)).link(named("sms", validate));
+    let notify = Chain::named("notify")
+        .link(named("email", validate))
+        .link(named("sms", validate));
     Chain::named("checkout")
         .middleware(timing())
         .around(from_fn(|ctx: Context, next| next.run(ctx)).named("trace"))
         .link(validate)
         .when(|ctx: &Context| ctx.contains_key("card"), charge)
-        .parallel(Parallel::new().branch(named("fraud", validate)).branch(notify))
+        .parallel(
+            Parallel::new()
+                .branch(named("fraud", validate))
+                .branch(notify),
+        )
         .step(
             Step::new(charge)
                 .named("refund")
@@ -40,20 +46,33 @@ fn inspect_describes_links_middleware_branches_and_nesting() {
     assert!(description.links[3].on_error.is_some());
 
     let LinkKind::Parallel { branches } = &description.links[2].kind else {
-        panic!("expected a parallel step, got {:?}", description.links[2].kind);
+        panic!(
+            "expected a parallel step, got {:?}",
+            description.links[2].kind
+        );
     };
     assert_eq!(branches[0].name, "fraud");
     let LinkKind::Chain(nested) = &branches[1].kind else {
         panic!("expected a nested chain, got {:?}", branches[1].kind);
     };
-    assert_eq!(nested.links.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["email", "sms"]);
+    assert_eq!(
+        nested
+            .links
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>(),
+        ["email", "sms"]
+    );
 }
 
 #[test]
 fn inspect_serializes_to_json() {
     let json = serde_json::to_value(sample().inspect()).unwrap();
     assert_eq!(json["links"][2]["kind"]["type"], "parallel");
-    assert_eq!(json["links"][2]["kind"]["branches"][1]["kind"]["type"], "chain");
+    assert_eq!(
+        json["links"][2]["kind"]["branches"][1]["kind"]["type"],
+        "chain"
+    );
 }
 
 #[test]
@@ -86,7 +105,9 @@ fn mermaid_renders_every_construct() {
 
 #[test]
 fn mermaid_escapes_quotes_in_names() {
-    let chart = Chain::named("say \"hi\"").link(named("quote\"d", validate)).to_mermaid();
+    let chart = Chain::named("say \"hi\"")
+        .link(named("quote\"d", validate))
+        .to_mermaid();
     assert!(chart.contains("say #quot;hi#quot;"), "{chart}");
     assert!(chart.contains("quote#quot;d"), "{chart}");
 }

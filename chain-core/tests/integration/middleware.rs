@@ -87,10 +87,16 @@ async fn middleware_can_short_circuit() {
         });
     let anonymous = chain.execute(Context::new()).await.unwrap_err();
     assert_eq!(anonymous.kind(), ErrorKind::Unauthorized);
-    let user = chain.execute(Context::new().with("role", "user")).await.unwrap_err();
+    let user = chain
+        .execute(Context::new().with("role", "user"))
+        .await
+        .unwrap_err();
     assert_eq!(user.kind(), ErrorKind::Forbidden);
     assert_eq!(ran.load(Ordering::SeqCst), 0);
-    chain.execute(Context::new().with("role", "admin")).await.unwrap();
+    chain
+        .execute(Context::new().with("role", "admin"))
+        .await
+        .unwrap();
     assert_eq!(ran.load(Ordering::SeqCst), 1);
 }
 
@@ -107,7 +113,10 @@ async fn middleware_can_transform_before_and_after() {
         });
     let out = chain.execute(Context::new()).await.unwrap();
     assert_eq!(out.get::<bool>("link_saw_flag").unwrap(), Some(true));
-    assert_eq!(out.get::<String>("after").unwrap().as_deref(), Some("added"));
+    assert_eq!(
+        out.get::<String>("after").unwrap().as_deref(),
+        Some("added")
+    );
 }
 
 #[tokio::test]
@@ -124,12 +133,14 @@ async fn middleware_can_call_next_more_than_once() {
         }
         Err(last.unwrap())
     });
-    let chain = Chain::new().middleware(retry).link_sync(move |ctx: Context| {
-        if counter.fetch_add(1, Ordering::SeqCst) < 2 {
-            return Err(Error::unavailable("flaky"));
-        }
-        Ok(ctx)
-    });
+    let chain = Chain::new()
+        .middleware(retry)
+        .link_sync(move |ctx: Context| {
+            if counter.fetch_add(1, Ordering::SeqCst) < 2 {
+                return Err(Error::unavailable("flaky"));
+            }
+            Ok(ctx)
+        });
     let out = chain.execute(Context::new()).await.unwrap();
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
     assert_eq!(out.get::<u32>("attempt").unwrap(), Some(3));
@@ -177,7 +188,8 @@ async fn timing_records_each_link_and_the_whole_execution() {
         }));
     let out = chain.execute(Context::new()).await.unwrap();
     let timings = out.ext::<LinkTimings>().unwrap();
-    let recorded: Vec<(&str, Option<usize>)> = timings.iter().map(|t| (&*t.name, t.index)).collect();
+    let recorded: Vec<(&str, Option<usize>)> =
+        timings.iter().map(|t| (&*t.name, t.index)).collect();
     assert_eq!(recorded, [("a", Some(0)), ("b", Some(1)), ("timed", None)]);
     let whole = timings.iter().last().unwrap().duration;
     assert!(whole >= timings.iter().take(2).map(|t| t.duration).sum());
@@ -186,7 +198,9 @@ async fn timing_records_each_link_and_the_whole_execution() {
 #[tokio::test]
 async fn optional_middleware_none_passes_through() {
     let absent: Option<chain_core::middleware::Timing> = None;
-    let chain = Chain::new().middleware(absent).link_sync(|ctx: Context| Ok(ctx.with("ran", true)));
+    let chain = Chain::new()
+        .middleware(absent)
+        .link_sync(|ctx: Context| Ok(ctx.with("ran", true)));
     let out = chain.execute(Context::new()).await.unwrap();
     assert!(out.contains_key("ran"));
     assert!(out.ext::<LinkTimings>().is_none());
@@ -213,8 +227,7 @@ mod logging {
         }
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn logging_emits_an_event_per_link_with_its_outcome() {
+    async fn logged_lines(as_observer: bool) -> Vec<String> {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -224,18 +237,135 @@ mod logging {
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
 
-        let chain = Chain::named("shop")
-            .middleware(logging())
+        let chain = Chain::named("shop");
+        let chain = if as_observer {
+            chain.observe(logging())
+        } else {
+            chain.middleware(logging())
+        };
+        let chain = chain
             .link(named("validate", |ctx: Context| async move { Ok(ctx) }))
-            .link(named("charge", |_ctx: Context| async { Err::<Context, _>(Error::unavailable("card declined")) }));
+            .link(named("charge", |_ctx: Context| async {
+                Err::<Context, _>(Error::unavailable("card declined"))
+            }));
         let _ = chain.execute(Context::new()).await;
 
         let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<&str> = output.lines().collect();
-        assert_eq!(lines.len(), 2, "{output}");
-        assert!(lines[0].contains("DEBUG") && lines[0].contains("link succeeded"), "{output}");
-        assert!(lines[0].contains("link=\"validate\"") || lines[0].contains("link=validate"), "{output}");
-        assert!(lines[1].contains("WARN") && lines[1].contains("link failed"), "{output}");
-        assert!(lines[1].contains("card declined") && lines[1].contains("unavailable"), "{output}");
+        output.lines().map(str::to_owned).collect()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn logging_emits_an_event_per_link_with_its_outcome() {
+        for as_observer in [false, true] {
+            let lines = logged_lines(as_observer).await;
+            let output = lines.join("\n");
+            assert_eq!(lines.len(), 2, "{output}");
+            assert!(
+                lines[0].contains("DEBUG") && lines[0].contains("link succeeded"),
+                "{output}"
+            );
+            assert!(
+                lines[0].contains("link=\"validate\"") || lines[0].contains("link=validate"),
+                "{output}"
+            );
+            assert!(
+                lines[1].contains("WARN") && lines[1].contains("link failed"),
+                "{output}"
+            );
+            assert!(
+                lines[1].contains("card declined") && lines[1].contains("unavailable"),
+                "{output}"
+            );
+        }
+    }
+}
+
+mod observers {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use chain_core::middleware::{LinkInfo, LinkTimings, Observer, timing};
+    use chain_core::{Chain, Context, Error, ErrorKind, Result, named};
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<(String, usize, bool)>>);
+
+    impl Observer<Context> for Seen {
+        fn on_link(&self, link: &LinkInfo, _elapsed: Duration, outcome: &mut Result<Context>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((link.name().to_owned(), link.index(), outcome.is_ok()));
+        }
+    }
+
+    struct Shared(std::sync::Arc<Seen>);
+
+    impl Observer<Context> for Shared {
+        fn on_link(&self, link: &LinkInfo, elapsed: Duration, outcome: &mut Result<Context>) {
+            self.0.on_link(link, elapsed, outcome);
+        }
+    }
+
+    #[tokio::test]
+    async fn observers_see_every_link_that_ran_and_its_outcome() {
+        let seen = std::sync::Arc::new(Seen::default());
+        let chain = Chain::named("observed")
+            .observe(Shared(seen.clone()))
+            .link(named("a", |ctx: Context| async move { Ok(ctx) }))
+            .when(
+                |_: &Context| false,
+                named("skipped", |ctx: Context| async move { Ok(ctx) }),
+            )
+            .link(named("fails", |_ctx: Context| async {
+                Err::<Context, _>(Error::unavailable("down"))
+            }));
+        let err = chain.execute(Context::new()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            [("a".to_owned(), 0, true), ("fails".to_owned(), 2, false)]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_observer_may_amend_the_outcome() {
+        struct Stamp;
+        impl Observer<Context> for Stamp {
+            fn on_link(&self, link: &LinkInfo, _elapsed: Duration, outcome: &mut Result<Context>) {
+                if let Ok(ctx) = outcome {
+                    ctx.insert("last_link", link.name().to_owned());
+                }
+            }
+        }
+        let chain = Chain::new()
+            .observe(Stamp)
+            .link(named("only", |ctx: Context| async move { Ok(ctx) }));
+        let out = chain.execute(Context::new()).await.unwrap();
+        assert_eq!(
+            out.get::<String>("last_link").unwrap().as_deref(),
+            Some("only")
+        );
+    }
+
+    #[tokio::test]
+    async fn timing_as_an_observer_measures_each_link() {
+        let chain = Chain::named("timed")
+            .observe(timing())
+            .link(named("quick", |ctx: Context| async move { Ok(ctx) }))
+            .link(named("slower", |ctx: Context| async move {
+                // Real work, not a sleep: the duration must cover it.
+                let started = std::time::Instant::now();
+                while started.elapsed() < Duration::from_millis(2) {
+                    std::hint::spin_loop();
+                }
+                Ok(ctx)
+            }));
+        let out = chain.execute(Context::new()).await.unwrap();
+        let timings = out.ext::<LinkTimings>().unwrap();
+        let names: Vec<&str> = timings.iter().map(|t| &*t.name).collect();
+        assert_eq!(names, ["quick", "slower"]);
+        assert!(timings.iter().nth(1).unwrap().duration >= Duration::from_millis(2));
+        assert_eq!(chain.inspect().observers, ["timing"]);
     }
 }
