@@ -98,6 +98,11 @@ mod parallel;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use chain::{Chain, Step};
 pub use context::{Context, Key};
 pub use error::{BoxError, Error, ErrorKind, Location, Result, ResultExt};

@@ -1,5 +1,5 @@
 //! The quickstart: a signup chain with validation, enrichment, a conditional
-//! step, parallel branches, error recovery and timing middleware.
+//! step, parallel branches, error recovery and a timing observer.
 //!
 //! Run with `cargo run -p examples --example quickstart`.
 
@@ -39,7 +39,7 @@ async fn charge_trial(_ctx: Context) -> Result<Context> {
 
 fn signup() -> Chain {
     Chain::named("signup")
-        .middleware(timing())
+        .observe(timing())
         .link(normalize)
         .link(validate_email)
         .when(|ctx: &Context| ctx.contains_key("company"), assign_plan)

@@ -31,6 +31,112 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # The guide
+//!
+//! ## Links and the context
+//!
+//! A link is an `async fn(Context) -> Result<Context>` (or a closure of that
+//! shape). [`Context`] holds JSON fields in insertion order: `with` and
+//! `insert` write, `get::<T>` reads (absent is `Ok(None)`, a wrong type is an
+//! error), `require::<T>` reads a field that must be there. Values that are
+//! not JSON (a database pool, a parsed token) go in typed extensions with
+//! `insert_ext` and `ext::<T>()`.
+//!
+//! ## Typed contexts
+//!
+//! When the shape of the data is known, a struct is faster and checked by
+//! the compiler: `Chain<Order>` runs links `async fn(Order) -> Result<Order>`.
+//!
+//! ```
+//! use modulink::{Chain, Result};
+//!
+//! struct Order { quantity: u32, total: u32 }
+//!
+//! async fn price(mut order: Order) -> Result<Order> {
+//!     order.total = order.quantity * 5;
+//!     Ok(order)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+//! let order = Chain::<Order>::new().link(price).execute(Order { quantity: 2, total: 0 }).await?;
+//! assert_eq!(order.total, 10);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Control flow
+//!
+//! - [`Chain::when`] runs a link only if a predicate holds;
+//! - [`Chain::parallel`] runs branches concurrently on copies of the context
+//!   and merges their changes in branch order (conflicts are errors unless a
+//!   [`MergePolicy`] says otherwise);
+//! - [`Chain::catch`] and [`Step::on_error`] recover from a failing link with
+//!   the context from before it.
+//!
+//! ```
+//! use modulink::{Chain, Context, Error, Parallel, Result, Step};
+//!
+//! async fn fraud_check(ctx: Context) -> Result<Context> { Ok(ctx.with("fraud_score", 0.1)) }
+//! async fn reserve_stock(ctx: Context) -> Result<Context> { Ok(ctx.with("reserved", true)) }
+//! async fn send_email(ctx: Context) -> Result<Context> { Ok(ctx.with("email_sent", true)) }
+//! async fn send_sms(_ctx: Context) -> Result<Context> { Err(Error::unavailable("sms gateway down")) }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+//! let orders = Chain::named("orders")
+//!     .when(|ctx: &Context| ctx.get::<f64>("amount").ok().flatten().unwrap_or(0.0) > 100.0, fraud_check)
+//!     .link(reserve_stock)
+//!     .parallel(Parallel::new().branch(send_email))
+//!     .step(Step::new(send_sms).on_error(|err, ctx: Context| async move {
+//!         Ok(ctx.with("sms_error", err.to_string()))
+//!     }));
+//! let out = orders.execute(Context::new().with("amount", 250.0)).await?;
+//! assert!(out.contains_key("fraud_score") && out.contains_key("sms_error"));
+//! # Ok(()) }
+//! ```
+//!
+//! ## Middleware and observers
+//!
+//! Middleware runs around every link ([`Chain::middleware`]), one link
+//! ([`Step::with`]) or the whole execution ([`Chain::around`]), and can
+//! observe, transform, short-circuit or retry; write it with
+//! [`middleware::from_fn`]. Observers ([`Chain::observe`]) only watch: they
+//! are told each link's duration and outcome without allocating, which makes
+//! them the right tool for timing, metrics and logs.
+//!
+//! ```
+//! use modulink::middleware::{from_fn, logging, timing, LinkTimings};
+//! use modulink::{Chain, Context, Error};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> modulink::Result<()> {
+//! let admin_only = from_fn(|ctx: Context, next| async move {
+//!     match ctx.get::<String>("role")?.as_deref() {
+//!         Some("admin") => next.run(ctx).await,
+//!         _ => Err(Error::forbidden("admin role required")),
+//!     }
+//! });
+//! let chain = Chain::named("admin")
+//!     .observe(timing())
+//!     .observe(logging())
+//!     .middleware(admin_only)
+//!     .link_sync(|ctx: Context| Ok(ctx.with("report", "ready")));
+//! let out = chain.execute(Context::new().with("role", "admin")).await?;
+//! assert_eq!(out.ext::<LinkTimings>().map(|t| t.len()), Some(1));
+//! assert!(chain.execute(Context::new().with("role", "user")).await.is_err());
+//! # Ok(()) }
+//! ```
+//!
+//! ## Errors
+//!
+//! Every failure is an [`Error`] with an [`ErrorKind`] (validation,
+//! unauthorized, forbidden, not found, conflict, timeout, unavailable,
+//! rejected, panicked, internal), the [`Location`] where it happened and
+//! the source error. Sibling crates map their failures onto these kinds, so
+//! policies such as "never retry a validation error" hold across crates.
+//!
+//! ## Production
+//!
+//! The sibling crates add resilience, scaling, security, observability and
+//! deployment control; each section of this guide grows as they land.
+//!
 //! # Feature flags
 //!
 //! | Name | Description | Default? |
@@ -46,6 +152,11 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The workspace README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
 
 pub use chain_core::*;
 
