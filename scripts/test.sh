@@ -15,5 +15,11 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+echo "==> cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
+
+echo "==> chain-core without default features"
+cargo check -p chain-core --no-default-features
+
 echo "==> cargo test"
 cargo test --workspace --all-features

@@ -74,7 +74,7 @@ impl Context {
     ///
     /// # Errors
     ///
-    /// A [`Validation`](ErrorKind::Validation) error if `value` is not an
+    /// A [`Validation`](crate::ErrorKind::Validation) error if `value` is not an
     /// object.
     ///
     /// ```
@@ -145,7 +145,7 @@ impl Context {
     ///
     /// # Errors
     ///
-    /// A [`Validation`](ErrorKind::Validation) error naming the key if `value`
+    /// A [`Validation`](crate::ErrorKind::Validation) error naming the key if `value`
     /// cannot be represented as JSON (for example a map with non-string
     /// keys). The context is unchanged then.
     pub fn insert_serde<T: Serialize + ?Sized>(
@@ -171,7 +171,7 @@ impl Context {
     /// # Errors
     ///
     /// `Ok(None)` when the field is absent; a
-    /// [`Validation`](ErrorKind::Validation) error naming the key when it
+    /// [`Validation`](crate::ErrorKind::Validation) error naming the key when it
     /// holds a value that is not a `T`. A mismatch is never read as absent.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.inner.fields.get(key) {
@@ -187,7 +187,7 @@ impl Context {
     ///
     /// # Errors
     ///
-    /// A [`Validation`](ErrorKind::Validation) error if the field is absent or
+    /// A [`Validation`](crate::ErrorKind::Validation) error if the field is absent or
     /// of the wrong type.
     pub fn require<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
         self.get(key)?
