@@ -174,16 +174,6 @@ pub trait HasExtensions {
     fn extensions_mut(&mut self) -> &mut Extensions;
 }
 
-impl HasExtensions for Extensions {
-    fn extensions(&self) -> &Extensions {
-        self
-    }
-
-    fn extensions_mut(&mut self) -> &mut Extensions {
-        self
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

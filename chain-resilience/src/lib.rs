@@ -1,16 +1,37 @@
-//! Circuit breakers, retries, timeouts, bulkheads, rate limits, fallbacks and microservice orchestration over HTTP for ModuLink chains.
+//! Resilience for ModuLink chains: circuit breakers, retries, timeouts,
+//! bulkheads, rate limits, fallbacks and microservice orchestration.
 //!
-//! This crate is being built. What is coming:
+//! Each policy works three ways: as chain middleware (around one link or
+//! every link), as a guard around any future, and behind feature `tower` as
+//! a tower `Layer`.
 //!
-//! - `CircuitBreaker` with count- and time-based sliding windows, slow-call detection, half-open permits that are always released
-//! - `Retry` with constant, linear and exponential backoff, jitter, deadlines and a retry budget
-//! - `Timeout` per attempt and in total, `Bulkhead`, `RateLimiter` (GCRA), `Fallback`
-//! - a pipeline builder that composes them in the standard order
-//! - each policy as chain middleware, as a guard around any future, and as a tower `Layer`
+//! Available now:
 //!
-//! It builds on [`chain_core`], the chain, context and middleware of ModuLink.
-//! Most users depend on the `modulink` facade instead of this crate directly.
+//! - [`CircuitBreaker`]: count- and time-based sliding windows, failure and
+//!   slow-call rates, half-open probes that are always released, open-state
+//!   backoff, state-change events and metrics; lock-free.
+//!
+//! Being built (see the README): `Retry`, `Timeout`, `Bulkhead`,
+//! `RateLimiter`, `Fallback`, the pipeline builder and the HTTP
+//! `Orchestrator`.
+//!
+//! Errors map onto [`chain_core::ErrorKind`]: a rejection is
+//! [`Rejected`](chain_core::ErrorKind::Rejected), so retry policies can refuse
+//! to retry it.
+//!
+//! Most users depend on the `modulink` facade (feature `resilience`).
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod circuit_breaker;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use chain_core;
+pub use circuit_breaker::{
+    BreakerMetrics, CircuitBreaker, CircuitBreakerConfig, CircuitOpen, Permit, SlidingWindow,
+    State, StateChange,
+};
