@@ -5,15 +5,19 @@
 //! every link), as a guard around any future, and behind feature `tower` as
 //! a tower `Layer`.
 //!
-//! Available now:
-//!
 //! - [`CircuitBreaker`]: count- and time-based sliding windows, failure and
 //!   slow-call rates, half-open probes that are always released, open-state
 //!   backoff, state-change events and metrics; lock-free.
+//! - [`Retry`]: constant, linear or exponential [`Backoff`] with a cap and
+//!   [`Jitter`], a per-error predicate, a deadline and a [`RetryBudget`].
+//! - [`Timeout`]: per attempt or in total; the error says which fired.
+//! - [`Bulkhead`]: concurrent calls capped, with a bounded wait queue.
+//! - [`RateLimiter`]: GCRA, global or keyed by a context field, with bounded
+//!   memory for keys.
+//! - [`Fallback`]: a substitute link or value for matching errors.
+//! - [`Pipeline`]: all of the above in the standard order.
 //!
-//! Being built (see the README): `Retry`, `Timeout`, `Bulkhead`,
-//! `RateLimiter`, `Fallback`, the pipeline builder and the HTTP
-//! `Orchestrator`.
+//! Being built (see the README): tower layers and the HTTP `Orchestrator`.
 //!
 //! Errors map onto [`chain_core::ErrorKind`]: a rejection is
 //! [`Rejected`](chain_core::ErrorKind::Rejected), so retry policies can refuse
@@ -23,15 +27,29 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+mod bulkhead;
 pub mod circuit_breaker;
+mod fallback;
+mod pipeline;
+mod rate_limit;
+mod retry;
+mod throttled;
+mod timeout;
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub use bulkhead::{Bulkhead, BulkheadSlot};
 pub use chain_core;
 pub use circuit_breaker::{
     BreakerMetrics, CircuitBreaker, CircuitBreakerConfig, CircuitOpen, Permit, SlidingWindow,
     State, StateChange,
 };
+pub use fallback::Fallback;
+pub use pipeline::Pipeline;
+pub use rate_limit::{KeyedRateLimiter, RateLimiter};
+pub use retry::{Backoff, Jitter, Retry, RetryBudget};
+pub use throttled::Throttled;
+pub use timeout::{Elapsed, Timeout, TimeoutScope};

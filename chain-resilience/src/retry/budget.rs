@@ -1,0 +1,143 @@
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Limits retries to a fraction of recent traffic, so that retries cannot
+/// multiply the load on a dependency that is already failing.
+///
+/// Over the last `window` (counted in whole seconds), retries may number at
+/// most `ratio` times the calls made, plus `min_per_second` for each second
+/// of the window so that low traffic can still retry. Clones share the
+/// budget.
+///
+/// ```
+/// use std::time::Duration;
+/// use chain_resilience::RetryBudget;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// // At most one retry per five calls over ten seconds, and none beyond.
+/// let budget = RetryBudget::new(Duration::from_secs(10), 0.2, 0);
+/// for _ in 0..10 {
+///     budget.deposit();
+/// }
+/// assert!(budget.try_withdraw());
+/// assert!(budget.try_withdraw());
+/// assert!(!budget.try_withdraw());
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RetryBudget {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ratio: f64,
+    min_per_second: u32,
+    origin: Instant,
+    buckets: Box<[Bucket]>,
+}
+
+struct Bucket {
+    second: AtomicU64,
+    calls: AtomicU32,
+    retries: AtomicU32,
+}
+
+impl RetryBudget {
+    /// A budget over `window` (at least one second).
+    pub fn new(window: Duration, ratio: f64, min_per_second: u32) -> Self {
+        let seconds = window.as_secs().clamp(1, 3600);
+        Self {
+            inner: Arc::new(Inner {
+                ratio: if ratio.is_finite() {
+                    ratio.max(0.0)
+                } else {
+                    0.0
+                },
+                min_per_second,
+                origin: Instant::now(),
+                buckets: (0..seconds)
+                    .map(|_| Bucket {
+                        second: AtomicU64::new(u64::MAX),
+                        calls: AtomicU32::new(0),
+                        retries: AtomicU32::new(0),
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    /// Records a call (a first attempt).
+    pub fn deposit(&self) {
+        self.inner.current().calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes one retry from the budget if any is left.
+    pub fn try_withdraw(&self) -> bool {
+        let inner = &self.inner;
+        let now = inner.now();
+        let (calls, retries) = inner.totals(now);
+        let window = inner.buckets.len() as f64;
+        let allowed = f64::from(calls) * inner.ratio + f64::from(inner.min_per_second) * window;
+        if f64::from(retries) + 1.0 > allowed {
+            return false;
+        }
+        inner.bucket(now).retries.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+}
+
+impl Inner {
+    fn now(&self) -> u64 {
+        self.origin.elapsed().as_secs()
+    }
+
+    fn current(&self) -> &Bucket {
+        self.bucket(self.now())
+    }
+
+    /// The bucket of `second`, claimed and cleared if it held an older one.
+    fn bucket(&self, second: u64) -> &Bucket {
+        let bucket = &self.buckets[(second % self.buckets.len() as u64) as usize];
+        let seen = bucket.second.load(Ordering::Acquire);
+        if seen != second
+            && bucket
+                .second
+                .compare_exchange(seen, second, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            bucket.calls.store(0, Ordering::Relaxed);
+            bucket.retries.store(0, Ordering::Relaxed);
+        }
+        bucket
+    }
+
+    fn totals(&self, now: u64) -> (u32, u32) {
+        let oldest = now.saturating_sub(self.buckets.len() as u64 - 1);
+        self.buckets
+            .iter()
+            .filter(|bucket| (oldest..=now).contains(&bucket.second.load(Ordering::Acquire)))
+            .fold((0, 0), |(calls, retries), bucket| {
+                (
+                    calls + bucket.calls.load(Ordering::Relaxed),
+                    retries + bucket.retries.load(Ordering::Relaxed),
+                )
+            })
+    }
+}
+
+impl fmt::Debug for RetryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (calls, retries) = self.inner.totals(self.inner.now());
+        f.debug_struct("RetryBudget")
+            .field("ratio", &self.inner.ratio)
+            .field("min_per_second", &self.inner.min_per_second)
+            .field("window_seconds", &self.inner.buckets.len())
+            .field("calls", &calls)
+            .field("retries", &retries)
+            .finish()
+    }
+}
