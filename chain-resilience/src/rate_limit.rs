@@ -48,9 +48,12 @@ struct Inner {
     keys: Keys,
 }
 
+/// Theoretical arrival times by key.
+type ArrivalTimes = HashMap<Box<str>, u64>;
+
 /// Per-key arrival times in shards, each with its own lock, bounded in size.
 struct Keys {
-    shards: Box<[Mutex<HashMap<Box<str>, u64>>]>,
+    shards: Box<[Mutex<ArrivalTimes>]>,
     per_shard: usize,
 }
 
@@ -241,7 +244,7 @@ fn shard_of(key: &str) -> usize {
 
 /// Makes room for one key: drops every key that has fully recovered, or
 /// else the one closest to recovery.
-fn evict(times: &mut HashMap<Box<str>, u64>, now: u64) {
+fn evict(times: &mut ArrivalTimes, now: u64) {
     let before = times.len();
     times.retain(|_, tat| *tat > now);
     if times.len() == before
