@@ -49,7 +49,7 @@ struct Inner {
 }
 
 /// Theoretical arrival times by key.
-type ArrivalTimes = HashMap<Box<str>, u64>;
+type ArrivalTimes = HashMap<Box<str>, u64, foldhash::fast::RandomState>;
 
 /// Per-key arrival times in shards, each with its own lock, bounded in size.
 struct Keys {
@@ -231,7 +231,9 @@ impl Inner {
 impl Keys {
     fn new(max_keys: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(ArrivalTimes::default()))
+                .collect(),
             per_shard: max_keys.div_ceil(SHARDS).max(1),
         }
     }
