@@ -17,7 +17,10 @@
 //! - [`Fallback`]: a substitute link or value for matching errors.
 //! - [`Pipeline`]: all of the above in the standard order.
 //!
-//! Being built (see the README): tower layers and the HTTP `Orchestrator`.
+//! - `Orchestrator` (feature `http`): chains of HTTP services, each behind
+//!   its own pipeline, with per-service metrics.
+//!
+//! Being built (see the README): tower layers.
 //!
 //! Errors map onto [`chain_core::ErrorKind`]: a rejection is
 //! [`Rejected`](chain_core::ErrorKind::Rejected), so retry policies can refuse
@@ -25,11 +28,15 @@
 //!
 //! Most users depend on the `modulink` facade (feature `resilience`).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod bulkhead;
 pub mod circuit_breaker;
 mod fallback;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+mod orchestrator;
 mod pipeline;
 mod rate_limit;
 mod retry;
@@ -48,6 +55,9 @@ pub use circuit_breaker::{
     State, StateChange,
 };
 pub use fallback::Fallback;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use orchestrator::{HeaderHook, Orchestrator, ServiceEndpoint, ServiceFailure, ServiceMetrics};
 pub use pipeline::Pipeline;
 pub use rate_limit::{KeyedRateLimiter, RateLimiter};
 pub use retry::{Backoff, Jitter, Retry, RetryBudget};

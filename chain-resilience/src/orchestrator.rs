@@ -1,0 +1,505 @@
+//! [`Orchestrator`]: chains whose links are HTTP services, each behind its
+//! own timeout, retry and circuit breaker (feature `http`).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chain_core::{BoxFuture, Chain, Context, Error, ErrorKind, Link, Result};
+use reqwest::header::HeaderMap;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{CircuitBreaker, CircuitBreakerConfig, Pipeline, Retry, State, Timeout};
+
+/// One HTTP service: where it is and how to call it.
+///
+/// Defaults as the seed: a 30 s timeout per attempt, 3 attempts, and a
+/// breaker that opens after 5 consecutive failures for 5 minutes.
+#[derive(Clone, Debug)]
+pub struct ServiceEndpoint {
+    name: String,
+    url: String,
+    timeout: Duration,
+    retry: Retry,
+    breaker: CircuitBreakerConfig,
+}
+
+impl ServiceEndpoint {
+    /// A service named `name` that takes `POST` requests at `url`.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            url: url.into(),
+            timeout: Duration::from_secs(30),
+            retry: Retry::new(3),
+            breaker: CircuitBreakerConfig::consecutive_failures(5, Duration::from_secs(300)),
+        }
+    }
+
+    /// The limit on each attempt.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The retry policy.
+    #[must_use]
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The circuit breaker's settings.
+    #[must_use]
+    pub fn breaker(mut self, config: CircuitBreakerConfig) -> Self {
+        self.breaker = config;
+        self
+    }
+}
+
+/// Why a call to a service failed, as the source of the chain error. The
+/// error's message names the service too.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceFailure {
+    /// Nothing listens at the service's address.
+    #[error("service `{service}` refused the connection")]
+    ConnectionRefused {
+        /// The service.
+        service: String,
+        /// The client's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The connection failed or broke before a whole response arrived.
+    #[error("service `{service}` failed in transport")]
+    Transport {
+        /// The service.
+        service: String,
+        /// The client's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The service answered with a status outside 2xx.
+    #[error("service `{service}` answered {status}")]
+    Status {
+        /// The service.
+        service: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the response body, for diagnosis.
+        body: String,
+    },
+    /// The service's answer is not JSON.
+    #[error("service `{service}` answered with invalid JSON")]
+    InvalidJson {
+        /// The service.
+        service: String,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Calls, outcomes and latency of one service, as measured by the
+/// orchestrator (every attempt counts).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceMetrics {
+    /// The service.
+    pub name: String,
+    /// Attempts made.
+    pub calls: u64,
+    /// Attempts that got a 2xx JSON answer.
+    pub successes: u64,
+    /// Attempts that failed, timeouts included.
+    pub failures: u64,
+    /// Average latency over the recent attempts.
+    pub average_latency: Option<Duration>,
+    /// 99th percentile latency over the recent attempts.
+    pub p99_latency: Option<Duration>,
+    /// The service's circuit breaker state.
+    pub breaker: State,
+}
+
+/// Adds headers to each request, e.g. for trace propagation.
+pub type HeaderHook = Arc<dyn Fn(&Context, &mut HeaderMap) + Send + Sync>;
+
+/// Builds chains whose links `POST` the context as JSON to HTTP services and
+/// merge each JSON answer under `"{service}_result"`.
+///
+/// Each service gets its own [`Pipeline`]: retry, circuit breaker and
+/// attempt timeout, in that order, and its own measured metrics. Failures
+/// are distinct errors naming the service: connection refused and transport
+/// failures are [`Unavailable`](ErrorKind::Unavailable), timeouts
+/// [`Timeout`](ErrorKind::Timeout), 5xx `Unavailable`, 429
+/// [`Rejected`](ErrorKind::Rejected), 401, 403 and 404 their own kinds,
+/// other 4xx [`Validation`](ErrorKind::Validation), and invalid JSON
+/// [`Internal`](ErrorKind::Internal); the source is a [`ServiceFailure`] or
+/// a timeout's [`Elapsed`](crate::Elapsed).
+///
+/// ```no_run
+/// use chain_core::Context;
+/// use chain_resilience::{Orchestrator, ServiceEndpoint};
+///
+/// # async fn run() -> chain_core::Result<()> {
+/// let orchestrator = Orchestrator::new([
+///     ServiceEndpoint::new("user_service", "http://user-service:8001/process"),
+///     ServiceEndpoint::new("inventory_service", "http://inventory-service:8003/process"),
+///     ServiceEndpoint::new("payment_service", "http://payment-service:8002/process"),
+///     ServiceEndpoint::new("notification_service", "http://notification-service:8004/process"),
+/// ])?
+/// .header_hook(|ctx, headers| {
+///     if let Some(Ok(value)) = ctx.get_value("traceparent").and_then(|v| v.as_str()).map(|v| v.parse()) {
+///         headers.insert("traceparent", value);
+///     }
+/// });
+/// let orders = orchestrator.chain(["user_service", "inventory_service", "payment_service", "notification_service"])?;
+/// let out = orders.execute(Context::new().with("order_id", "ORD-12345")).await?;
+/// println!("{}", out.to_json());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Orchestrator {
+    services: HashMap<String, Arc<Service>>,
+    client: reqwest::Client,
+    header_hook: Option<HeaderHook>,
+}
+
+struct Service {
+    name: Arc<str>,
+    url: reqwest::Url,
+    breaker: CircuitBreaker,
+    pipeline: Pipeline,
+    stats: Stats,
+}
+
+/// Latencies kept per service for the average and p99.
+const RECENT_LATENCIES: usize = 1024;
+
+#[derive(Default)]
+struct Stats {
+    calls: AtomicU64,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    recent: Mutex<Vec<Duration>>,
+}
+
+impl Stats {
+    fn record(&self, latency: Duration, success: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let outcome = if success {
+            &self.successes
+        } else {
+            &self.failures
+        };
+        outcome.fetch_add(1, Ordering::Relaxed);
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if recent.len() == RECENT_LATENCIES {
+            recent.remove(0);
+        }
+        recent.push(latency);
+    }
+
+    fn latencies(&self) -> (Option<Duration>, Option<Duration>) {
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if recent.is_empty() {
+            return (None, None);
+        }
+        recent.sort_unstable();
+        let average = recent.iter().sum::<Duration>() / recent.len() as u32;
+        let rank = (recent.len() * 99).div_ceil(100).saturating_sub(1);
+        (Some(average), Some(recent[rank]))
+    }
+}
+
+impl Orchestrator {
+    /// An orchestrator for `endpoints`.
+    ///
+    /// # Errors
+    ///
+    /// A [`Validation`](ErrorKind::Validation) error for a duplicate service
+    /// name or a URL that does not parse, naming the service; an
+    /// [`Internal`](ErrorKind::Internal) error if the HTTP client cannot be
+    /// built.
+    pub fn new(endpoints: impl IntoIterator<Item = ServiceEndpoint>) -> Result<Self> {
+        let client = reqwest::Client::builder().build().map_err(|source| {
+            Error::new(ErrorKind::Internal, "cannot build the HTTP client").with_source(source)
+        })?;
+        let mut services = HashMap::new();
+        for endpoint in endpoints {
+            let url = reqwest::Url::parse(&endpoint.url).map_err(|source| {
+                Error::validation(format!(
+                    "service `{}` has an invalid URL `{}`",
+                    endpoint.name, endpoint.url
+                ))
+                .with_source(source)
+            })?;
+            let breaker = CircuitBreaker::new(endpoint.name.clone(), endpoint.breaker);
+            let service = Service {
+                name: Arc::from(endpoint.name.as_str()),
+                url,
+                pipeline: Pipeline::new()
+                    .retry(endpoint.retry)
+                    .circuit_breaker(breaker.clone())
+                    .attempt_timeout(Timeout::attempt(endpoint.timeout)),
+                breaker,
+                stats: Stats::default(),
+            };
+            if services
+                .insert(endpoint.name.clone(), Arc::new(service))
+                .is_some()
+            {
+                return Err(Error::validation(format!(
+                    "service `{}` is defined twice",
+                    endpoint.name
+                )));
+            }
+        }
+        Ok(Self {
+            services,
+            client,
+            header_hook: None,
+        })
+    }
+
+    /// Adds headers to every request, from the context being sent.
+    #[must_use]
+    pub fn header_hook<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Context, &mut HeaderMap) + Send + Sync + 'static,
+    {
+        self.header_hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// A chain calling the services in `flow` in order, named after them.
+    ///
+    /// # Errors
+    ///
+    /// A [`NotFound`](ErrorKind::NotFound) error naming the first unknown
+    /// service.
+    pub fn chain<I, S>(&self, flow: I) -> Result<Chain>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut names = Vec::new();
+        let mut links = Vec::new();
+        for name in flow {
+            let name = name.as_ref();
+            let service = self
+                .services
+                .get(name)
+                .ok_or_else(|| Error::not_found(format!("unknown service `{name}`")))?;
+            names.push(name.to_owned());
+            links.push(ServiceLink {
+                service: Arc::clone(service),
+                client: self.client.clone(),
+                header_hook: self.header_hook.clone(),
+            });
+        }
+        Ok(links
+            .into_iter()
+            .fold(Chain::named(names.join(" > ")), Chain::link))
+    }
+
+    /// Metrics of every service, sorted by name.
+    pub fn metrics(&self) -> Vec<ServiceMetrics> {
+        let mut all: Vec<ServiceMetrics> = self
+            .services
+            .values()
+            .map(|service| service.metrics())
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// The circuit breaker of a service, to watch or steer it.
+    pub fn breaker(&self, service: &str) -> Option<&CircuitBreaker> {
+        self.services.get(service).map(|service| &service.breaker)
+    }
+}
+
+impl Service {
+    fn metrics(&self) -> ServiceMetrics {
+        let (average_latency, p99_latency) = self.stats.latencies();
+        ServiceMetrics {
+            name: self.name.to_string(),
+            calls: self.stats.calls.load(Ordering::Relaxed),
+            successes: self.stats.successes.load(Ordering::Relaxed),
+            failures: self.stats.failures.load(Ordering::Relaxed),
+            average_latency,
+            p99_latency,
+            breaker: self.breaker.state(),
+        }
+    }
+}
+
+/// A link posting the context to one service.
+struct ServiceLink {
+    service: Arc<Service>,
+    client: reqwest::Client,
+    header_hook: Option<HeaderHook>,
+}
+
+impl ServiceLink {
+    async fn post(&self, body: &Value, headers: &HeaderMap) -> Result<Value> {
+        let started = Instant::now();
+        let guard = AttemptGuard {
+            stats: &self.service.stats,
+            started,
+            done: false,
+        };
+        let outcome = self.exchange(body, headers).await;
+        guard.finish(outcome.is_ok());
+        outcome
+    }
+
+    async fn exchange(&self, body: &Value, headers: &HeaderMap) -> Result<Value> {
+        let service = self.service.name.to_string();
+        let response = self
+            .client
+            .post(self.service.url.clone())
+            .headers(headers.clone())
+            .json(body)
+            .send()
+            .await
+            .map_err(|source| transport_error(&service, source))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| transport_error(&service, source))?;
+        if !status.is_success() {
+            let kind = status_kind(status.as_u16());
+            let body = String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned();
+            let failure = ServiceFailure::Status {
+                service,
+                status: status.as_u16(),
+                body,
+            };
+            return Err(Error::new(kind, failure.to_string()).with_source(failure));
+        }
+        serde_json::from_slice(&bytes).map_err(|source| {
+            let failure = ServiceFailure::InvalidJson { service, source };
+            Error::new(ErrorKind::Internal, failure.to_string()).with_source(failure)
+        })
+    }
+}
+
+/// Records an attempt's latency and outcome; a cancelled or timed-out
+/// attempt counts as a failure.
+struct AttemptGuard<'a> {
+    stats: &'a Stats,
+    started: Instant,
+    done: bool,
+}
+
+impl AttemptGuard<'_> {
+    fn finish(mut self, success: bool) {
+        self.done = true;
+        self.stats.record(self.started.elapsed(), success);
+    }
+}
+
+impl Drop for AttemptGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.stats.record(self.started.elapsed(), false);
+        }
+    }
+}
+
+fn transport_error(service: &str, source: reqwest::Error) -> Error {
+    let refused = source.is_connect() && refused_connection(&source);
+    let failure = if refused {
+        ServiceFailure::ConnectionRefused {
+            service: service.to_owned(),
+            source,
+        }
+    } else {
+        ServiceFailure::Transport {
+            service: service.to_owned(),
+            source,
+        }
+    };
+    Error::new(ErrorKind::Unavailable, failure.to_string()).with_source(failure)
+}
+
+/// Whether an error's chain of causes holds an I/O "connection refused".
+fn refused_connection(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
+}
+
+fn status_kind(status: u16) -> ErrorKind {
+    match status {
+        401 => ErrorKind::Unauthorized,
+        403 => ErrorKind::Forbidden,
+        404 => ErrorKind::NotFound,
+        408 => ErrorKind::Timeout,
+        429 => ErrorKind::Rejected,
+        400..=499 => ErrorKind::Validation,
+        _ => ErrorKind::Unavailable,
+    }
+}
+
+impl Link<Context> for ServiceLink {
+    fn call(&self, ctx: Context) -> BoxFuture<'_, Result<Context>> {
+        Box::pin(async move {
+            let body = ctx.to_json();
+            let mut headers = HeaderMap::new();
+            if let Some(hook) = &self.header_hook {
+                hook(&ctx, &mut headers);
+            }
+            let answer = self
+                .service
+                .pipeline
+                .call(|| self.post(&body, &headers))
+                .await
+                .map_err(|error| name_service(error, &self.service.name))?;
+            Ok(ctx.with(format!("{}_result", self.service.name), answer))
+        })
+    }
+
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Owned(self.service.name.to_string())
+    }
+}
+
+/// Makes sure the message names the service: rejections and timeouts come
+/// from policies that do not know it.
+fn name_service(error: Error, service: &str) -> Error {
+    if error.downcast_source::<ServiceFailure>().is_some() {
+        return error;
+    }
+    let message = format!("service `{service}`: {}", error.message());
+    Error::new(error.kind(), message).with_source(error)
+}
+
+impl fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&String> = self.services.keys().collect();
+        names.sort();
+        f.debug_struct("Orchestrator")
+            .field("services", &names)
+            .finish_non_exhaustive()
+    }
+}
