@@ -20,7 +20,8 @@
 //! - `Orchestrator` (feature `http`): chains of HTTP services, each behind
 //!   its own pipeline, with per-service metrics.
 //!
-//! Being built (see the README): tower layers.
+//! With feature `tower`, a [`Pipeline`] (and so every policy, through
+//! `Pipeline::from`) is a tower `Layer`: see [`tower`].
 //!
 //! Errors map onto [`chain_core::ErrorKind`]: a rejection is
 //! [`Rejected`](chain_core::ErrorKind::Rejected), so retry policies can refuse
@@ -42,6 +43,9 @@ mod rate_limit;
 mod retry;
 mod throttled;
 mod timeout;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]

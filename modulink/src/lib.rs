@@ -143,7 +143,8 @@
 //! |---|---|---|
 //! | `tracing` | the `logging` middleware of `chain-core` | yes |
 //! | `tower` | `Chain` as a tower `Service`, tower services as links | no |
-//! | `resilience` | [`resilience`]: circuit breakers, retries, timeouts, bulkheads, rate limits | no |
+//! | `resilience` | [`resilience`]: circuit breakers, retries, timeouts, bulkheads, rate limits, fallbacks | no |
+//! | `http` | the HTTP `Orchestrator` of [`resilience`] (reqwest with rustls) | no |
 //! | `scaling` | [`scaling`]: parallel execution, pools, streaming, load balancing, events | no |
 //! | `security` | [`security`]: authentication, RBAC, validation, secrets | no |
 //! | `observability` | [`observability`]: Prometheus metrics, OpenTelemetry, JSON logs | no |
