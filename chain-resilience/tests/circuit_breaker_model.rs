@@ -1,5 +1,6 @@
-//! Random sequences of calls (succeeding, failing, cancelled, interleaved)
-//! against a plain, single-threaded model of the breaker's state machine.
+//! Random sequences of calls (succeeding, failing, slow, cancelled,
+//! interleaved) against a plain, single-threaded model of the breaker's
+//! state machine.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -12,17 +13,18 @@ use proptest::prelude::*;
 enum Op {
     /// Ask for a permit and keep it in flight.
     Begin,
-    /// Finish the in-flight call at this index (modulo their number).
-    Succeed(usize),
-    Fail(usize),
+    /// Finish the in-flight call at this index (modulo their number), fast
+    /// or slow.
+    Succeed(usize, bool),
+    Fail(usize, bool),
     Cancel(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => Just(Op::Begin),
-        2 => any::<usize>().prop_map(Op::Succeed),
-        2 => any::<usize>().prop_map(Op::Fail),
+        2 => (any::<usize>(), prop::bool::weighted(0.2)).prop_map(|(i, slow)| Op::Succeed(i, slow)),
+        2 => (any::<usize>(), prop::bool::weighted(0.2)).prop_map(|(i, slow)| Op::Fail(i, slow)),
         1 => any::<usize>().prop_map(Op::Cancel),
     ]
 }
@@ -33,13 +35,16 @@ struct Model {
     window: usize,
     minimum: usize,
     threshold: f64,
+    slow_threshold: f64,
     permits: u32,
     state: State,
     generation: u64,
-    calls: VecDeque<bool>,
+    /// (failed, slow) of the calls in the window.
+    calls: VecDeque<(bool, bool)>,
     permits_left: u32,
     completed: u32,
     failed: u32,
+    slow: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -49,8 +54,9 @@ struct ModelPermit {
 }
 
 impl Model {
-    fn rate_reached(&self, failures: usize, calls: usize) -> bool {
-        calls > 0 && failures as f64 * 100.0 / calls as f64 >= self.threshold
+    fn rates_reached(&self, failures: usize, slow: usize, calls: usize) -> bool {
+        let rate = |part: usize| part as f64 * 100.0 / calls as f64;
+        calls > 0 && (rate(failures) >= self.threshold || rate(slow) >= self.slow_threshold)
     }
 
     fn move_to(&mut self, state: State) {
@@ -58,6 +64,7 @@ impl Model {
         self.generation += 1;
         self.completed = 0;
         self.failed = 0;
+        self.slow = 0;
         self.permits_left = if state == State::HalfOpen {
             self.permits
         } else {
@@ -85,20 +92,21 @@ impl Model {
         }
     }
 
-    fn finish(&mut self, permit: ModelPermit, failed: bool) {
+    fn finish(&mut self, permit: ModelPermit, failed: bool, slow: bool) {
         if permit.generation != self.generation {
             return;
         }
         match permit.state {
             State::Closed => {
-                self.calls.push_back(failed);
+                self.calls.push_back((failed, slow));
                 if self.calls.len() > self.window {
                     self.calls.pop_front();
                 }
-                let failures = self.calls.iter().filter(|f| **f).count();
-                if failed
+                let failures = self.calls.iter().filter(|(f, _)| *f).count();
+                let slow_calls = self.calls.iter().filter(|(_, s)| *s).count();
+                if (failed || slow)
                     && self.calls.len() >= self.minimum.min(self.window)
-                    && self.rate_reached(failures, self.calls.len())
+                    && self.rates_reached(failures, slow_calls, self.calls.len())
                 {
                     self.move_to(State::Open);
                 }
@@ -106,8 +114,13 @@ impl Model {
             State::HalfOpen => {
                 self.completed += 1;
                 self.failed += u32::from(failed);
+                self.slow += u32::from(slow);
                 if self.completed == self.permits {
-                    if self.rate_reached(self.failed as usize, self.completed as usize) {
+                    if self.rates_reached(
+                        self.failed as usize,
+                        self.slow as usize,
+                        self.completed as usize,
+                    ) {
                         self.move_to(State::Open);
                     } else {
                         self.calls.clear();
@@ -126,6 +139,9 @@ impl Model {
     }
 }
 
+/// The slow-call limit: calls reported as taking twice as long are slow.
+const SLOW: Duration = Duration::from_millis(100);
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
@@ -134,6 +150,7 @@ proptest! {
         window in 1_u32..8,
         minimum in 1_u32..10,
         threshold in prop::sample::select(vec![1.0, 25.0, 50.0, 75.0, 100.0]),
+        slow_threshold in prop::sample::select(vec![25.0, 50.0, 100.0]),
         permits in 1_u32..4,
         ops in prop::collection::vec(op(), 1..120),
     ) {
@@ -143,6 +160,7 @@ proptest! {
                 .window(SlidingWindow::Count(window))
                 .minimum_calls(minimum)
                 .failure_rate_threshold(threshold)
+                .slow_calls(SLOW, slow_threshold)
                 .wait_in_open(Duration::ZERO)
                 .half_open_permits(permits),
         );
@@ -150,6 +168,7 @@ proptest! {
             window: window as usize,
             minimum: minimum as usize,
             threshold,
+            slow_threshold,
             permits,
             state: State::Closed,
             generation: 0,
@@ -157,6 +176,7 @@ proptest! {
             permits_left: 0,
             completed: 0,
             failed: 0,
+            slow: 0,
         };
         let mut in_flight: Vec<(Permit<'_>, ModelPermit)> = Vec::new();
         for op in ops {
@@ -169,16 +189,17 @@ proptest! {
                         in_flight.push((real, expected));
                     }
                 }
-                Op::Succeed(i) | Op::Fail(i) | Op::Cancel(i) if !in_flight.is_empty() => {
+                Op::Succeed(i, _) | Op::Fail(i, _) | Op::Cancel(i) if !in_flight.is_empty() => {
                     let (real, expected) = in_flight.swap_remove(i % in_flight.len());
+                    let took = |slow: bool| if slow { SLOW * 2 } else { Duration::ZERO };
                     match op {
-                        Op::Succeed(_) => {
-                            real.success();
-                            model.finish(expected, false);
+                        Op::Succeed(_, slow) => {
+                            real.record(Ok(()), took(slow));
+                            model.finish(expected, false, slow);
                         }
-                        Op::Fail(_) => {
-                            real.failure(&Error::unavailable("down"));
-                            model.finish(expected, true);
+                        Op::Fail(_, slow) => {
+                            real.record(Err(&Error::unavailable("down")), took(slow));
+                            model.finish(expected, true, slow);
                         }
                         _ => {
                             drop(real);

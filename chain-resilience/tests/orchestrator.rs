@@ -388,3 +388,24 @@ async fn the_header_hook_propagates_trace_context() {
     let headers = service.faults.last_headers.lock().unwrap().clone().unwrap();
     assert_eq!(headers.get("traceparent").unwrap(), traceparent);
 }
+
+#[tokio::test]
+async fn retries_stop_at_the_budget() {
+    let service = start("flaky").await;
+    // Retries may be at most a fifth of the calls: 10 failing calls with up
+    // to 4 retries each make 10 + 2 requests, not 50.
+    let budget = chain_resilience::RetryBudget::new(Duration::from_secs(60), 0.2, 0);
+    let orchestrator = Orchestrator::new([endpoint("flaky", &service)
+        .retry(quick_retry(5).budget(budget))
+        .breaker(CircuitBreakerConfig::consecutive_failures(
+            1000,
+            Duration::from_secs(1),
+        ))])
+    .unwrap();
+    let chain = orchestrator.chain(["flaky"]).unwrap();
+    service.fail_next(1000, 503);
+    for _ in 0..10 {
+        assert!(chain.execute(Context::new()).await.is_err());
+    }
+    assert_eq!(service.hits(), 12);
+}

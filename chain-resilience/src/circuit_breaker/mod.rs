@@ -345,6 +345,9 @@ impl Shared {
     }
 
     fn record_closed(&self, admitted: Status, outcome: Outcome) {
+        if outcome == Outcome::Success && self.window.absorbs_success() {
+            return;
+        }
         let word = self.status.load(Ordering::Acquire);
         if Status::generation_of(word) != admitted.generation {
             return;
@@ -490,31 +493,40 @@ impl<'a> Permit<'a> {
         }
     }
 
-    fn is_slow(&self) -> bool {
-        match (self.started, self.shared.config.slow_call_duration) {
-            (Some(started), Some(limit)) => started.elapsed() >= limit,
+    fn is_slow(&self, elapsed: Option<Duration>) -> bool {
+        let elapsed = elapsed.or_else(|| self.started.map(|started| started.elapsed()));
+        match (elapsed, self.shared.config.slow_call_duration) {
+            (Some(elapsed), Some(limit)) => elapsed >= limit,
             _ => false,
         }
     }
 
-    fn report(mut self, failed: bool) {
+    fn report(mut self, failed: bool, elapsed: Option<Duration>) {
         self.reported = true;
         if self.records {
-            let outcome = Outcome::new(failed, self.is_slow());
+            let outcome = Outcome::new(failed, self.is_slow(elapsed));
             self.shared.record(self.admitted, outcome);
         }
     }
 
+    /// Reports the call's result with a duration measured by the caller
+    /// (the breaker then reads no clock for it): `Ok(())` for a success,
+    /// `Err(error)` for a failure judged by the breaker's predicate.
+    pub fn record(self, result: std::result::Result<(), &Error>, elapsed: Duration) {
+        let failed = result.is_err_and(|error| (self.shared.config.is_failure)(error));
+        self.report(failed, Some(elapsed));
+    }
+
     /// The call succeeded.
     pub fn success(self) {
-        self.report(false);
+        self.report(false, None);
     }
 
     /// The call failed with `error`; the breaker's predicate decides whether
     /// it counts as a failure or a success.
     pub fn failure(self, error: &Error) {
         let failed = (self.shared.config.is_failure)(error);
-        self.report(failed);
+        self.report(failed, None);
     }
 
     /// Forget the call: nothing is recorded and a half-open slot is freed.

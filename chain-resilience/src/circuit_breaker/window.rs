@@ -91,6 +91,15 @@ impl Window {
         }
     }
 
+    /// Whether recording a success would change nothing: a full count
+    /// window holding only successes.
+    pub(crate) fn absorbs_success(&self) -> bool {
+        match self {
+            Self::Count(window) => window.is_full_of_successes(),
+            Self::Time(_) => false,
+        }
+    }
+
     pub(crate) fn needs_clock(&self) -> bool {
         matches!(self, Self::Time(_))
     }
@@ -117,15 +126,17 @@ impl CountWindow {
         }
     }
 
-    fn record(&self, outcome: Outcome) {
-        // A full window of successes stays one when a success replaces a
-        // success, whichever slot it lands in: skip the shared writes, so a
-        // healthy breaker costs a few uncontended loads per call.
-        if outcome == Outcome::Success
-            && self.failures.load(Ordering::Relaxed) == 0
+    /// A full window of successes stays one when a success replaces a
+    /// success, whichever slot it lands in: such a record can be skipped, so
+    /// a healthy breaker costs a few uncontended loads per call.
+    fn is_full_of_successes(&self) -> bool {
+        self.failures.load(Ordering::Relaxed) == 0
             && self.slow.load(Ordering::Relaxed) == 0
             && self.calls.load(Ordering::Relaxed) as usize == self.slots.len()
-        {
+    }
+
+    fn record(&self, outcome: Outcome) {
+        if outcome == Outcome::Success && self.is_full_of_successes() {
             return;
         }
         let index =
