@@ -1,5 +1,6 @@
 //! tower interop (feature `tower`): a [`Pipeline`] is a tower `Layer`, so
-//! every policy wraps any tower service.
+//! every policy wraps any tower service; a [`Fallback`] is a `Layer` of its
+//! own for services whose request and response are the context type.
 //!
 //! Each policy converts into a one-policy pipeline (`Pipeline::from(breaker)`),
 //! so a single layer type covers them all. The wrapped service is cloned per
@@ -15,7 +16,9 @@ use chain_core::{BoxError, BoxFuture, Error, Result};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{Bulkhead, CircuitBreaker, Pipeline, RateLimiter, Retry, Timeout, TimeoutScope};
+use crate::{
+    Bulkhead, CircuitBreaker, Fallback, Pipeline, RateLimiter, Retry, Timeout, TimeoutScope,
+};
 
 /// ```
 /// use std::time::Duration;
@@ -135,5 +138,70 @@ impl From<Bulkhead> for Pipeline {
 impl From<RateLimiter> for Pipeline {
     fn from(limiter: RateLimiter) -> Self {
         Pipeline::new().rate_limiter(limiter)
+    }
+}
+
+/// A fallback around a tower service whose request and response are both
+/// the context type, like a chain's.
+impl<S, C> Layer<S> for Fallback<C> {
+    type Service = FallbackService<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FallbackService {
+            fallback: self.clone(),
+            inner,
+        }
+    }
+}
+
+/// A tower service with a [`Fallback`]; made by its `Layer`.
+pub struct FallbackService<S, C> {
+    fallback: Fallback<C>,
+    inner: S,
+}
+
+impl<S: Clone, C> Clone for FallbackService<S, C> {
+    fn clone(&self) -> Self {
+        Self {
+            fallback: self.fallback.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S, C> fmt::Debug for FallbackService<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackService")
+            .field("fallback", &self.fallback)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, C> Service<C> for FallbackService<S, C>
+where
+    S: Service<C, Response = C> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    C: Clone + Send + 'static,
+{
+    type Response = C;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<C>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<()>> {
+        self.inner.poll_ready(cx).map_err(Error::internal_from)
+    }
+
+    fn call(&mut self, request: C) -> Self::Future {
+        let fallback = self.fallback.clone();
+        let input = request.clone();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            fallback
+                .call(input, async move {
+                    response.await.map_err(Error::internal_from)
+                })
+                .await
+        })
     }
 }

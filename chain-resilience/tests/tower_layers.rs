@@ -81,3 +81,32 @@ async fn timeout_and_rate_limiter_layers() {
     assert!(limited.clone().oneshot(1).await.is_ok());
     assert!(limited.oneshot(1).await.unwrap_err().is_rejected());
 }
+
+#[tokio::test]
+async fn a_fallback_layer_answers_for_a_failing_service() {
+    use chain_core::Context;
+    use chain_resilience::Fallback;
+
+    let failing =
+        service_fn(|_ctx: Context| async { Err::<Context, _>(Error::unavailable("down")) });
+    let service = ServiceBuilder::new()
+        .layer(Fallback::value(Context::new().with("source", "fallback")))
+        .service(failing);
+    let out = service.oneshot(Context::new()).await.unwrap();
+    assert_eq!(
+        out.get::<String>("source").unwrap().as_deref(),
+        Some("fallback")
+    );
+
+    let invalid = service_fn(|_ctx: Context| async { Err::<Context, _>(Error::validation("bad")) });
+    let service = ServiceBuilder::new()
+        .layer(Fallback::value(Context::new()))
+        .service(invalid);
+    assert!(
+        service
+            .oneshot(Context::new())
+            .await
+            .unwrap_err()
+            .is_validation()
+    );
+}
