@@ -5,9 +5,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Services the tests need are added here as the crates that use them land
-# (a nats-server for the event bus, promtool for the metrics endpoint), each
-# installed from Debian's packages only when missing.
+# Tools the tests need, each installed from Debian's packages only when
+# missing.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+apt_updated=""
+install_debian_package() {
+    if [ -z "$apt_updated" ]; then
+        as_root apt-get update -qq
+        apt_updated=yes
+    fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# promtool checks the /metrics output of chain-observability.
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "==> installing promtool (Debian package prometheus)"
+    install_debian_package prometheus
+fi
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,15 +1,34 @@
-//! Prometheus metrics, OpenTelemetry tracing, structured logs and health summaries for ModuLink chains.
+//! Observability for ModuLink chains: Prometheus metrics measured from real
+//! executions, health summaries, and (being built) OpenTelemetry tracing and
+//! structured logs.
 //!
-//! This crate is being built. What is coming:
+//! - [`ChainMetrics`]: the seed's `modulink_*` metrics, registered into a
+//!   registry you pass, attached to a chain with
+//!   [`instrument`](ChainMetrics::instrument); per-chain
+//!   [`summary`](ChainMetrics::summary) and [`health`](ChainMetrics::health).
+//! - `MetricsServer` (feature `server`): `/metrics` over HTTP.
 //!
-//! - `ChainMetrics` with the `modulink_*` metric family and a cardinality guard
-//! - a `/metrics` endpoint behind feature `server`
-//! - `tracing` spans per chain and link, exported over OTLP behind feature `otlp`
-//! - JSON logs carrying trace ids, performance summaries and health status
-//!
-//! It builds on [`chain_core`], the chain, context and middleware of ModuLink.
-//! Most users depend on the `modulink` facade instead of this crate directly.
+//! Most users depend on the `modulink` facade (feature `observability`).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod metrics;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+mod server;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use chain_core;
+pub use metrics::{
+    ChainMetrics, EXECUTION_BUCKETS, Health, HealthStatus, HealthThresholds, LINK_BUCKETS,
+    MetricsConfig, OTHER, PerformanceSummary,
+};
+pub use prometheus;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use server::MetricsServer;

@@ -147,7 +147,8 @@
 //! | `http` | the HTTP `Orchestrator` of [`resilience`] (reqwest with rustls) | no |
 //! | `scaling` | [`scaling`]: parallel execution, pools, streaming, load balancing, events | no |
 //! | `security` | [`security`]: authentication, RBAC, validation, secrets | no |
-//! | `observability` | [`observability`]: Prometheus metrics, OpenTelemetry, JSON logs | no |
+//! | `observability` | [`observability`]: Prometheus metrics, summaries, health | no |
+//! | `metrics-server` | the `/metrics` endpoint of [`observability`] (axum) | no |
 //! | `deploy` | [`deploy`]: health endpoints, traffic router, blue-green, canary | no |
 //! | `full` | all of the above | no |
 

@@ -1,0 +1,64 @@
+//! What instrumenting a chain with `ChainMetrics` costs, side by side with
+//! the same chain uninstrumented.
+//!
+//! Run with `cargo bench -p chain-observability --bench metrics_overhead`.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Duration;
+
+use chain_core::{Chain, Result};
+use chain_observability::ChainMetrics;
+use criterion::{Criterion, criterion_group, criterion_main};
+use prometheus::Registry;
+
+fn run_now<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut TaskContext::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("benchmark futures never wait"),
+    }
+}
+
+#[derive(Default)]
+struct Order {
+    steps: u64,
+}
+
+async fn step(mut order: Order) -> Result<Order> {
+    order.steps = black_box(order.steps + 1);
+    Ok(order)
+}
+
+fn ten_links() -> Chain<Order> {
+    (0..10).fold(Chain::named("bench"), |chain, _| chain.link(step))
+}
+
+fn metrics_overhead(c: &mut Criterion) {
+    let plain = ten_links();
+    let registry = Registry::new();
+    let metrics = ChainMetrics::new(&registry).unwrap_or_else(|error| panic!("{error}"));
+    let instrumented = metrics.instrument(ten_links());
+    let mut group = c.benchmark_group("metrics_10_links");
+    group.bench_function("uninstrumented", |b| {
+        b.iter(|| run_now(plain.execute(black_box(Order::default()))))
+    });
+    group.bench_function("instrumented", |b| {
+        b.iter(|| run_now(instrumented.execute(black_box(Order::default()))))
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = metrics_overhead
+}
+criterion_main!(benches);
