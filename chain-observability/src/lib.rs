@@ -1,12 +1,15 @@
 //! Observability for ModuLink chains: Prometheus metrics measured from real
-//! executions, health summaries, and (being built) OpenTelemetry tracing and
-//! structured logs.
+//! executions, health summaries, distributed tracing with W3C trace context,
+//! and (being built) OTLP export and structured logs.
 //!
 //! - [`ChainMetrics`]: the seed's `modulink_*` metrics, registered into a
 //!   registry you pass, attached to a chain with
 //!   [`instrument`](ChainMetrics::instrument); per-chain
 //!   [`summary`](ChainMetrics::summary) and [`health`](ChainMetrics::health).
 //! - `MetricsServer` (feature `server`): `/metrics` over HTTP.
+//! - [`Tracer`]: a span per execution and per link, as `tracing` spans and
+//!   in a bounded [`SpanStore`]; W3C [`TraceContext`] continued from the
+//!   context and propagated by [`trace_header_hook`].
 //!
 //! Most users depend on the `modulink` facade (feature `observability`).
 
@@ -17,6 +20,7 @@ pub mod metrics;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 mod server;
+pub mod trace;
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
@@ -32,3 +36,6 @@ pub use prometheus;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use server::MetricsServer;
+pub use trace::{
+    SpanKind, SpanRecord, SpanStore, TraceContext, TraceSummary, Tracer, trace_header_hook,
+};

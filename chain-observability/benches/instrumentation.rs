@@ -1,0 +1,100 @@
+//! What instrumenting a chain with `ChainMetrics` or a `Tracer` costs, side
+//! by side with the same chain uninstrumented.
+//!
+//! Run with `cargo bench -p chain-observability --bench instrumentation`.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Duration;
+
+use chain_core::{Chain, Context, Result};
+use chain_observability::{ChainMetrics, SpanStore, Tracer};
+use criterion::{Criterion, criterion_group, criterion_main};
+use prometheus::Registry;
+
+fn run_now<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut TaskContext::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("benchmark futures never wait"),
+    }
+}
+
+#[derive(Default)]
+struct Order {
+    steps: u64,
+}
+
+async fn step(mut order: Order) -> Result<Order> {
+    order.steps = black_box(order.steps + 1);
+    Ok(order)
+}
+
+fn ten_links() -> Chain<Order> {
+    (0..10).fold(Chain::named("bench"), |chain, _| chain.link(step))
+}
+
+fn metrics_overhead(c: &mut Criterion) {
+    let plain = ten_links();
+    let registry = Registry::new();
+    let metrics = ChainMetrics::new(&registry).unwrap_or_else(|error| panic!("{error}"));
+    let instrumented = metrics.instrument(ten_links());
+    let mut group = c.benchmark_group("metrics_10_links");
+    group.bench_function("uninstrumented", |b| {
+        b.iter(|| run_now(plain.execute(black_box(Order::default()))))
+    });
+    group.bench_function("instrumented", |b| {
+        b.iter(|| run_now(instrumented.execute(black_box(Order::default()))))
+    });
+    group.finish();
+}
+
+async fn pass(ctx: Context) -> Result<Context> {
+    Ok(black_box(ctx))
+}
+
+fn ten_context_links() -> Chain {
+    (0..10).fold(Chain::named("bench"), |chain, _| chain.link(pass))
+}
+
+/// Tracing needs the dynamic context (it reads fields and keeps the trace
+/// position as an extension). No `tracing` subscriber is installed, so what
+/// is measured is the tracer's own work.
+fn tracing_overhead(c: &mut Criterion) {
+    let plain = ten_context_links();
+    let off = Tracer::new()
+        .sample_ratio(0.0)
+        .instrument(ten_context_links());
+    let on = Tracer::new().instrument(ten_context_links());
+    let stored = Tracer::new()
+        .store(SpanStore::new(10_000))
+        .instrument(ten_context_links());
+    let mut group = c.benchmark_group("tracing_10_links");
+    group.bench_function("untraced", |b| {
+        b.iter(|| run_now(plain.execute(black_box(Context::new()))))
+    });
+    group.bench_function("sampling_off", |b| {
+        b.iter(|| run_now(off.execute(black_box(Context::new()))))
+    });
+    group.bench_function("sampling_on", |b| {
+        b.iter(|| run_now(on.execute(black_box(Context::new()))))
+    });
+    group.bench_function("sampling_on_with_store", |b| {
+        b.iter(|| run_now(stored.execute(black_box(Context::new()))))
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = metrics_overhead, tracing_overhead
+}
+criterion_main!(benches);

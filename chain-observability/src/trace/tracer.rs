@@ -1,0 +1,319 @@
+//! [`Tracer`]: spans for chain executions and links.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use chain_core::{BoxFuture, Chain, Context, Error, Middleware, Next, Result};
+use tracing::Instrument;
+
+use super::context::TraceContext;
+use super::store::{SpanKind, SpanRecord, SpanStore};
+
+/// Traces chain executions: a span per execution and one per link, as
+/// `tracing` spans (with `trace_id` and `span_id` fields, so logs can carry
+/// them) and, when a [`SpanStore`] is set, as records in it.
+///
+/// An execution continues the trace found in the context (a
+/// [`TraceContext`] extension, or a `traceparent` field with an optional
+/// `tracestate`), or starts a new one; invalid `traceparent` values are
+/// ignored. Whether a new trace is recorded is decided once, at its root,
+/// by the sample ratio; continued traces follow their sampled flag. While a
+/// link runs, the context's `TraceContext` extension is the link's span, so
+/// outgoing calls (see [`trace_header_hook`](super::trace_header_hook))
+/// carry it as their parent.
+///
+/// ```
+/// use chain_core::{Chain, Context};
+/// use chain_observability::{SpanStore, Tracer};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> chain_core::Result<()> {
+/// let store = SpanStore::new(1_000);
+/// let tracer = Tracer::new().store(store.clone());
+/// let chain = tracer.instrument(Chain::named("checkout").link_sync(|ctx: Context| Ok(ctx)));
+/// chain
+///     .execute(Context::new().with("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+///     .await?;
+/// let summary = store.summary("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+/// assert_eq!((summary.spans, summary.roots), (2, 1));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Tracer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sample_ratio: f64,
+    store: Option<SpanStore>,
+    attributes: Vec<String>,
+}
+
+impl Default for Tracer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tracer {
+    /// Records every trace, with `request_id` and `user_id` as attributes.
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                sample_ratio: 1.0,
+                store: None,
+                attributes: vec!["request_id".to_owned(), "user_id".to_owned()],
+            }),
+        }
+    }
+
+    fn settings_mut(&mut self) -> &mut Inner {
+        if Arc::get_mut(&mut self.inner).is_none() {
+            self.inner = Arc::new(Inner {
+                sample_ratio: self.inner.sample_ratio,
+                store: self.inner.store.clone(),
+                attributes: self.inner.attributes.clone(),
+            });
+        }
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner,
+            None => unreachable!("a freshly made Arc has one owner"),
+        }
+    }
+
+    /// Records this fraction of new traces (0 to 1).
+    #[must_use]
+    pub fn sample_ratio(mut self, ratio: f64) -> Self {
+        self.settings_mut().sample_ratio = if ratio.is_nan() {
+            0.0
+        } else {
+            ratio.clamp(0.0, 1.0)
+        };
+        self
+    }
+
+    /// Also keeps finished spans in `store`.
+    #[must_use]
+    pub fn store(mut self, store: SpanStore) -> Self {
+        self.settings_mut().store = Some(store);
+        self
+    }
+
+    /// Context fields copied onto spans as attributes (default `request_id`
+    /// and `user_id`). Never list secrets here.
+    #[must_use]
+    pub fn attributes<I, S>(mut self, fields: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings_mut().attributes = fields.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The chain with its executions and links traced.
+    pub fn instrument(&self, chain: Chain) -> Chain {
+        chain
+            .around(ExecutionSpans {
+                tracer: self.clone(),
+            })
+            .middleware(LinkSpans {
+                tracer: self.clone(),
+            })
+    }
+
+    /// The execution's trace position, and the incoming one it continues.
+    fn start(&self, ctx: &Context) -> (TraceContext, Option<TraceContext>) {
+        let parent = ctx.ext::<TraceContext>().cloned().or_else(|| {
+            let traceparent = ctx.get_value("traceparent")?.as_str()?;
+            let tracestate = ctx.get_value("tracestate").and_then(|value| value.as_str());
+            TraceContext::parse(traceparent, tracestate)
+        });
+        match parent {
+            Some(parent) => (parent.child(), Some(parent)),
+            None => (
+                TraceContext::new_root(fastrand::f64() < self.inner.sample_ratio),
+                None,
+            ),
+        }
+    }
+
+    fn attributes_of(&self, ctx: &Context) -> BTreeMap<String, String> {
+        self.inner
+            .attributes
+            .iter()
+            .filter_map(|field| {
+                let value = ctx.get_value(field)?;
+                let text = value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_owned);
+                Some((field.clone(), text))
+            })
+            .collect()
+    }
+}
+
+/// What a stored span needs from its start; only built when the tracer
+/// has a store.
+struct Started {
+    trace: TraceContext,
+    parent_id: Option<String>,
+    name: String,
+    kind: SpanKind,
+    wall: SystemTime,
+    clock: Instant,
+    attributes: BTreeMap<String, String>,
+}
+
+impl Started {
+    fn finish(self, store: &SpanStore, error: Option<&Error>) {
+        store.push(SpanRecord {
+            trace_id: self.trace.trace_id(),
+            span_id: self.trace.span_id(),
+            parent_id: self.parent_id,
+            name: self.name,
+            kind: self.kind,
+            start: self.wall,
+            duration: self.clock.elapsed(),
+            error: error.map(ToString::to_string),
+            attributes: self.attributes,
+        });
+    }
+}
+
+/// A context field as a span field value.
+fn field<'a>(ctx: &'a Context, name: &str) -> Option<&'a str> {
+    ctx.get_value(name).and_then(|value| value.as_str())
+}
+
+fn status_of<T>(outcome: &Result<T>) -> &'static str {
+    if outcome.is_ok() { "ok" } else { "error" }
+}
+
+/// The execution span; made by [`Tracer::instrument`].
+struct ExecutionSpans {
+    tracer: Tracer,
+}
+
+impl Middleware<Context> for ExecutionSpans {
+    fn call(&self, mut ctx: Context, next: Next<Context>) -> BoxFuture<'_, Result<Context>> {
+        let (trace, incoming) = self.tracer.start(&ctx);
+        ctx.insert_ext(trace.clone());
+        if !trace.sampled() {
+            return Box::pin(next.run(ctx));
+        }
+        let span = tracing::info_span!(
+            "chain",
+            chain = %next.chain_name(),
+            trace_id = %trace.trace_id_hex(),
+            span_id = %trace.span_id_hex(),
+            request_id = field(&ctx, "request_id"),
+            user_id = field(&ctx, "user_id"),
+            status = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        let started = self.tracer.inner.store.as_ref().map(|store| {
+            let mut attributes = self.tracer.attributes_of(&ctx);
+            attributes.insert("chain".to_owned(), next.chain_name().to_owned());
+            let started = Started {
+                trace,
+                parent_id: incoming.map(|parent| parent.span_id()),
+                name: next.chain_name().to_owned(),
+                kind: SpanKind::Chain,
+                wall: SystemTime::now(),
+                clock: Instant::now(),
+                attributes,
+            };
+            (store, started)
+        });
+        let recorded = span.clone();
+        Box::pin(
+            async move {
+                let outcome = next.run(ctx).await;
+                recorded.record("status", status_of(&outcome));
+                if let Err(error) = &outcome {
+                    recorded.record("error", tracing::field::display(error));
+                }
+                if let Some((store, started)) = started {
+                    started.finish(store, outcome.as_ref().err());
+                }
+                outcome
+            }
+            .instrument(span),
+        )
+    }
+
+    fn name(&self) -> Cow<'static, str> {
+        "tracing".into()
+    }
+}
+
+/// The link spans; made by [`Tracer::instrument`].
+struct LinkSpans {
+    tracer: Tracer,
+}
+
+impl Middleware<Context> for LinkSpans {
+    fn call(&self, mut ctx: Context, next: Next<Context>) -> BoxFuture<'_, Result<Context>> {
+        let Some(parent) = ctx
+            .ext::<TraceContext>()
+            .filter(|trace| trace.sampled())
+            .cloned()
+        else {
+            return Box::pin(next.run(ctx));
+        };
+        let trace = parent.child();
+        let (link, index) = next
+            .link()
+            .map_or(("", 0), |info| (info.name(), info.index()));
+        let span = tracing::info_span!(
+            "link",
+            chain = %next.chain_name(),
+            link = %link,
+            index,
+            trace_id = %trace.trace_id_hex(),
+            span_id = %trace.span_id_hex(),
+            status = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        let started = self.tracer.inner.store.as_ref().map(|store| {
+            let mut attributes = self.tracer.attributes_of(&ctx);
+            attributes.insert("chain".to_owned(), next.chain_name().to_owned());
+            attributes.insert("link".to_owned(), link.to_owned());
+            attributes.insert("index".to_owned(), index.to_string());
+            let started = Started {
+                trace: trace.clone(),
+                parent_id: Some(parent.span_id()),
+                name: link.to_owned(),
+                kind: SpanKind::Link,
+                wall: SystemTime::now(),
+                clock: Instant::now(),
+                attributes,
+            };
+            (store, started)
+        });
+        ctx.insert_ext(trace);
+        let recorded = span.clone();
+        Box::pin(
+            async move {
+                let outcome = next.run(ctx).await;
+                recorded.record("status", status_of(&outcome));
+                if let Err(error) = &outcome {
+                    recorded.record("error", tracing::field::display(error));
+                }
+                if let Some((store, started)) = started {
+                    started.finish(store, outcome.as_ref().err());
+                }
+                // The next link is a sibling: the execution's span is its parent again.
+                outcome.map(|ctx| ctx.with_ext(parent))
+            }
+            .instrument(span),
+        )
+    }
+
+    fn name(&self) -> Cow<'static, str> {
+        "tracing".into()
+    }
+}
