@@ -10,12 +10,15 @@
 //! - [`Tracer`]: a span per execution and per link, as `tracing` spans and
 //!   in a bounded [`SpanStore`]; W3C [`TraceContext`] continued from the
 //!   context and propagated by [`trace_header_hook`].
+//! - [`JsonLogLayer`]: JSON log lines with the trace and span ids, request
+//!   and user ids, chain and link of the enclosing spans; secrets redacted.
 //!
 //! Most users depend on the `modulink` facade (feature `observability`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+mod logs;
 pub mod metrics;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
@@ -28,6 +31,7 @@ pub mod trace;
 struct ReadmeDoctests;
 
 pub use chain_core;
+pub use logs::{DEFAULT_SECRET_FIELDS, JsonLogLayer, REDACTED};
 pub use metrics::{
     ChainMetrics, EXECUTION_BUCKETS, Health, HealthStatus, HealthThresholds, LINK_BUCKETS,
     MetricsConfig, OTHER, PerformanceSummary,

@@ -32,3 +32,35 @@ fn quickstart_runs_and_shows_each_feature() {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
     }
 }
+
+#[test]
+fn observability_logging_writes_json_lines_with_context_and_redaction() {
+    let out = run_example("observability-logging");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"))
+        })
+        .collect();
+    let large = lines
+        .iter()
+        .find(|line| line["message"] == "Large transaction detected")
+        .expect("the large transaction is logged");
+    assert_eq!(large["request_id"], "req-abc-123");
+    assert_eq!(large["user_id"], "user123");
+    assert_eq!(large["card_number"], "[REDACTED]");
+    assert_eq!(large["trace_id"].as_str().map(str::len), Some(32));
+    let failed = lines
+        .iter()
+        .find(|line| line["message"] == "Payment processing failed")
+        .expect("the failure is logged");
+    assert_eq!(failed["request_id"], "req-ghi-789");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|line| line["message"] == "Payment processed successfully")
+            .count(),
+        2
+    );
+    assert!(!out.contains("4242424242424242"));
+}
