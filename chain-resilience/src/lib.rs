@@ -41,6 +41,7 @@ mod orchestrator;
 mod pipeline;
 mod rate_limit;
 mod retry;
+mod seconds;
 mod throttled;
 mod timeout;
 #[cfg(feature = "tower")]

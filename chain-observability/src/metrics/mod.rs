@@ -280,24 +280,26 @@ impl ChainMetrics {
     /// Performance over the recent executions of `chain` (by its label
     /// value), or `None` before its first execution.
     pub fn summary(&self, chain: &str) -> Option<PerformanceSummary> {
+        self.histories().get(chain)?.summary()
+    }
+
+    fn health_window_start(&self) -> Instant {
+        Instant::now()
+            .checked_sub(self.inner.config.health.window)
+            .unwrap_or_else(Instant::now)
+    }
+
+    fn histories(&self) -> std::sync::MutexGuard<'_, HashMap<String, History>> {
         self.inner
             .histories
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(chain)?
-            .summary()
     }
 
     /// Health of `chain` by the configured rules.
     pub fn health(&self, chain: &str) -> Health {
-        let since = Instant::now()
-            .checked_sub(self.inner.config.health.window)
-            .unwrap_or_else(Instant::now);
-        let histories = self
-            .inner
-            .histories
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let since = self.health_window_start();
+        let histories = self.histories();
         match histories.get(chain) {
             Some(history) => self.inner.config.health.judge(history.recent(since)),
             None => self.inner.config.health.judge(std::iter::empty()),
@@ -306,14 +308,8 @@ impl ChainMetrics {
 
     /// Health over the recent executions of every chain together.
     pub fn overall_health(&self) -> Health {
-        let since = Instant::now()
-            .checked_sub(self.inner.config.health.window)
-            .unwrap_or_else(Instant::now);
-        let histories = self
-            .inner
-            .histories
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let since = self.health_window_start();
+        let histories = self.histories();
         self.inner
             .config
             .health

@@ -188,8 +188,16 @@ fn field<'a>(ctx: &'a Context, name: &str) -> Option<&'a str> {
     ctx.get_value(name).and_then(|value| value.as_str())
 }
 
-fn status_of<T>(outcome: &Result<T>) -> &'static str {
-    if outcome.is_ok() { "ok" } else { "error" }
+/// Records the outcome on the `tracing` span and, with a store, keeps the
+/// finished span.
+fn close<T>(span: &tracing::Span, started: Option<(&SpanStore, Started)>, outcome: &Result<T>) {
+    span.record("status", if outcome.is_ok() { "ok" } else { "error" });
+    if let Err(error) = outcome {
+        span.record("error", tracing::field::display(error));
+    }
+    if let Some((store, started)) = started {
+        started.finish(store, outcome.as_ref().err());
+    }
 }
 
 /// The execution span; made by [`Tracer::instrument`].
@@ -232,13 +240,7 @@ impl Middleware<Context> for ExecutionSpans {
         Box::pin(
             async move {
                 let outcome = next.run(ctx).await;
-                recorded.record("status", status_of(&outcome));
-                if let Err(error) = &outcome {
-                    recorded.record("error", tracing::field::display(error));
-                }
-                if let Some((store, started)) = started {
-                    started.finish(store, outcome.as_ref().err());
-                }
+                close(&recorded, started, &outcome);
                 outcome
             }
             .instrument(span),
@@ -299,13 +301,7 @@ impl Middleware<Context> for LinkSpans {
         Box::pin(
             async move {
                 let outcome = next.run(ctx).await;
-                recorded.record("status", status_of(&outcome));
-                if let Err(error) = &outcome {
-                    recorded.record("error", tracing::field::display(error));
-                }
-                if let Some((store, started)) = started {
-                    started.finish(store, outcome.as_ref().err());
-                }
+                close(&recorded, started, &outcome);
                 // The next link is a sibling: the execution's span is its parent again.
                 outcome.map(|ctx| ctx.with_ext(parent))
             }

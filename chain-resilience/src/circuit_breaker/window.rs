@@ -226,13 +226,7 @@ impl TimeWindow {
 
     fn record(&self, outcome: Outcome, second: u64) {
         let bucket = self.bucket(second);
-        let seen = bucket.second.load(Ordering::Acquire);
-        if seen != second
-            && bucket
-                .second
-                .compare_exchange(seen, second, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
+        if crate::seconds::claim(&bucket.second, second) {
             bucket.calls.store(0, Ordering::Relaxed);
             bucket.failures.store(0, Ordering::Relaxed);
             bucket.slow.store(0, Ordering::Relaxed);

@@ -102,13 +102,7 @@ impl Inner {
     /// The bucket of `second`, claimed and cleared if it held an older one.
     fn bucket(&self, second: u64) -> &Bucket {
         let bucket = &self.buckets[(second % self.buckets.len() as u64) as usize];
-        let seen = bucket.second.load(Ordering::Acquire);
-        if seen != second
-            && bucket
-                .second
-                .compare_exchange(seen, second, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
+        if crate::seconds::claim(&bucket.second, second) {
             bucket.calls.store(0, Ordering::Relaxed);
             bucket.retries.store(0, Ordering::Relaxed);
         }
