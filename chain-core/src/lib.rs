@@ -14,6 +14,10 @@
 //!   [`catch`](Chain::catch) and per-link [`on_error`](Step::on_error).
 //! - **Middleware** runs around every link, one link, or the whole
 //!   execution, and can observe, transform, short-circuit or retry.
+//! - **Observers** ([`middleware::Observer`]) only watch: they are told each
+//!   link's duration and outcome without allocating, sharing one clock read
+//!   per link boundary, which makes them the cheap way to time, count and
+//!   log.
 //!
 //! # Example
 //!
