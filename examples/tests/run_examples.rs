@@ -64,3 +64,21 @@ fn observability_logging_writes_json_lines_with_context_and_redaction() {
     );
     assert!(!out.contains("4242424242424242"));
 }
+
+#[test]
+fn microservice_orchestration_retries_and_opens_the_breaker() {
+    let out = run_example("microservice-orchestration");
+    for expected in [
+        "order ORD-00001 processed: payment \"PAY-0001\"",
+        // The third payment request fails and is retried: order 3 still succeeds.
+        "order ORD-00003 processed: payment \"PAY-0004\"",
+        "-- the notification service goes down --",
+        "order ORD-00004 failed: unavailable error in chain",
+        "service `notification_service` answered 503",
+        "order ORD-00005 failed: rejected error in chain",
+        "notification_service  calls  6",
+        "breaker open",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+}
