@@ -1,6 +1,5 @@
 //! Spans per execution and link, trace continuation and propagation.
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use chain_core::{Chain, Context, Error, named};
@@ -191,52 +190,4 @@ async fn outgoing_calls_carry_the_link_span_as_parent() {
         "the callee's parent is the calling link"
     );
     assert_eq!(headers["tracestate"], "congo=t61rcWkgMzE");
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn tracing_spans_carry_the_trace_ids() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let chain = Tracer::new().instrument(order_chain());
-    chain
-        .execute(Context::new().with("traceparent", INCOMING))
-        .await
-        .unwrap();
-    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let closes: Vec<&str> = output
-        .lines()
-        .filter(|line| line.contains("close"))
-        .collect();
-    assert_eq!(closes.len(), 3, "{output}");
-    for line in &closes {
-        assert!(
-            line.contains("trace_id=4bf92f3577b34da6a3ce929d0e0e4736"),
-            "{line}"
-        );
-    }
-    assert!(
-        closes
-            .iter()
-            .any(|line| line.contains("link{") && line.contains("link=charge")),
-        "{output}"
-    );
 }
