@@ -1,6 +1,6 @@
 //! Observability for ModuLink chains: Prometheus metrics measured from real
-//! executions, health summaries, distributed tracing with W3C trace context,
-//! and (being built) OTLP export and structured logs.
+//! executions, health summaries, distributed tracing with W3C trace context
+//! and OTLP export, and structured JSON logs.
 //!
 //! - [`ChainMetrics`]: the seed's `modulink_*` metrics, registered into a
 //!   registry you pass, attached to a chain with
@@ -12,6 +12,8 @@
 //!   context and propagated by [`trace_header_hook`].
 //! - [`JsonLogLayer`]: JSON log lines with the trace and span ids, request
 //!   and user ids, chain and link of the enclosing spans; secrets redacted.
+//! - `OtlpExporter` (feature `otlp`): spans exported in batches over
+//!   OTLP/HTTP (`opentelemetry-otlp`), which Jaeger 1.35+ ingests directly.
 //!
 //! Most users depend on the `modulink` facade (feature `observability`).
 
@@ -40,6 +42,9 @@ pub use prometheus;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use server::MetricsServer;
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+pub use trace::{DEFAULT_OTLP_ENDPOINT, OtlpConfig, OtlpExporter};
 pub use trace::{
     SpanKind, SpanRecord, SpanStore, TraceContext, TraceSummary, Tracer, trace_header_hook,
 };

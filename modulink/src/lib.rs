@@ -147,8 +147,9 @@
 //! | `http` | the HTTP `Orchestrator` of [`resilience`] (reqwest with rustls) | no |
 //! | `scaling` | [`scaling`]: parallel execution, pools, streaming, load balancing, events | no |
 //! | `security` | [`security`]: authentication, RBAC, validation, secrets | no |
-//! | `observability` | [`observability`]: Prometheus metrics, summaries, health | no |
+//! | `observability` | [`observability`]: Prometheus metrics, health, tracing, JSON logs | no |
 //! | `metrics-server` | the `/metrics` endpoint of [`observability`] (axum) | no |
+//! | `otlp` | OpenTelemetry export over OTLP/HTTP in [`observability`] | no |
 //! | `deploy` | [`deploy`]: health endpoints, traffic router, blue-green, canary | no |
 //! | `full` | all of the above | no |
 

@@ -2,10 +2,16 @@
 //! and an in-memory span store.
 
 mod context;
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+mod otlp;
 mod store;
 mod tracer;
 
-pub use context::TraceContext;
+pub use context::{Hex, TraceContext};
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+pub use otlp::{DEFAULT_OTLP_ENDPOINT, OtlpConfig, OtlpExporter};
 pub use store::{SpanKind, SpanRecord, SpanStore, TraceSummary};
 pub use tracer::Tracer;
 

@@ -48,6 +48,8 @@ pub struct Tracer {
 struct Inner {
     sample_ratio: f64,
     store: Option<SpanStore>,
+    #[cfg(feature = "otlp")]
+    exporter: Option<super::OtlpExporter>,
     attributes: Vec<String>,
 }
 
@@ -64,6 +66,8 @@ impl Tracer {
             inner: Arc::new(Inner {
                 sample_ratio: 1.0,
                 store: None,
+                #[cfg(feature = "otlp")]
+                exporter: None,
                 attributes: vec!["request_id".to_owned(), "user_id".to_owned()],
             }),
         }
@@ -74,6 +78,8 @@ impl Tracer {
             self.inner = Arc::new(Inner {
                 sample_ratio: self.inner.sample_ratio,
                 store: self.inner.store.clone(),
+                #[cfg(feature = "otlp")]
+                exporter: self.inner.exporter.clone(),
                 attributes: self.inner.attributes.clone(),
             });
         }
@@ -99,6 +105,24 @@ impl Tracer {
     pub fn store(mut self, store: SpanStore) -> Self {
         self.settings_mut().store = Some(store);
         self
+    }
+
+    /// Exports finished spans over OTLP (feature `otlp`).
+    #[cfg(feature = "otlp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+    #[must_use]
+    pub fn exporter(mut self, exporter: super::OtlpExporter) -> Self {
+        self.settings_mut().exporter = Some(exporter);
+        self
+    }
+
+    /// Whether finished spans go anywhere beyond `tracing`.
+    fn keeps_spans(&self) -> bool {
+        #[cfg(feature = "otlp")]
+        if self.inner.exporter.is_some() {
+            return true;
+        }
+        self.inner.store.is_some()
     }
 
     /// Context fields copied onto spans as attributes (default `request_id`
@@ -155,11 +179,12 @@ impl Tracer {
     }
 }
 
-/// What a stored span needs from its start; only built when the tracer
-/// has a store.
+/// What a kept span needs from its start; only built when the tracer has a
+/// store or an exporter.
 struct Started {
     trace: TraceContext,
-    parent_id: Option<String>,
+    /// The parent, and whether it lives in another process.
+    parent: Option<(TraceContext, bool)>,
     name: String,
     kind: SpanKind,
     wall: SystemTime,
@@ -168,18 +193,34 @@ struct Started {
 }
 
 impl Started {
-    fn finish(self, store: &SpanStore, error: Option<&Error>) {
-        store.push(SpanRecord {
+    fn finish(self, tracer: &Tracer, error: Option<&Error>) {
+        let record = SpanRecord {
             trace_id: self.trace.trace_id(),
             span_id: self.trace.span_id(),
-            parent_id: self.parent_id,
+            parent_id: self.parent.as_ref().map(|(parent, _)| parent.span_id()),
             name: self.name,
             kind: self.kind,
             start: self.wall,
             duration: self.clock.elapsed(),
             error: error.map(ToString::to_string),
             attributes: self.attributes,
-        });
+        };
+        #[cfg(feature = "otlp")]
+        if let Some(exporter) = &tracer.inner.exporter {
+            let parent = self
+                .parent
+                .as_ref()
+                .map(|(parent, remote)| (parent.span_id_bytes(), *remote));
+            exporter.export(
+                &record,
+                self.trace.trace_id_bytes(),
+                self.trace.span_id_bytes(),
+                parent,
+            );
+        }
+        if let Some(store) = &tracer.inner.store {
+            store.push(record);
+        }
     }
 }
 
@@ -190,13 +231,13 @@ fn field<'a>(ctx: &'a Context, name: &str) -> Option<&'a str> {
 
 /// Records the outcome on the `tracing` span and, with a store, keeps the
 /// finished span.
-fn close<T>(span: &tracing::Span, started: Option<(&SpanStore, Started)>, outcome: &Result<T>) {
+fn close<T>(span: &tracing::Span, started: Option<(&Tracer, Started)>, outcome: &Result<T>) {
     span.record("status", if outcome.is_ok() { "ok" } else { "error" });
     if let Err(error) = outcome {
         span.record("error", tracing::field::display(error));
     }
-    if let Some((store, started)) = started {
-        started.finish(store, outcome.as_ref().err());
+    if let Some((tracer, started)) = started {
+        started.finish(tracer, outcome.as_ref().err());
     }
 }
 
@@ -222,19 +263,19 @@ impl Middleware<Context> for ExecutionSpans {
             status = tracing::field::Empty,
             error = tracing::field::Empty,
         );
-        let started = self.tracer.inner.store.as_ref().map(|store| {
+        let started = self.tracer.keeps_spans().then(|| {
             let mut attributes = self.tracer.attributes_of(&ctx);
             attributes.insert("chain".to_owned(), next.chain_name().to_owned());
             let started = Started {
                 trace,
-                parent_id: incoming.map(|parent| parent.span_id()),
+                parent: incoming.map(|parent| (parent, true)),
                 name: next.chain_name().to_owned(),
                 kind: SpanKind::Chain,
                 wall: SystemTime::now(),
                 clock: Instant::now(),
                 attributes,
             };
-            (store, started)
+            (&self.tracer, started)
         });
         let recorded = span.clone();
         Box::pin(
@@ -280,21 +321,21 @@ impl Middleware<Context> for LinkSpans {
             status = tracing::field::Empty,
             error = tracing::field::Empty,
         );
-        let started = self.tracer.inner.store.as_ref().map(|store| {
+        let started = self.tracer.keeps_spans().then(|| {
             let mut attributes = self.tracer.attributes_of(&ctx);
             attributes.insert("chain".to_owned(), next.chain_name().to_owned());
             attributes.insert("link".to_owned(), link.to_owned());
             attributes.insert("index".to_owned(), index.to_string());
             let started = Started {
                 trace: trace.clone(),
-                parent_id: Some(parent.span_id()),
+                parent: Some((parent.clone(), false)),
                 name: link.to_owned(),
                 kind: SpanKind::Link,
                 wall: SystemTime::now(),
                 clock: Instant::now(),
                 attributes,
             };
-            (store, started)
+            (&self.tracer, started)
         });
         ctx.insert_ext(trace);
         let recorded = span.clone();
