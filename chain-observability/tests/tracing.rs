@@ -191,3 +191,20 @@ async fn outgoing_calls_carry_the_link_span_as_parent() {
     );
     assert_eq!(headers["tracestate"], "congo=t61rcWkgMzE");
 }
+
+#[tokio::test]
+async fn a_trace_is_continued_from_the_incoming_request_headers() {
+    let store = SpanStore::new(100);
+    let chain = Tracer::new().store(store.clone()).instrument(order_chain());
+    let headers = serde_json::json!({"Content-Type": "application/json", "TraceParent": INCOMING});
+    chain
+        .execute(Context::new().with("headers", headers))
+        .await
+        .unwrap();
+    let root = store
+        .trace("4bf92f3577b34da6a3ce929d0e0e4736")
+        .into_iter()
+        .find(|span| span.kind == SpanKind::Chain)
+        .expect("the incoming trace is continued");
+    assert_eq!(root.parent_id.as_deref(), Some("00f067aa0ba902b7"));
+}

@@ -16,9 +16,10 @@ use super::store::{SpanKind, SpanRecord, SpanStore};
 /// them) and, when a [`SpanStore`] is set, as records in it.
 ///
 /// An execution continues the trace found in the context (a
-/// [`TraceContext`] extension, or a `traceparent` field with an optional
-/// `tracestate`), or starts a new one; invalid `traceparent` values are
-/// ignored. Whether a new trace is recorded is decided once, at its root,
+/// [`TraceContext`] extension, a `traceparent` field with an optional
+/// `tracestate`, or those headers in a `headers` object holding the incoming
+/// HTTP request's headers), or starts a new one; invalid `traceparent`
+/// values are ignored. Whether a new trace is recorded is decided once, at its root,
 /// by the sample ratio; continued traces follow their sampled flag. While a
 /// link runs, the context's `TraceContext` extension is the link's span, so
 /// outgoing calls (see [`trace_header_hook`](super::trace_header_hook))
@@ -148,13 +149,26 @@ impl Tracer {
             })
     }
 
-    /// The execution's trace position, and the incoming one it continues.
+    /// The execution's trace position, and the incoming one it continues:
+    /// from the context's `TraceContext` extension, its `traceparent` and
+    /// `tracestate` fields, or the same headers in its `headers` object.
     fn start(&self, ctx: &Context) -> (TraceContext, Option<TraceContext>) {
-        let parent = ctx.ext::<TraceContext>().cloned().or_else(|| {
-            let traceparent = ctx.get_value("traceparent")?.as_str()?;
-            let tracestate = ctx.get_value("tracestate").and_then(|value| value.as_str());
-            TraceContext::parse(traceparent, tracestate)
-        });
+        let parent = ctx
+            .ext::<TraceContext>()
+            .cloned()
+            .or_else(|| {
+                let traceparent = ctx.get_value("traceparent")?.as_str()?;
+                let tracestate = ctx.get_value("tracestate").and_then(|value| value.as_str());
+                TraceContext::parse(traceparent, tracestate)
+            })
+            .or_else(|| {
+                let headers = ctx.get_value("headers")?.as_object()?;
+                TraceContext::from_headers(
+                    headers
+                        .iter()
+                        .filter_map(|(name, value)| Some((name.as_str(), value.as_str()?))),
+                )
+            });
         match parent {
             Some(parent) => (parent.child(), Some(parent)),
             None => (
