@@ -1,15 +1,18 @@
-//! Authentication, RBAC, lockout, validation, sanitization and secrets for ModuLink chains.
+//! Security for ModuLink chains. Available: input validation and
+//! sanitization ([`validation`]). Being built: authentication (bcrypt, JWT
+//! with key rotation, lockout), RBAC middleware, and secrets (environment,
+//! Fernet, AWS Secrets Manager).
 //!
-//! This crate is being built. What is coming:
-//!
-//! - `AuthManager` with bcrypt hashing off the async runtime, lockout and JWT (HS256, RS256, ES256, EdDSA) with key rotation
-//! - `auth` middleware with role checks
-//! - validators, SQL-injection and XSS detectors as defence in depth, HTML sanitization with ammonia
-//! - secrets from the environment, Fernet and AWS Secrets Manager
-//!
-//! It builds on [`chain_core`], the chain, context and middleware of ModuLink.
-//! Most users depend on the `modulink` facade instead of this crate directly.
+//! Most users depend on the `modulink` facade (feature `security`).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod validation;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub use chain_core;

@@ -1,0 +1,62 @@
+//! A full registration validation (deserialize, check every rule,
+//! sanitize), side by side with deserialization alone.
+//!
+//! Run with `cargo bench -p chain-security --bench validation`.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Duration;
+
+use chain_core::{Chain, Context};
+use chain_security::validation::{Sanitize, UserRegistration, validate_input};
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::json;
+
+fn run_now<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut TaskContext::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("benchmark futures never wait"),
+    }
+}
+
+fn registration(c: &mut Criterion) {
+    let input = json!({
+        "username": "ada_1815",
+        "email": "ada@example.com",
+        "password": "Analytical1",
+        "full_name": "Ada <em>Lovelace</em>",
+        "phone": "555-123-4567",
+    });
+    let chain = Chain::named("registration")
+        .link(validate_input::<UserRegistration>())
+        .link(Sanitize::new());
+    let mut group = c.benchmark_group("registration");
+    group.bench_function("deserialize_only", |b| {
+        b.iter(|| {
+            black_box(serde_json::from_value::<UserRegistration>(black_box(
+                input.clone(),
+            )))
+        })
+    });
+    group.bench_function("validate_and_sanitize", |b| {
+        b.iter(|| {
+            run_now(chain.execute(Context::new().with("input_data", black_box(input.clone()))))
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = registration
+}
+criterion_main!(benches);

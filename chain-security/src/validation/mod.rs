@@ -1,0 +1,35 @@
+//! Input validation and sanitization.
+//!
+//! - format validators: [`is_email`], [`is_phone`], [`is_url`] (http and
+//!   https only), [`is_username`], [`is_ip`];
+//! - pattern detectors, as defence in depth only:
+//!   [`looks_like_sql_injection`], [`looks_like_xss`];
+//! - output encoding: [`sanitize_html`] (ammonia, allow-list),
+//!   [`escape_html`];
+//! - chain steps: [`validate_input`] (a serde type with [`Validate`] rules,
+//!   reporting every failing field) and [`Sanitize`];
+//! - the seed's models: [`UserRegistration`], [`Comment`].
+//!
+//! # Threat model
+//!
+//! Validation keeps malformed data out of the system; it does not make data
+//! safe to use everywhere. SQL injection is prevented by parameterized
+//! queries, and cross-site scripting by encoding output for its context;
+//! the detectors here only reject obvious attacks early and give alerting
+//! something to count. Sanitized HTML is safe to render as HTML body
+//! content; escaped text is safe inside elements and quoted attributes, not
+//! inside `<script>`, `<style>` or unquoted attributes.
+
+mod detect;
+mod models;
+mod rules;
+mod sanitize;
+mod schema;
+
+pub use detect::{looks_like_sql_injection, looks_like_xss};
+pub use models::{Comment, UserRegistration};
+pub use rules::{is_email, is_ip, is_phone, is_url, is_username};
+pub use sanitize::{DEFAULT_ALLOWED_TAGS, escape_html, sanitize_html};
+pub use schema::{
+    FieldError, FieldErrors, Sanitize, Validate, ValidateInput, ValidationErrors, validate_input,
+};
