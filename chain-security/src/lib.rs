@@ -1,13 +1,20 @@
-//! Security for ModuLink chains. Available: input validation and
-//! sanitization ([`validation`]). Being built: authentication (bcrypt, JWT
-//! with key rotation, lockout), RBAC middleware, and secrets (environment,
-//! Fernet, AWS Secrets Manager).
+//! Security for ModuLink chains:
+//!
+//! - [`auth`]: users with bcrypt-hashed passwords, login with lockout, JWT
+//!   (HS256, RS256, ES256, EdDSA) with key rotation, and the role-checking
+//!   `auth` middleware;
+//! - [`validation`]: format validators, injection detectors (defence in
+//!   depth), HTML sanitization and escaping, schema validation reporting
+//!   every failing field.
+//!
+//! Being built: secrets (environment, Fernet, AWS Secrets Manager).
 //!
 //! Most users depend on the `modulink` facade (feature `security`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod auth;
 pub mod validation;
 
 /// The README's example, compiled and run as a doctest.

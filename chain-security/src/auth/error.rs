@@ -1,0 +1,73 @@
+use std::time::Duration;
+
+use chain_core::{Error, ErrorKind};
+
+/// Why authentication or authorization failed; the source of the chain
+/// error. Reach it with `error.downcast_source::<AuthFailure>()`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// Unknown user, wrong password or inactive account: deliberately one
+    /// answer, so the response does not reveal which.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Too many failed logins; try again after the given time.
+    #[error(
+        "account temporarily locked after too many failed attempts; retry after {retry_after:?}"
+    )]
+    AccountLocked {
+        /// Time until the lock ends.
+        retry_after: Duration,
+    },
+    /// No `Authorization: Bearer ...` header.
+    #[error("missing or invalid Authorization header")]
+    MissingToken,
+    /// The token is not a well-formed JWT.
+    #[error("malformed token")]
+    MalformedToken,
+    /// The token says `alg: none`: unsigned tokens are never accepted.
+    #[error("unsigned tokens (alg none) are not accepted")]
+    UnsignedToken,
+    /// The token's algorithm is not the one pinned for its key.
+    #[error("algorithm {algorithm} is not accepted for this key")]
+    AlgorithmNotAllowed {
+        /// The algorithm the token claims.
+        algorithm: String,
+    },
+    /// The token names a key that is not active.
+    #[error("unknown signing key")]
+    UnknownKey,
+    /// The signature does not match: the token was altered or forged.
+    #[error("invalid token signature")]
+    InvalidSignature,
+    /// The token has expired.
+    #[error("token has expired")]
+    Expired,
+    /// The token is not valid yet (`nbf` in the future).
+    #[error("token is not valid yet")]
+    NotYetValid,
+    /// Issuer, audience or a required claim is wrong or missing.
+    #[error("invalid token claims: {0}")]
+    InvalidClaims(String),
+    /// Authenticated, but the role is not among those required.
+    #[error("insufficient permissions: role `{role}` is not one of {required:?}")]
+    InsufficientRole {
+        /// The user's role.
+        role: String,
+        /// The roles allowed.
+        required: Vec<String>,
+    },
+}
+
+impl AuthFailure {
+    /// The chain error for this failure: `Forbidden` for a role that is not
+    /// allowed, `Rejected` for a locked account, `Unauthorized` otherwise.
+    pub(crate) fn into_error(self) -> Error {
+        let kind = match self {
+            Self::InsufficientRole { .. } => ErrorKind::Forbidden,
+            Self::AccountLocked { .. } => ErrorKind::Rejected,
+            _ => ErrorKind::Unauthorized,
+        };
+        Error::new(kind, self.to_string()).with_source(self)
+    }
+}

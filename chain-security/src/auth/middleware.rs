@@ -1,0 +1,109 @@
+use std::borrow::Cow;
+
+use chain_core::{BoxFuture, Context, Link, Middleware, Next, Result};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::AuthManager;
+use super::error::AuthFailure;
+use super::store::Role;
+
+/// Who made the request, as the [`auth`] middleware found it. Stored as a
+/// typed extension and as the `authenticated_user` field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuthenticatedUser {
+    /// The user's name.
+    pub username: String,
+    /// The user's role.
+    pub role: Role,
+}
+
+/// Requires a valid bearer token, and one of `required_roles` (any role if
+/// empty), before the wrapped links run.
+///
+/// Reads `Authorization: Bearer <token>` from the context's `headers` object
+/// (the header name in any case). Missing or invalid tokens stop the chain
+/// with an [`Unauthorized`](chain_core::ErrorKind::Unauthorized) error, a
+/// role that is not allowed with a [`Forbidden`](chain_core::ErrorKind::Forbidden)
+/// one; the source is an [`AuthFailure`].
+///
+/// It is middleware (`Chain::middleware`, `Step::with`) and also a link,
+/// for chains that check first and go on, as the seed's do.
+pub fn auth(manager: &AuthManager, required_roles: impl IntoIterator<Item = Role>) -> Auth {
+    Auth {
+        manager: manager.clone(),
+        required: required_roles.into_iter().collect(),
+    }
+}
+
+/// Made by [`auth`].
+#[derive(Debug, Clone)]
+pub struct Auth {
+    manager: AuthManager,
+    required: Vec<Role>,
+}
+
+impl Auth {
+    fn admit(&self, mut ctx: Context) -> Result<Context> {
+        let token = bearer_token(&ctx).ok_or_else(|| AuthFailure::MissingToken.into_error())?;
+        let claims = self.manager.verify_token(token)?;
+        if !self.required.is_empty() && !self.required.contains(&claims.role) {
+            return Err(AuthFailure::InsufficientRole {
+                role: claims.role.to_string(),
+                required: self.required.iter().map(ToString::to_string).collect(),
+            }
+            .into_error());
+        }
+        let user = AuthenticatedUser {
+            username: claims.sub,
+            role: claims.role,
+        };
+        ctx.insert_serde("authenticated_user", &user)?;
+        ctx.insert_ext(user);
+        Ok(ctx)
+    }
+}
+
+fn bearer_token(ctx: &Context) -> Option<&str> {
+    let headers = ctx.get_value("headers")?.as_object()?;
+    let value = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        .and_then(|(_, value)| value.as_str())?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+impl Middleware<Context> for Auth {
+    fn call(&self, ctx: Context, next: Next<Context>) -> BoxFuture<'_, Result<Context>> {
+        let admitted = self.admit(ctx);
+        Box::pin(async move { next.run(admitted?).await })
+    }
+
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Owned(format!(
+            "auth({})",
+            self.required
+                .iter()
+                .map(Role::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+    }
+}
+
+impl Link<Context> for Auth {
+    fn call(&self, ctx: Context) -> BoxFuture<'_, Result<Context>> {
+        Box::pin(std::future::ready(self.admit(ctx)))
+    }
+
+    fn name(&self) -> Cow<'static, str> {
+        Middleware::<Context>::name(self)
+    }
+}
+
+impl From<AuthenticatedUser> for Value {
+    fn from(user: AuthenticatedUser) -> Self {
+        serde_json::json!({"username": user.username, "role": user.role.as_str()})
+    }
+}

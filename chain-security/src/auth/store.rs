@@ -1,0 +1,181 @@
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{PoisonError, RwLock};
+
+use chain_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// A user's role. Roles other than the four built in are `Custom`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Role {
+    /// Administrators.
+    Admin,
+    /// Ordinary users.
+    User,
+    /// Users who may only read.
+    ReadOnly,
+    /// Other services.
+    Service,
+    /// Any other role, by name.
+    Custom(String),
+}
+
+impl Role {
+    /// The role's name as it appears in tokens.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Admin => "admin",
+            Self::User => "user",
+            Self::ReadOnly => "readonly",
+            Self::Service => "service",
+            Self::Custom(name) => name,
+        }
+    }
+}
+
+impl From<String> for Role {
+    fn from(name: String) -> Self {
+        match name.as_str() {
+            "admin" => Self::Admin,
+            "user" => Self::User,
+            "readonly" => Self::ReadOnly,
+            "service" => Self::Service,
+            _ => Self::Custom(name),
+        }
+    }
+}
+
+impl From<&str> for Role {
+    fn from(name: &str) -> Self {
+        Self::from(name.to_owned())
+    }
+}
+
+impl From<Role> for String {
+    fn from(role: Role) -> Self {
+        role.as_str().to_owned()
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored user. The password is only ever kept as a bcrypt hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The user's name.
+    pub username: String,
+    /// The bcrypt hash of the password.
+    pub password_hash: String,
+    /// The user's role.
+    pub role: Role,
+    /// Inactive users cannot log in.
+    pub active: bool,
+}
+
+impl fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where users are kept. Implement it over a database; [`MemoryUserStore`]
+/// is the thread-safe in-memory default.
+pub trait UserStore: Send + Sync + 'static {
+    /// The user named `username`.
+    ///
+    /// # Errors
+    ///
+    /// The store's own failures.
+    fn get(&self, username: &str) -> Result<Option<UserRecord>>;
+
+    /// Adds a new user.
+    ///
+    /// # Errors
+    ///
+    /// A [`Conflict`](chain_core::ErrorKind::Conflict) error if the name is
+    /// taken, or the store's own failures.
+    fn insert(&self, user: UserRecord) -> Result<()>;
+
+    /// Replaces a user, e.g. to deactivate them.
+    ///
+    /// # Errors
+    ///
+    /// A [`NotFound`](chain_core::ErrorKind::NotFound) error if there is no
+    /// such user, or the store's own failures.
+    fn update(&self, user: UserRecord) -> Result<()>;
+
+    /// Every user, for administration.
+    ///
+    /// # Errors
+    ///
+    /// The store's own failures.
+    fn list(&self) -> Result<Vec<UserRecord>>;
+}
+
+/// Users in memory, behind a read-write lock.
+#[derive(Debug, Default)]
+pub struct MemoryUserStore {
+    users: RwLock<HashMap<String, UserRecord>>,
+}
+
+impl MemoryUserStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl UserStore for MemoryUserStore {
+    fn get(&self, username: &str) -> Result<Option<UserRecord>> {
+        Ok(self
+            .users
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(username)
+            .cloned())
+    }
+
+    fn insert(&self, user: UserRecord) -> Result<()> {
+        let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
+        if users.contains_key(&user.username) {
+            return Err(Error::conflict(format!(
+                "user `{}` already exists",
+                user.username
+            )));
+        }
+        users.insert(user.username.clone(), user);
+        Ok(())
+    }
+
+    fn update(&self, user: UserRecord) -> Result<()> {
+        let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
+        match users.get_mut(&user.username) {
+            Some(slot) => {
+                *slot = user;
+                Ok(())
+            }
+            None => Err(Error::not_found(format!("no user `{}`", user.username))),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<UserRecord>> {
+        let mut users: Vec<UserRecord> = self
+            .users
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        users.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(users)
+    }
+}
