@@ -5,9 +5,11 @@
 //!   `auth` middleware;
 //! - [`validation`]: format validators, injection detectors (defence in
 //!   depth), HTML sanitization and escaping, schema validation reporting
-//!   every failing field.
+//!   every failing field;
+//! - [`secrets`]: a redacting secret type, Fernet with key rotation, and a
+//!   caching secret manager over environment and static sources.
 //!
-//! Being built: secrets (environment, Fernet, AWS Secrets Manager).
+//! Being built: the AWS Secrets Manager source (feature `aws`).
 //!
 //! Most users depend on the `modulink` facade (feature `security`).
 
@@ -15,6 +17,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod auth;
+pub mod secrets;
 pub mod validation;
 
 /// The README's example, compiled and run as a doctest.

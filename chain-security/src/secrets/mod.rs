@@ -1,0 +1,16 @@
+//! Secrets: a redacting [`Secret`] type, [`Fernet`] encryption with key
+//! rotation, and a caching [`SecretManager`] over environment and static
+//! sources, with a middleware injecting secrets as a typed extension.
+//!
+//! Secrets never travel in a context's JSON fields (which are serialized,
+//! logged and sent to services); they live in the [`Secrets`] extension.
+
+mod fernet;
+mod manager;
+mod secret;
+mod sources;
+
+pub use fernet::{Fernet, FernetFailure, MultiFernet};
+pub use manager::{ENCRYPTED_PREFIX, InjectSecrets, SecretManager, Secrets};
+pub use secret::{REDACTED, Secret};
+pub use sources::{EnvSource, SecretSource, StaticSource};
