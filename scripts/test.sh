@@ -25,6 +25,16 @@ if ! command -v promtool >/dev/null 2>&1; then
     install_debian_package prometheus
 fi
 
+# moto_server is a Secrets Manager-compatible server for chain-security's AWS
+# source tests; they start it themselves on a free port.
+moto_venv=target/moto-venv
+if [ ! -x "$moto_venv/bin/moto_server" ]; then
+    echo "==> installing moto_server (PyPI moto[server]) into $moto_venv"
+    python3 -m venv "$moto_venv"
+    "$moto_venv/bin/pip" install --quiet "moto[server]==5.2.5"
+fi
+export MOTO_SERVER="$PWD/$moto_venv/bin/moto_server"
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 

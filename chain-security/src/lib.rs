@@ -7,9 +7,8 @@
 //!   depth), HTML sanitization and escaping, schema validation reporting
 //!   every failing field;
 //! - [`secrets`]: a redacting secret type, Fernet with key rotation, and a
-//!   caching secret manager over environment and static sources.
-//!
-//! Being built: the AWS Secrets Manager source (feature `aws`).
+//!   caching secret manager over environment, static and (feature `aws`) AWS
+//!   Secrets Manager sources.
 //!
 //! Most users depend on the `modulink` facade (feature `security`).
 

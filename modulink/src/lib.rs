@@ -147,6 +147,7 @@
 //! | `http` | the HTTP `Orchestrator` of [`resilience`] (reqwest with rustls) | no |
 //! | `scaling` | [`scaling`]: parallel execution, pools, streaming, load balancing, events | no |
 //! | `security` | [`security`]: authentication, RBAC, validation, secrets | no |
+//! | `aws` | the AWS Secrets Manager source of [`security`] | no |
 //! | `observability` | [`observability`]: Prometheus metrics, health, tracing, JSON logs | no |
 //! | `metrics-server` | the `/metrics` endpoint of [`observability`] (axum) | no |
 //! | `otlp` | OpenTelemetry export over OTLP/HTTP in [`observability`] | no |
