@@ -44,8 +44,20 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "==> cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 
-echo "==> chain-core without default features"
-cargo check -p chain-core --no-default-features
+echo "==> each optional feature on its own"
+for crate_features in \
+    "chain-core --no-default-features" \
+    "chain-core --no-default-features --features tower" \
+    "chain-resilience --features http" \
+    "chain-resilience --features tower" \
+    "chain-observability --features server" \
+    "chain-observability --features otlp" \
+    "chain-security --features aws" \
+    "modulink --no-default-features"; do
+    # Word splitting is wanted: each line is a package and its flags.
+    # shellcheck disable=SC2086
+    cargo check --quiet -p $crate_features
+done
 
 echo "==> cargo test"
 cargo test --workspace --all-features

@@ -134,8 +134,49 @@
 //!
 //! ## Production
 //!
-//! The sibling crates add resilience, scaling, security, observability and
-//! deployment control; each section of this guide grows as they land.
+//! The sibling crates wrap the same chains. A checkout behind a login, with
+//! a resilient payment step, measured and traced:
+//!
+//! ```
+//! # #[cfg(all(feature = "resilience", feature = "observability", feature = "security"))]
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> modulink::Result<()> {
+//! use std::time::Duration;
+//! use modulink::{Chain, Context, Step};
+//! use modulink::observability::{ChainMetrics, Tracer, prometheus::Registry};
+//! use modulink::resilience::{Backoff, CircuitBreaker, CircuitBreakerConfig, Pipeline, Retry, Timeout};
+//! use modulink::security::auth::{auth, AuthConfig, AuthManager, JwtKeys, JwtSettings, MemoryUserStore, Role, SigningKey};
+//!
+//! // Who may check out.
+//! let keys = JwtKeys::new(SigningKey::hmac("k1", &[7; 32])?, JwtSettings::default())?;
+//! let users = AuthManager::new(MemoryUserStore::new(), keys, AuthConfig { bcrypt_cost: 4, ..AuthConfig::default() });
+//! users.create_user("ada", "Analytical1", Role::User).await?;
+//!
+//! // The payment call: retried, behind a breaker, each attempt bounded.
+//! let payment = Pipeline::new()
+//!     .retry(Retry::new(3).backoff(Backoff::Constant(Duration::from_millis(10))))
+//!     .circuit_breaker(CircuitBreaker::new("payments", CircuitBreakerConfig::default()))
+//!     .attempt_timeout(Timeout::attempt(Duration::from_secs(2)));
+//!
+//! let checkout = Chain::named("checkout")
+//!     .middleware(auth(&users, [Role::User, Role::Admin]))
+//!     .step(Step::sync(|ctx: Context| Ok(ctx.with("paid", true))).named("charge").with(payment));
+//!
+//! // Measured (Prometheus) and traced (spans, W3C trace context).
+//! let registry = Registry::new();
+//! let checkout = ChainMetrics::new(&registry)?.instrument(Tracer::new().instrument(checkout));
+//!
+//! let login = users.authenticate("ada", "Analytical1").await?;
+//! let headers = serde_json::json!({"Authorization": format!("Bearer {}", login.access_token)});
+//! let out = checkout.execute(Context::new().with("headers", headers)).await?;
+//! assert_eq!(out.get::<bool>("paid")?, Some(true));
+//! # Ok(()) }
+//! # #[cfg(not(all(feature = "resilience", feature = "observability", feature = "security")))]
+//! # fn main() {}
+//! ```
+//!
+//! See each crate for the rest: the HTTP orchestrator, rate limits and
+//! bulkheads in [`resilience`]; the `/metrics` endpoint, OTLP export and JSON
+//! logs in [`observability`]; validation and secrets in [`security`].
 //!
 //! # Feature flags
 //!
