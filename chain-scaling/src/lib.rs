@@ -1,16 +1,21 @@
-//! Parallel execution, resource pools, streaming, load balancing, auto-scaling and the event bus for ModuLink chains.
+//! Scaling for ModuLink chains. Available: [`balance`], load balancing over
+//! nodes with round robin, smooth weighted round robin, least connections,
+//! power of two choices, consistent hashing and random strategies.
 //!
-//! This crate is being built. What is coming:
+//! Being built: parallel execution and resource pools, stream and batch
+//! processing, health checks and outlier ejection, auto-scaling, and the
+//! event bus (in process and over NATS JetStream).
 //!
-//! - fan-out over links on the async runtime or on a bounded blocking pool
-//! - `ResourcePool` limits with measured execution statistics
-//! - stream and batch processing with bounded memory and backpressure
-//! - load balancing with consistent hashing, health checks and auto-scaling
-//! - a priority event bus in process, and over NATS JetStream behind feature `nats`
-//!
-//! It builds on [`chain_core`], the chain, context and middleware of ModuLink.
-//! Most users depend on the `modulink` facade instead of this crate directly.
+//! Most users depend on the `modulink` facade (feature `scaling`).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod balance;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub use chain_core;

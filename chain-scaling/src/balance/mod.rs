@@ -1,0 +1,363 @@
+//! Load balancing: spread contexts over [`Node`]s with a [`Strategy`].
+//!
+//! Picking is lock-free: the node set is an immutable snapshot swapped
+//! atomically when nodes join or leave (calls already running keep their
+//! node, which is how a removed node drains), and every strategy works on
+//! atomics. In-flight counts are exact: a call's connection is released by
+//! a drop guard on success, error and cancellation alike.
+
+mod node;
+mod ring;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use chain_core::{Context, Error, ErrorKind, Result};
+
+use node::InFlight;
+pub use node::Node;
+use ring::Ring;
+
+/// How a [`LoadBalancer`] picks a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Each node in turn.
+    RoundRobin,
+    /// In proportion to weights, in nginx's smooth, deterministic order
+    /// (weights 5, 1, 1 give a a b a c a a, not a a a a a b c).
+    WeightedRoundRobin,
+    /// The node with the fewest calls in flight.
+    LeastConnections,
+    /// Two random nodes, the less loaded of them (latency EWMA times calls
+    /// in flight + 1), as tower's p2c and Envoy's least-request.
+    PowerOfTwoChoices,
+    /// The node owning the call's key on a hash ring (xxh3, 160 virtual
+    /// nodes per unit of weight): the same key goes to the same node, and a
+    /// node joining or leaving moves about 1/N of the keys. The seed's
+    /// modulo hashing moves almost all of them.
+    ConsistentHash,
+    /// A node at random.
+    Random,
+}
+
+/// The nodes at one moment, with what the strategies precompute.
+struct Snapshot<C> {
+    nodes: Vec<Arc<Node<C>>>,
+    /// Node indices in nginx's smooth weighted round-robin order, one cycle.
+    weighted: Vec<u32>,
+    ring: Ring,
+}
+
+impl<C> Snapshot<C> {
+    fn new(nodes: Vec<Arc<Node<C>>>) -> Self {
+        let weights: Vec<u32> = nodes.iter().map(|node| node.get_weight()).collect();
+        let ring = Ring::new(nodes.iter().map(|node| (node.id(), node.get_weight())));
+        Self {
+            weighted: smooth_weighted_order(&weights),
+            ring,
+            nodes,
+        }
+    }
+}
+
+/// One cycle of nginx's smooth weighted round robin: each step every node
+/// gains its weight, the richest is picked and pays the total.
+fn smooth_weighted_order(weights: &[u32]) -> Vec<u32> {
+    let total: i64 = weights.iter().map(|w| i64::from(*w)).sum();
+    let mut current = vec![0_i64; weights.len()];
+    (0..total)
+        .map(|_| {
+            for (value, weight) in current.iter_mut().zip(weights) {
+                *value += i64::from(*weight);
+            }
+            let (best, _) = current
+                .iter()
+                .enumerate()
+                .max_by_key(|(index, value)| (**value, std::cmp::Reverse(*index)))
+                .unwrap_or((0, &0));
+            current[best] -= total;
+            best as u32
+        })
+        .collect()
+}
+
+type KeyFn<C> = Arc<dyn Fn(&C) -> Option<String> + Send + Sync>;
+
+/// Spreads calls over nodes. Cloning is cheap; clones share nodes and state.
+///
+/// ```
+/// use chain_core::{Chain, Context};
+/// use chain_scaling::balance::{LoadBalancer, Node, Strategy};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> chain_core::Result<()> {
+/// let worker = |name: &'static str| Chain::named(name).link_sync(move |ctx: Context| Ok(ctx.with("served_by", name)));
+/// let balancer = LoadBalancer::new(Strategy::ConsistentHash).hash_field("user_id");
+/// balancer.add_node(Node::new("a", worker("a")))?;
+/// balancer.add_node(Node::new("b", worker("b")))?;
+///
+/// let first = balancer.call(Context::new().with("user_id", "u-42")).await?;
+/// let again = balancer.call(Context::new().with("user_id", "u-42")).await?;
+/// assert_eq!(first.get::<String>("served_by")?, again.get::<String>("served_by")?);
+/// # Ok(()) }
+/// ```
+pub struct LoadBalancer<C> {
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C> {
+    strategy: Strategy,
+    snapshot: ArcSwap<Snapshot<C>>,
+    cursor: AtomicUsize,
+    key: Option<KeyFn<C>>,
+}
+
+impl<C> Clone for LoadBalancer<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: Send + 'static> LoadBalancer<C> {
+    /// No nodes yet.
+    pub fn new(strategy: Strategy) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                strategy,
+                snapshot: ArcSwap::from_pointee(Snapshot::new(Vec::new())),
+                cursor: AtomicUsize::new(0),
+                key: None,
+            }),
+        }
+    }
+
+    /// The key consistent hashing routes on, read from each context.
+    /// Contexts without a key are spread round robin.
+    #[must_use]
+    pub fn hash_key<F>(self, key: F) -> Self
+    where
+        F: Fn(&C) -> Option<String> + Send + Sync + 'static,
+    {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            strategy: shared.strategy,
+            snapshot: ArcSwap::new(shared.snapshot.load_full()),
+            cursor: AtomicUsize::new(0),
+            key: shared.key.clone(),
+        });
+        Self {
+            inner: Arc::new(Inner {
+                key: Some(Arc::new(key)),
+                ..inner
+            }),
+        }
+    }
+
+    /// Adds a node; calls start reaching it at once.
+    ///
+    /// # Errors
+    ///
+    /// A [`Conflict`](ErrorKind::Conflict) error if a node has that id.
+    pub fn add_node(&self, node: Node<C>) -> Result<()> {
+        let node = Arc::new(node);
+        let mut outcome = Ok(());
+        self.inner.snapshot.rcu(|current| {
+            if current
+                .nodes
+                .iter()
+                .any(|existing| existing.id() == node.id())
+            {
+                outcome = Err(Error::conflict(format!(
+                    "node `{}` already exists",
+                    node.id()
+                )));
+                return Arc::clone(current);
+            }
+            outcome = Ok(());
+            let mut nodes = current.nodes.clone();
+            nodes.push(Arc::clone(&node));
+            Arc::new(Snapshot::new(nodes))
+        });
+        outcome
+    }
+
+    /// Removes a node; new calls stop reaching it, calls running on it
+    /// finish (it drains). Returns it, to watch its in-flight count.
+    ///
+    /// # Errors
+    ///
+    /// A [`NotFound`](ErrorKind::NotFound) error naming an unknown id.
+    pub fn remove_node(&self, id: &str) -> Result<Arc<Node<C>>> {
+        let mut removed = None;
+        self.inner.snapshot.rcu(|current| {
+            removed = current.nodes.iter().find(|node| node.id() == id).cloned();
+            let nodes = current
+                .nodes
+                .iter()
+                .filter(|node| node.id() != id)
+                .cloned()
+                .collect();
+            Arc::new(Snapshot::new(nodes))
+        });
+        removed.ok_or_else(|| Error::not_found(format!("no node `{id}`")))
+    }
+
+    /// The nodes now.
+    pub fn nodes(&self) -> Vec<Arc<Node<C>>> {
+        self.inner.snapshot.load().nodes.clone()
+    }
+
+    /// The node the next call would go to, without calling it.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call), without running anything.
+    pub fn pick(&self, key: Option<&str>) -> Result<Arc<Node<C>>> {
+        let snapshot = self.inner.snapshot.load();
+        let (index, connection) = self.acquire(&snapshot, key.map(str::as_bytes))?;
+        drop(connection);
+        Ok(Arc::clone(&snapshot.nodes[index]))
+    }
+
+    /// Runs `ctx` on a node chosen by the strategy.
+    ///
+    /// # Errors
+    ///
+    /// [`Unavailable`](ErrorKind::Unavailable) when there are no nodes,
+    /// [`Rejected`](ErrorKind::Rejected) when every node is at its
+    /// connection limit, or the node's own error.
+    pub async fn call(&self, ctx: C) -> Result<C> {
+        let snapshot = self.inner.snapshot.load_full();
+        let key = self.inner.key.as_ref().and_then(|key| key(&ctx));
+        let (index, connection) = self.acquire(&snapshot, key.as_deref().map(str::as_bytes))?;
+        let started = Instant::now();
+        let outcome = snapshot.nodes[index].chain().execute(ctx).await;
+        connection.finish(started.elapsed());
+        outcome
+    }
+
+    fn acquire<'a>(
+        &self,
+        snapshot: &'a Snapshot<C>,
+        key: Option<&[u8]>,
+    ) -> Result<(usize, InFlight<'a, C>)> {
+        let nodes = &snapshot.nodes;
+        let count = nodes.len();
+        if count == 0 {
+            return Err(Error::unavailable("no nodes to send the call to"));
+        }
+        let next = || self.inner.cursor.fetch_add(1, Ordering::Relaxed);
+        let take = |index: usize| {
+            nodes[index]
+                .try_acquire()
+                .map(|connection| (index, connection))
+        };
+        let found = match (self.inner.strategy, key) {
+            (Strategy::ConsistentHash, Some(key)) => snapshot.ring.walk(key, count).find_map(take),
+            (Strategy::WeightedRoundRobin, _) => {
+                let order = &snapshot.weighted;
+                let start = next();
+                (0..order.len()).find_map(|step| take(order[(start + step) % order.len()] as usize))
+            }
+            (Strategy::LeastConnections, _) => {
+                let start = next() % count;
+                least_loaded(nodes, start)
+                    .and_then(take)
+                    .or_else(|| rotate(start, count).find_map(take))
+            }
+            (Strategy::PowerOfTwoChoices, _) if count > 1 => {
+                let first = fastrand::usize(..count);
+                let second = (first + 1 + fastrand::usize(..count - 1)) % count;
+                let (better, worse) = if nodes[first].load() <= nodes[second].load() {
+                    (first, second)
+                } else {
+                    (second, first)
+                };
+                take(better)
+                    .or_else(|| take(worse))
+                    .or_else(|| rotate(first, count).find_map(take))
+            }
+            (Strategy::Random, _) => rotate(fastrand::usize(..count), count).find_map(take),
+            _ => rotate(next(), count).find_map(take),
+        };
+        found.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Rejected,
+                format!("all {count} nodes are at their connection limit"),
+            )
+        })
+    }
+}
+
+/// The node with the fewest calls in flight, scanning from `start` so ties
+/// spread; an idle node ends the scan at once, since none can beat it.
+fn least_loaded<C>(nodes: &[Arc<Node<C>>], start: usize) -> Option<usize> {
+    let mut best: Option<(usize, u32)> = None;
+    for (offset, node) in nodes[start..].iter().chain(&nodes[..start]).enumerate() {
+        let load = node.in_flight();
+        if best.is_none_or(|(_, least)| load < least) {
+            best = Some(((start + offset) % nodes.len(), load));
+            if load == 0 {
+                break;
+            }
+        }
+    }
+    best.map(|(index, _)| index)
+}
+
+/// Every index once, starting at `start`.
+fn rotate(start: usize, count: usize) -> impl Iterator<Item = usize> {
+    (0..count).map(move |step| (start + step) % count)
+}
+
+impl LoadBalancer<Context> {
+    /// Consistent hashing on the context field `field` (a string or number).
+    #[must_use]
+    pub fn hash_field(self, field: &str) -> Self {
+        let field = field.to_owned();
+        self.hash_key(move |ctx: &Context| match ctx.get_value(&field)? {
+            serde_json::Value::String(key) => Some(key.clone()),
+            other => Some(other.to_string()),
+        })
+    }
+}
+
+impl<C> fmt::Debug for LoadBalancer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let snapshot = self.inner.snapshot.load();
+        f.debug_struct("LoadBalancer")
+            .field("strategy", &self.inner.strategy)
+            .field(
+                "nodes",
+                &snapshot
+                    .nodes
+                    .iter()
+                    .map(|node| node.id())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smooth_weighted_order_matches_nginx() {
+        let names = |order: Vec<u32>| {
+            order
+                .into_iter()
+                .map(|i| ["a", "b", "c"][i as usize])
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(names(smooth_weighted_order(&[5, 1, 1])), "a a b a c a a");
+        assert_eq!(names(smooth_weighted_order(&[1, 1, 1])), "a b c");
+        assert!(smooth_weighted_order(&[]).is_empty());
+    }
+}
