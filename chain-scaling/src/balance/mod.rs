@@ -6,6 +6,7 @@
 //! atomics. In-flight counts are exact: a call's connection is released by
 //! a drop guard on success, error and cancellation alike.
 
+mod health;
 mod node;
 mod ring;
 
@@ -17,6 +18,8 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use chain_core::{Context, Error, ErrorKind, Result};
 
+use health::now_nanos;
+pub use health::{ClusterStatus, HealthCheckSettings, HealthChecks, NodeStatus, OutlierDetection};
 use node::InFlight;
 pub use node::Node;
 use ring::Ring;
@@ -113,6 +116,7 @@ struct Inner<C> {
     snapshot: ArcSwap<Snapshot<C>>,
     cursor: AtomicUsize,
     key: Option<KeyFn<C>>,
+    outliers: Option<OutlierDetection>,
 }
 
 impl<C> Clone for LoadBalancer<C> {
@@ -132,6 +136,7 @@ impl<C: Send + 'static> LoadBalancer<C> {
                 snapshot: ArcSwap::from_pointee(Snapshot::new(Vec::new())),
                 cursor: AtomicUsize::new(0),
                 key: None,
+                outliers: None,
             }),
         }
     }
@@ -143,17 +148,87 @@ impl<C: Send + 'static> LoadBalancer<C> {
     where
         F: Fn(&C) -> Option<String> + Send + Sync + 'static,
     {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+        self.configure(|inner| inner.key = Some(Arc::new(key)))
+    }
+
+    /// Ejects nodes that fail repeatedly; see [`OutlierDetection`].
+    #[must_use]
+    pub fn outlier_detection(self, policy: OutlierDetection) -> Self {
+        self.configure(|inner| inner.outliers = Some(policy))
+    }
+
+    /// Applies a builder setting, on a copy if the balancer is shared.
+    fn configure(self, change: impl FnOnce(&mut Inner<C>)) -> Self {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             strategy: shared.strategy,
             snapshot: ArcSwap::new(shared.snapshot.load_full()),
             cursor: AtomicUsize::new(0),
             key: shared.key.clone(),
+            outliers: shared.outliers,
         });
+        change(&mut inner);
         Self {
-            inner: Arc::new(Inner {
-                key: Some(Arc::new(key)),
-                ..inner
-            }),
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Runs `check` on every node each interval (on the current tokio
+    /// runtime) and takes failing nodes out of rotation until they pass
+    /// again; see [`HealthCheckSettings`]. Dropping the handle stops it.
+    pub fn start_health_checks<F, Fut>(
+        &self,
+        settings: HealthCheckSettings,
+        check: F,
+    ) -> HealthChecks
+    where
+        F: Fn(Arc<Node<C>>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = bool> + Send + 'static,
+    {
+        let balancer = self.clone();
+        let stop = Arc::new(());
+        let alive = Arc::downgrade(&stop);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(settings.interval);
+            while alive.upgrade().is_some() {
+                ticks.tick().await;
+                for node in balancer.nodes() {
+                    let healthy = check(Arc::clone(&node)).await;
+                    node.health.check(
+                        healthy,
+                        settings.healthy_threshold,
+                        settings.unhealthy_threshold,
+                    );
+                }
+            }
+        });
+        HealthChecks { task, _stop: stop }
+    }
+
+    /// The seed's cluster status: every node's health, load and latency.
+    pub fn status(&self) -> ClusterStatus {
+        let now = now_nanos();
+        let nodes: Vec<NodeStatus> = self
+            .nodes()
+            .iter()
+            .map(|node| NodeStatus {
+                id: node.id().to_owned(),
+                healthy: node.health.is_checked_healthy(),
+                ejected: node.health.is_ejected(now),
+                ejections: node.health.ejections(),
+                in_flight: node.in_flight(),
+                served: node.served(),
+                latency: node.latency(),
+                weight: node.get_weight(),
+            })
+            .collect();
+        ClusterStatus {
+            total_nodes: nodes.len(),
+            healthy_nodes: nodes
+                .iter()
+                .filter(|node| node.healthy && !node.ejected)
+                .count(),
+            in_flight: nodes.iter().map(|node| node.in_flight).sum(),
+            nodes,
         }
     }
 
@@ -236,8 +311,27 @@ impl<C: Send + 'static> LoadBalancer<C> {
         let (index, connection) = self.acquire(&snapshot, key.as_deref().map(str::as_bytes))?;
         let started = Instant::now();
         let outcome = snapshot.nodes[index].chain().execute(ctx).await;
-        connection.finish(started.elapsed());
+        let node = connection.finish(started.elapsed());
+        if let Some(policy) = &self.inner.outliers
+            && node.health.observe(outcome.is_ok(), policy)
+        {
+            self.eject_if_allowed(&snapshot, index, policy);
+        }
         outcome
+    }
+
+    /// Ejects a node unless that would pass the ejected-percentage cap.
+    fn eject_if_allowed(&self, snapshot: &Snapshot<C>, index: usize, policy: &OutlierDetection) {
+        let now = now_nanos();
+        let ejected = snapshot
+            .nodes
+            .iter()
+            .filter(|node| node.health.is_ejected(now))
+            .count();
+        let cap = (snapshot.nodes.len() * policy.max_ejected_percent as usize / 100).max(1);
+        if ejected < cap {
+            snapshot.nodes[index].health.eject(policy, now);
+        }
     }
 
     fn acquire<'a>(
@@ -251,10 +345,16 @@ impl<C: Send + 'static> LoadBalancer<C> {
             return Err(Error::unavailable("no nodes to send the call to"));
         }
         let next = || self.inner.cursor.fetch_add(1, Ordering::Relaxed);
+        // The clock is read at most once, and only if some node was ever
+        // ejected: a clock read costs more than the rest of a pick.
+        let clock = std::cell::OnceCell::new();
+        let now = || *clock.get_or_init(now_nanos);
         let take = |index: usize| {
-            nodes[index]
-                .try_acquire()
-                .map(|connection| (index, connection))
+            let node = &nodes[index];
+            if !node.health.is_available(now) {
+                return None;
+            }
+            node.try_acquire().map(|connection| (index, connection))
         };
         let found = match (self.inner.strategy, key) {
             (Strategy::ConsistentHash, Some(key)) => snapshot.ring.walk(key, count).find_map(take),
@@ -285,10 +385,14 @@ impl<C: Send + 'static> LoadBalancer<C> {
             _ => rotate(next(), count).find_map(take),
         };
         found.ok_or_else(|| {
-            Error::new(
-                ErrorKind::Rejected,
-                format!("all {count} nodes are at their connection limit"),
-            )
+            if nodes.iter().all(|node| !node.health.is_available(now)) {
+                Error::unavailable(format!("none of the {count} nodes is healthy"))
+            } else {
+                Error::new(
+                    ErrorKind::Rejected,
+                    format!("all {count} nodes are at their connection limit"),
+                )
+            }
         })
     }
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use chain_core::Chain;
 
+use super::health::Health;
+
 /// One backend a [`LoadBalancer`](super::LoadBalancer) sends work to: a
 /// chain (for instance one whose links call a remote service), with an id,
 /// a weight and a connection limit.
@@ -19,6 +21,7 @@ pub struct Node<C> {
     latency_ewma: AtomicU64,
     /// Completed calls, for statistics.
     served: AtomicU64,
+    pub(crate) health: Health,
 }
 
 /// Weight of an EWMA sample: about the last 10 calls dominate.
@@ -35,6 +38,7 @@ impl<C: Send + 'static> Node<C> {
             in_flight: AtomicU32::new(0),
             latency_ewma: AtomicU64::new(0_f64.to_bits()),
             served: AtomicU64::new(0),
+            health: Health::default(),
         }
     }
 
@@ -126,9 +130,10 @@ pub(crate) struct InFlight<'a, C> {
     node: &'a Node<C>,
 }
 
-impl<C> InFlight<'_, C> {
-    pub(crate) fn finish(self, latency: Duration) {
+impl<'a, C> InFlight<'a, C> {
+    pub(crate) fn finish(self, latency: Duration) -> &'a Node<C> {
         self.node.record(latency);
+        self.node
     }
 }
 
