@@ -1,11 +1,11 @@
 //! Scaling for ModuLink chains. Available: [`balance`], load balancing over
 //! nodes with round robin, smooth weighted round robin, least connections,
 //! power of two choices, consistent hashing and random strategies, with
-//! outlier ejection, active health checks and a cluster status report.
+//! outlier ejection, active health checks, a cluster status report and
+//! auto-scaling.
 //!
 //! Being built: parallel execution and resource pools, stream and batch
-//! processing, auto-scaling, and the event bus (in process and over NATS
-//! JetStream).
+//! processing, and the event bus (in process and over NATS JetStream).
 //!
 //! Most users depend on the `modulink` facade (feature `scaling`).
 

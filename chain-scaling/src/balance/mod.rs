@@ -6,6 +6,7 @@
 //! atomics. In-flight counts are exact: a call's connection is released by
 //! a drop guard on success, error and cancellation alike.
 
+mod autoscale;
 mod health;
 mod node;
 mod ring;
@@ -18,6 +19,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use chain_core::{Context, Error, ErrorKind, Result};
 
+pub use autoscale::{AutoScaler, Decision, LoadSample, LocalScaler, Scaler, ScalingPolicy};
 use health::now_nanos;
 pub use health::{ClusterStatus, HealthCheckSettings, HealthChecks, NodeStatus, OutlierDetection};
 use node::InFlight;

@@ -1,0 +1,265 @@
+//! Auto-scaling: add and remove nodes from measured load.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chain_core::{BoxFuture, Error, Result};
+use tokio::time::Instant;
+
+use super::{LoadBalancer, Node};
+
+/// Load as measured over the pool.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadSample {
+    /// Nodes in the pool.
+    pub nodes: usize,
+    /// Average of the nodes' latency moving averages.
+    pub latency: Duration,
+    /// Calls in flight per node, divided by the policy's target concurrency.
+    pub utilisation: f64,
+    /// Work waiting upstream of the pool (from the policy's gauge, or 0).
+    pub queue_length: u64,
+}
+
+/// When to scale. Scale-up thresholds sit above scale-down ones, so the pool
+/// does not flap between them (hysteresis); after any action the policy
+/// waits out the cooldown.
+#[derive(Clone)]
+pub struct ScalingPolicy {
+    /// Fewest nodes.
+    pub min_nodes: usize,
+    /// Most nodes.
+    pub max_nodes: usize,
+    /// Calls in flight per node counted as full utilisation.
+    pub target_concurrency: u32,
+    /// Scale up when utilisation is above this...
+    pub scale_up_utilisation: f64,
+    /// ...or latency above this...
+    pub scale_up_latency: Duration,
+    /// ...or the queue longer than this.
+    pub scale_up_queue: u64,
+    /// Scale down only when utilisation is below this, latency below
+    /// `scale_down_latency` and the queue empty.
+    pub scale_down_utilisation: f64,
+    /// See `scale_down_utilisation`.
+    pub scale_down_latency: Duration,
+    /// Least time between two actions.
+    pub cooldown: Duration,
+    /// Reads the length of the work queue feeding the pool, if any.
+    pub queue_gauge: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
+}
+
+impl Default for ScalingPolicy {
+    fn default() -> Self {
+        Self {
+            min_nodes: 1,
+            max_nodes: 10,
+            target_concurrency: 10,
+            scale_up_utilisation: 0.8,
+            scale_up_latency: Duration::from_secs(1),
+            scale_up_queue: 100,
+            scale_down_utilisation: 0.3,
+            scale_down_latency: Duration::from_millis(200),
+            cooldown: Duration::from_secs(60),
+            queue_gauge: None,
+        }
+    }
+}
+
+impl fmt::Debug for ScalingPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScalingPolicy")
+            .field("min_nodes", &self.min_nodes)
+            .field("max_nodes", &self.max_nodes)
+            .field("target_concurrency", &self.target_concurrency)
+            .field("scale_up_utilisation", &self.scale_up_utilisation)
+            .field("scale_down_utilisation", &self.scale_down_utilisation)
+            .field("cooldown", &self.cooldown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the policy decided, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Add a node.
+    ScaleUp(String),
+    /// Remove a node.
+    ScaleDown(String),
+    /// Do nothing.
+    Hold(String),
+}
+
+impl ScalingPolicy {
+    /// The decision for `sample`, `since_last_action` after the last action.
+    pub fn decide(&self, sample: &LoadSample, since_last_action: Option<Duration>) -> Decision {
+        if since_last_action.is_some_and(|since| since < self.cooldown) {
+            return Decision::Hold("cooling down after the last action".to_owned());
+        }
+        if sample.nodes < self.min_nodes {
+            return Decision::ScaleUp(format!(
+                "{} nodes, below the minimum of {}",
+                sample.nodes, self.min_nodes
+            ));
+        }
+        let pressure = if sample.utilisation > self.scale_up_utilisation {
+            Some(format!("utilisation {:.0}%", sample.utilisation * 100.0))
+        } else if sample.latency > self.scale_up_latency {
+            Some(format!("latency {:?}", sample.latency))
+        } else if sample.queue_length > self.scale_up_queue {
+            Some(format!("queue of {}", sample.queue_length))
+        } else {
+            None
+        };
+        if let Some(reason) = pressure {
+            return if sample.nodes < self.max_nodes {
+                Decision::ScaleUp(reason)
+            } else {
+                Decision::Hold(format!("{reason}, but already at {} nodes", self.max_nodes))
+            };
+        }
+        let idle = sample.utilisation < self.scale_down_utilisation
+            && sample.latency < self.scale_down_latency
+            && sample.queue_length == 0;
+        if idle && sample.nodes > self.min_nodes {
+            Decision::ScaleDown(format!("utilisation {:.0}%", sample.utilisation * 100.0))
+        } else {
+            Decision::Hold("load within thresholds".to_owned())
+        }
+    }
+}
+
+/// Carries out scaling decisions: starts and stops capacity. The in-process
+/// [`LocalScaler`] adds and removes nodes of a balancer; a Kubernetes one
+/// would patch a Deployment's replica count and let readiness probes and
+/// service discovery add the pods to the pool.
+pub trait Scaler<C>: Send + Sync + 'static {
+    /// Adds one node.
+    fn scale_up<'a>(&'a self, balancer: &'a LoadBalancer<C>) -> BoxFuture<'a, Result<()>>;
+
+    /// Removes one node; its running calls finish (it drains).
+    fn scale_down<'a>(&'a self, balancer: &'a LoadBalancer<C>) -> BoxFuture<'a, Result<()>>;
+}
+
+type NodeFactory<C> = Arc<dyn Fn(usize) -> Node<C> + Send + Sync>;
+
+/// Starts and stops nodes in this process, made by a factory; removes the
+/// nodes it started, newest first.
+pub struct LocalScaler<C> {
+    factory: NodeFactory<C>,
+    started: std::sync::Mutex<Vec<String>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl<C: Send + 'static> LocalScaler<C> {
+    /// Nodes made by `factory(n)` for the n-th node started.
+    pub fn new(factory: impl Fn(usize) -> Node<C> + Send + Sync + 'static) -> Self {
+        Self {
+            factory: Arc::new(factory),
+            started: std::sync::Mutex::new(Vec::new()),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl<C> fmt::Debug for LocalScaler<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalScaler").finish_non_exhaustive()
+    }
+}
+
+impl<C: Send + 'static> Scaler<C> for LocalScaler<C> {
+    fn scale_up<'a>(&'a self, balancer: &'a LoadBalancer<C>) -> BoxFuture<'a, Result<()>> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let node = (self.factory)(n);
+        let id = node.id().to_owned();
+        let outcome = balancer.add_node(node).map(|()| {
+            self.started
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(id);
+        });
+        Box::pin(std::future::ready(outcome))
+    }
+
+    fn scale_down<'a>(&'a self, balancer: &'a LoadBalancer<C>) -> BoxFuture<'a, Result<()>> {
+        let newest = self
+            .started
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let outcome = match newest {
+            Some(id) => balancer.remove_node(&id).map(drop),
+            None => Err(Error::rejected(
+                "no node started by this scaler is left to stop",
+            )),
+        };
+        Box::pin(std::future::ready(outcome))
+    }
+}
+
+/// Measures a balancer's pool and scales it by a policy.
+pub struct AutoScaler<C> {
+    balancer: LoadBalancer<C>,
+    policy: ScalingPolicy,
+    scaler: Box<dyn Scaler<C>>,
+    last_action: Option<Instant>,
+}
+
+impl<C: Send + 'static> AutoScaler<C> {
+    /// An autoscaler for `balancer`.
+    pub fn new(balancer: LoadBalancer<C>, policy: ScalingPolicy, scaler: impl Scaler<C>) -> Self {
+        Self {
+            balancer,
+            policy,
+            scaler: Box::new(scaler),
+            last_action: None,
+        }
+    }
+
+    /// The pool's load now.
+    pub fn sample(&self) -> LoadSample {
+        let nodes = self.balancer.nodes();
+        let count = nodes.len();
+        let in_flight: u32 = nodes.iter().map(|node| node.in_flight()).sum();
+        let latency = if count == 0 {
+            Duration::ZERO
+        } else {
+            nodes.iter().map(|node| node.latency()).sum::<Duration>() / count as u32
+        };
+        let capacity = count.max(1) as f64 * f64::from(self.policy.target_concurrency.max(1));
+        LoadSample {
+            nodes: count,
+            latency,
+            utilisation: f64::from(in_flight) / capacity,
+            queue_length: self.policy.queue_gauge.as_ref().map_or(0, |gauge| gauge()),
+        }
+    }
+
+    /// Measures, decides and acts once.
+    ///
+    /// # Errors
+    ///
+    /// The scaler's failure to add or remove a node.
+    pub async fn evaluate(&mut self) -> Result<Decision> {
+        let decision = self
+            .policy
+            .decide(&self.sample(), self.last_action.map(|at| at.elapsed()));
+        match &decision {
+            Decision::ScaleUp(_) => self.scaler.scale_up(&self.balancer).await?,
+            Decision::ScaleDown(_) => self.scaler.scale_down(&self.balancer).await?,
+            Decision::Hold(_) => return Ok(decision),
+        }
+        self.last_action = Some(Instant::now());
+        Ok(decision)
+    }
+}
+
+impl<C> fmt::Debug for AutoScaler<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AutoScaler")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
