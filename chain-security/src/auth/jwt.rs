@@ -91,19 +91,13 @@ impl SigningKey {
         private_pem: Option<&[u8]>,
         public_pem: &[u8],
     ) -> Result<Self> {
-        let kid = kid.into();
-        let encoding = private_pem
-            .map(EncodingKey::from_rsa_pem)
-            .transpose()
-            .map_err(|e| key_error(&kid, "RSA private key", e))?;
-        let decoding = DecodingKey::from_rsa_pem(public_pem)
-            .map_err(|e| key_error(&kid, "RSA public key", e))?;
-        Ok(Self {
-            kid,
-            algorithm: Algorithm::RS256,
-            encoding,
-            decoding,
-        })
+        Self::from_pem(
+            kid.into(),
+            Algorithm::RS256,
+            "RSA",
+            private_pem.map(EncodingKey::from_rsa_pem),
+            DecodingKey::from_rsa_pem(public_pem),
+        )
     }
 
     /// An ES256 (P-256) key from PEM.
@@ -117,19 +111,13 @@ impl SigningKey {
         private_pem: Option<&[u8]>,
         public_pem: &[u8],
     ) -> Result<Self> {
-        let kid = kid.into();
-        let encoding = private_pem
-            .map(EncodingKey::from_ec_pem)
-            .transpose()
-            .map_err(|e| key_error(&kid, "EC private key", e))?;
-        let decoding = DecodingKey::from_ec_pem(public_pem)
-            .map_err(|e| key_error(&kid, "EC public key", e))?;
-        Ok(Self {
-            kid,
-            algorithm: Algorithm::ES256,
-            encoding,
-            decoding,
-        })
+        Self::from_pem(
+            kid.into(),
+            Algorithm::ES256,
+            "EC",
+            private_pem.map(EncodingKey::from_ec_pem),
+            DecodingKey::from_ec_pem(public_pem),
+        )
     }
 
     /// An EdDSA (Ed25519) key from PEM.
@@ -143,16 +131,29 @@ impl SigningKey {
         private_pem: Option<&[u8]>,
         public_pem: &[u8],
     ) -> Result<Self> {
-        let kid = kid.into();
-        let encoding = private_pem
-            .map(EncodingKey::from_ed_pem)
+        Self::from_pem(
+            kid.into(),
+            Algorithm::EdDSA,
+            "Ed25519",
+            private_pem.map(EncodingKey::from_ed_pem),
+            DecodingKey::from_ed_pem(public_pem),
+        )
+    }
+
+    fn from_pem(
+        kid: String,
+        algorithm: Algorithm,
+        label: &str,
+        encoding: Option<jsonwebtoken::errors::Result<EncodingKey>>,
+        decoding: jsonwebtoken::errors::Result<DecodingKey>,
+    ) -> Result<Self> {
+        let encoding = encoding
             .transpose()
-            .map_err(|e| key_error(&kid, "Ed25519 private key", e))?;
-        let decoding = DecodingKey::from_ed_pem(public_pem)
-            .map_err(|e| key_error(&kid, "Ed25519 public key", e))?;
+            .map_err(|e| key_error(&kid, &format!("{label} private key"), e))?;
+        let decoding = decoding.map_err(|e| key_error(&kid, &format!("{label} public key"), e))?;
         Ok(Self {
             kid,
-            algorithm: Algorithm::EdDSA,
+            algorithm,
             encoding,
             decoding,
         })
