@@ -1,29 +1,16 @@
 //! JSON log lines carry the trace ids and context of the enclosing spans.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use chain_core::{Chain, Context, named};
 use chain_observability::{JsonLogLayer, SpanKind, SpanStore, Tracer};
 use serde_json::Value;
+use support::Captured;
 use tracing_subscriber::layer::SubscriberExt;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+mod support;
 
 fn lines(captured: &Captured) -> Vec<Value> {
-    String::from_utf8(captured.0.lock().unwrap().clone())
-        .unwrap()
+    captured
+        .text()
         .lines()
         .map(|line| {
             serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"))
@@ -90,11 +77,7 @@ async fn each_line_carries_trace_span_and_context_fields_with_secrets_redacted()
     assert_eq!(lines[1]["level"], "ERROR");
     assert_eq!(lines[1]["amount"], 15_000);
     assert_eq!(lines[1]["card_number"], "[REDACTED]");
-    assert!(
-        !String::from_utf8(captured.0.lock().unwrap().clone())
-            .unwrap()
-            .contains("4242")
-    );
+    assert!(!captured.text().contains("4242"));
 }
 
 #[test]

@@ -2,21 +2,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use chain_core::{Chain, Context, Error, named};
+use chain_core::{Chain, Context, named};
 use chain_observability::{SpanKind, SpanStore, TraceContext, Tracer, trace_header_hook};
+use support::{INCOMING, order_chain};
 
-const INCOMING: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-fn order_chain() -> Chain {
-    Chain::named("orders")
-        .link(named("validate", |ctx: Context| async move { Ok(ctx) }))
-        .link(named("charge", |ctx: Context| async move {
-            if ctx.contains_key("decline") {
-                return Err(Error::unavailable("card declined"));
-            }
-            Ok(ctx.with("charged", true))
-        }))
-}
+mod support;
 
 #[tokio::test]
 async fn an_execution_makes_a_root_span_with_a_child_per_link() {

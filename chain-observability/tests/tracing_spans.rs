@@ -2,37 +2,11 @@
 //! `tracing` crate caches per call site whether anyone listens, and tests on
 //! other threads without a subscriber would race that cache.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod support;
 
-use chain_core::{Chain, Context, Error, named};
+use chain_core::Context;
 use chain_observability::Tracer;
-
-const INCOMING: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-fn order_chain() -> Chain {
-    Chain::named("orders")
-        .link(named("validate", |ctx: Context| async move { Ok(ctx) }))
-        .link(named("charge", |ctx: Context| async move {
-            if ctx.contains_key("decline") {
-                return Err(Error::unavailable("card declined"));
-            }
-            Ok(ctx.with("charged", true))
-        }))
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use support::{Captured, INCOMING, order_chain};
 
 #[tokio::test(flavor = "current_thread")]
 async fn tracing_spans_carry_the_trace_ids() {
@@ -49,7 +23,7 @@ async fn tracing_spans_carry_the_trace_ids() {
         .execute(Context::new().with("traceparent", INCOMING))
         .await
         .unwrap();
-    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let output = captured.text();
     let closes: Vec<&str> = output
         .lines()
         .filter(|line| line.contains("close"))

@@ -2,7 +2,7 @@
 //! own timeout, retry and circuit breaker (feature `http`).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -186,7 +186,7 @@ struct Stats {
     calls: AtomicU64,
     successes: AtomicU64,
     failures: AtomicU64,
-    recent: Mutex<Vec<Duration>>,
+    recent: Mutex<VecDeque<Duration>>,
 }
 
 impl Stats {
@@ -200,9 +200,9 @@ impl Stats {
         outcome.fetch_add(1, Ordering::Relaxed);
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         if recent.len() == RECENT_LATENCIES {
-            recent.remove(0);
+            recent.pop_front();
         }
-        recent.push(latency);
+        recent.push_back(latency);
     }
 
     fn latencies(&self) -> (Option<Duration>, Option<Duration>) {
@@ -210,7 +210,9 @@ impl Stats {
             .recent
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+            .iter()
+            .copied()
+            .collect::<Vec<_>>();
         if recent.is_empty() {
             return (None, None);
         }

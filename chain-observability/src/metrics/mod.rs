@@ -325,6 +325,25 @@ impl std::fmt::Debug for ChainMetrics {
     }
 }
 
+impl Inner {
+    /// Adds an execution to its chain's history; the chain's key is only
+    /// allocated the first time, not on every execution.
+    fn record(&self, chain: &str, execution: Execution) {
+        let mut histories = self
+            .histories
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match histories.get_mut(chain) {
+            Some(history) => history.push(execution),
+            None => {
+                let mut history = History::new(self.config.history);
+                history.push(execution);
+                histories.insert(chain.to_owned(), history);
+            }
+        }
+    }
+}
+
 /// The metric handles of one link, resolved once.
 struct LinkHandles {
     succeeded: IntCounter,
@@ -415,17 +434,14 @@ impl<C: Send + 'static> Middleware<C> for ExecutionMetrics {
             }
             .inc();
             self.duration.observe(duration.as_secs_f64());
-            self.metrics
-                .histories
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(self.chain.clone())
-                .or_insert_with(|| History::new(self.metrics.config.history))
-                .push(Execution {
+            self.metrics.record(
+                &self.chain,
+                Execution {
                     finished: Instant::now(),
                     duration,
                     success,
-                });
+                },
+            );
             if let Some(bytes) = self.metrics.memory_sampler.sample() {
                 self.memory.set(bytes);
             }
