@@ -13,6 +13,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod balance;
+pub mod events;
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]

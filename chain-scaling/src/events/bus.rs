@@ -1,0 +1,281 @@
+//! The bus users hold: subscribe chains, publish events, shut down.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chain_core::Chain;
+use uuid::Uuid;
+
+use super::event::validate_event_type;
+use super::shared::Shared;
+use super::{
+    BusStats, DeadLetterQueue, Event, EventBusError, EventStore, InProcess, MemoryEventStore,
+    Redelivery, Subscription, Transport,
+};
+
+/// Routes events to the chains subscribed to their type.
+///
+/// Cheap to clone: clones share the subscriptions, queue and workers.
+///
+/// ```
+/// use chain_core::{Chain, Context, Result};
+/// use chain_scaling::events::{Event, EventBus};
+/// use serde_json::json;
+///
+/// async fn greet(ctx: Context) -> Result<Context> {
+///     let name: String = ctx.require("event_data")?;
+///     Ok(ctx.with("greeting", format!("hello {name}")))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let bus = EventBus::new()?;
+/// bus.subscribe("user_joined", Chain::named("greeter").link(greet)).await?;
+/// bus.publish(Event::new("user_joined", json!("ada"))).await?;
+/// bus.shutdown().await; // drains: the event is handled before this returns
+/// assert_eq!(bus.stats().completed, 1);
+/// let completed = bus.store().unwrap().by_type("user_joined_completed");
+/// assert_eq!(completed[0].payload["result"]["greeting"], "hello ada");
+/// # Ok(())
+/// # }
+/// ```
+pub struct EventBus<T: Transport = InProcess> {
+    shared: Arc<Shared>,
+    transport: Arc<T>,
+    names: Arc<Mutex<HashSet<SubscriptionKey>>>,
+}
+
+/// An event type and a subscription name.
+type SubscriptionKey = (Box<str>, Box<str>);
+
+/// Configures an [`EventBus`].
+#[derive(Debug, Clone)]
+pub struct EventBusBuilder {
+    capacity: usize,
+    workers: usize,
+    redelivery: Redelivery,
+    store: Option<Arc<dyn EventStore>>,
+}
+
+impl fmt::Debug for dyn EventStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventStore")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default store keeps this many events.
+pub const DEFAULT_STORE_CAPACITY: usize = 10_000;
+
+impl Default for EventBusBuilder {
+    fn default() -> Self {
+        EventBusBuilder {
+            capacity: 1024,
+            workers: std::thread::available_parallelism().map_or(2, usize::from),
+            redelivery: Redelivery::default(),
+            store: Some(Arc::new(MemoryEventStore::new(DEFAULT_STORE_CAPACITY))),
+        }
+    }
+}
+
+impl EventBusBuilder {
+    /// In process: how many published events may wait (default 1024).
+    pub fn capacity(mut self, events: usize) -> Self {
+        self.capacity = events;
+        self
+    }
+
+    /// In process: how many worker tasks handle events (default: one per
+    /// core).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// How failing handlers are retried before dead-lettering.
+    pub fn redelivery(mut self, redelivery: Redelivery) -> Self {
+        self.redelivery = redelivery;
+        self
+    }
+
+    /// Records history in `store` instead of the default
+    /// [`MemoryEventStore`] of [`DEFAULT_STORE_CAPACITY`] events.
+    pub fn store(mut self, store: impl EventStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Keeps no history. Follow-up events are then built only for types
+    /// someone subscribed to.
+    pub fn without_store(mut self) -> Self {
+        self.store = None;
+        self
+    }
+
+    /// Builds the in-process bus; its workers start on the current tokio
+    /// runtime.
+    pub fn build(self) -> Result<EventBus<InProcess>, EventBusError> {
+        let transport = InProcess::new(self.capacity, self.workers)?;
+        Ok(self.build_with(transport))
+    }
+
+    /// Builds a bus on another transport (its own configuration replaces
+    /// `capacity` and `workers`).
+    pub fn build_with<T: Transport>(self, transport: T) -> EventBus<T> {
+        let shared = Shared::new(self.redelivery, self.store, transport.is_shared());
+        EventBus {
+            shared: Arc::new(shared),
+            transport: Arc::new(transport),
+            names: Arc::default(),
+        }
+    }
+}
+
+impl EventBus<InProcess> {
+    /// An in-process bus with the defaults; see [`EventBus::builder`].
+    pub fn new() -> Result<Self, EventBusError> {
+        EventBusBuilder::default().build()
+    }
+
+    /// Events whose handlers failed for the last time.
+    pub fn dead_letters(&self) -> &DeadLetterQueue {
+        self.transport.dead_letters()
+    }
+}
+
+impl EventBus {
+    /// Configures a bus.
+    pub fn builder() -> EventBusBuilder {
+        EventBusBuilder::default()
+    }
+}
+
+impl<T: Transport> EventBus<T> {
+    /// Subscribes `chain` to events of `event_type` under the chain's name.
+    /// Several chains may subscribe to one type; each gets every event.
+    pub async fn subscribe(
+        &self,
+        event_type: impl Into<Cow<'static, str>>,
+        chain: Chain,
+    ) -> Result<(), EventBusError> {
+        let name = chain.name().to_owned();
+        self.subscribe_as(event_type, name, chain).await
+    }
+
+    /// Subscribes `chain` under `name`, which must be unique for the type:
+    /// on a shared transport it names the work queue that every process
+    /// running this subscription shares.
+    pub async fn subscribe_as(
+        &self,
+        event_type: impl Into<Cow<'static, str>>,
+        name: impl Into<Cow<'static, str>>,
+        chain: Chain,
+    ) -> Result<(), EventBusError> {
+        let event_type = event_type.into();
+        let name = name.into();
+        validate_event_type(&event_type)?;
+        validate_event_type(&name).map_err(|_| EventBusError::InvalidSubscriptionName {
+            name: name.to_string(),
+        })?;
+        let key = (Box::from(event_type.as_ref()), Box::from(name.as_ref()));
+        if !self
+            .names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key)
+        {
+            return Err(EventBusError::DuplicateSubscription {
+                event_type: event_type.into_owned(),
+                name: name.into_owned(),
+            });
+        }
+        self.shared.observe(&event_type);
+        let subscription = Subscription::new(event_type, name, chain, Arc::clone(&self.shared));
+        self.transport.attach(subscription).await
+    }
+
+    /// Publishes an event, waiting while the queue is full. A critical
+    /// event is handled before this returns. Returns the event's id.
+    pub async fn publish(&self, event: Event) -> Result<Uuid, EventBusError> {
+        let (id, routed) = self.admit(event)?;
+        if let Some(event) = routed {
+            self.transport.publish(Arc::clone(&event)).await?;
+            self.accepted(event);
+        }
+        Ok(id)
+    }
+
+    /// Publishes an event only if there is room now.
+    pub fn try_publish(&self, event: Event) -> Result<Uuid, EventBusError> {
+        let (id, routed) = self.admit(event)?;
+        if let Some(event) = routed {
+            self.transport.try_publish(Arc::clone(&event))?;
+            self.accepted(event);
+        }
+        Ok(id)
+    }
+
+    /// Refuses new events, then waits until every accepted one is handled.
+    pub async fn shutdown(&self) {
+        self.transport.shutdown().await;
+    }
+
+    /// Totals since the bus started.
+    pub fn stats(&self) -> BusStats {
+        self.shared.stats()
+    }
+
+    /// The history, unless built [`without_store`](EventBusBuilder::without_store).
+    pub fn store(&self) -> Option<&dyn EventStore> {
+        self.shared.store.as_deref()
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// Validates the event and returns it for the transport, or `None`
+    /// when no subscription anywhere can receive it (then it is recorded
+    /// and counted as unrouted here).
+    fn admit(&self, event: Event) -> Result<(Uuid, Option<Arc<Event>>), EventBusError> {
+        validate_event_type(&event.event_type)?;
+        let id = event.id;
+        let event = Arc::new(event);
+        if self.transport.is_shared() || self.shared.has_subscription(&event.event_type) {
+            return Ok((id, Some(event)));
+        }
+        self.shared.stats.unrouted.increment();
+        self.accepted(event);
+        Ok((id, None))
+    }
+
+    fn accepted(&self, event: Arc<Event>) {
+        self.shared.stats.published.increment();
+        if let Some(store) = &self.shared.store {
+            store.append(event);
+        }
+    }
+}
+
+impl<T: Transport> Clone for EventBus<T> {
+    fn clone(&self) -> Self {
+        EventBus {
+            shared: Arc::clone(&self.shared),
+            transport: Arc::clone(&self.transport),
+            names: Arc::clone(&self.names),
+        }
+    }
+}
+
+impl<T: Transport + fmt::Debug> fmt::Debug for EventBus<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventBus")
+            .field("transport", &self.transport)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}

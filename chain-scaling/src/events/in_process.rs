@@ -1,0 +1,370 @@
+//! The default transport: a bounded priority queue served by worker tasks.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use arc_swap::ArcSwap;
+use tokio::runtime::Handle;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::{
+    DeadLetter, DeadLetterQueue, Event, EventBusError, Outcome, Priority, Subscription, Transport,
+};
+
+/// Events queued in memory and handled by worker tasks of this process.
+///
+/// - Queued deliveries are served highest priority first, FIFO within a
+///   priority. A [`Priority::Critical`] event skips the queue: the
+///   publisher runs its subscriptions before `publish` returns.
+/// - The queue holds at most `capacity` published events: `publish` waits
+///   for room and `try_publish` fails with [`EventBusError::Full`].
+///   Follow-up events and redeliveries belong to events already admitted,
+///   so they never wait: a worker blocked on a full queue it must drain
+///   itself would deadlock.
+/// - `shutdown` refuses new events and returns once every admitted
+///   delivery has completed or been dead-lettered, redeliveries included.
+///
+/// Built by [`EventBus::builder`](super::EventBus::builder).
+pub struct InProcess {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    routes: ArcSwap<HashMap<Box<str>, Arc<[Subscription]>>>,
+    queue: Mutex<Lanes>,
+    work: Notify,
+    room: Arc<Semaphore>,
+    capacity: usize,
+    closed: AtomicBool,
+    /// Deliveries admitted and not yet ended, including those waiting for
+    /// a redelivery. Raised before `closed` is checked, so shutdown never
+    /// misses a delivery admitted concurrently.
+    pending: AtomicUsize,
+    drained: Notify,
+    runtime: Handle,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    dead_letters: DeadLetterQueue,
+}
+
+/// One queue per priority; index 0 (critical) stays empty because critical
+/// events run inline, but keeping it lets `Priority::lane` index directly.
+#[derive(Default)]
+struct Lanes([VecDeque<Delivery>; 4]);
+
+/// One event shared by its deliveries; the queue slot it holds is freed
+/// when the last delivery ends.
+struct Envelope {
+    event: Arc<Event>,
+    subscriptions: Arc<[Subscription]>,
+    _room: Option<OwnedSemaphorePermit>,
+}
+
+struct Delivery {
+    envelope: Arc<Envelope>,
+    subscription: usize,
+    number: u32,
+}
+
+impl InProcess {
+    /// A queue of `capacity` events (at least one) served by `workers`
+    /// tasks (at least one) on the current tokio runtime.
+    pub fn new(capacity: usize, workers: usize) -> Result<Self, EventBusError> {
+        let runtime = Handle::try_current().map_err(|_| EventBusError::NoRuntime)?;
+        let capacity = capacity.max(1);
+        let inner = Arc::new(Inner {
+            routes: ArcSwap::from_pointee(HashMap::new()),
+            queue: Mutex::new(Lanes::default()),
+            work: Notify::new(),
+            room: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            closed: AtomicBool::new(false),
+            pending: AtomicUsize::new(0),
+            drained: Notify::new(),
+            runtime: runtime.clone(),
+            workers: Mutex::new(Vec::new()),
+            dead_letters: DeadLetterQueue::default(),
+        });
+        let handles = (0..workers.max(1))
+            .map(|_| runtime.spawn(Arc::clone(&inner).work()))
+            .collect();
+        *lock(&inner.workers) = handles;
+        Ok(InProcess { inner })
+    }
+
+    /// Events whose handlers failed for the last time.
+    pub fn dead_letters(&self) -> &DeadLetterQueue {
+        &self.inner.dead_letters
+    }
+
+    /// Deliveries admitted and not yet ended.
+    pub fn pending(&self) -> usize {
+        self.inner.pending.load(Ordering::Acquire)
+    }
+
+    /// The queue's capacity in events.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    fn admit(
+        &self,
+        event: Arc<Event>,
+        room: Option<OwnedSemaphorePermit>,
+    ) -> Result<(), EventBusError> {
+        let inner = &self.inner;
+        let Some(subscriptions) = inner.route(&event.event_type) else {
+            return Ok(());
+        };
+        inner.begin(subscriptions.len())?;
+        inner.enqueue(event, subscriptions, room);
+        Ok(())
+    }
+}
+
+impl Transport for InProcess {
+    fn name(&self) -> &'static str {
+        "in-process"
+    }
+
+    async fn attach(&self, subscription: Subscription) -> Result<(), EventBusError> {
+        self.inner.routes.rcu(|routes| {
+            let mut routes = HashMap::clone(routes);
+            let entry = routes
+                .entry(subscription.event_type().into())
+                .or_insert_with(|| Arc::from([]));
+            let mut subscriptions = entry.to_vec();
+            subscriptions.push(subscription.clone());
+            *entry = Arc::from(subscriptions);
+            routes
+        });
+        Ok(())
+    }
+
+    async fn publish(&self, event: Arc<Event>) -> Result<(), EventBusError> {
+        let inner = &self.inner;
+        if event.priority == Priority::Critical {
+            return inner.handle_inline(event).await;
+        }
+        let room = Arc::clone(&inner.room)
+            .acquire_owned()
+            .await
+            .map_err(|_| EventBusError::Closed)?;
+        self.admit(event, Some(room))
+    }
+
+    fn try_publish(&self, event: Arc<Event>) -> Result<(), EventBusError> {
+        let inner = &self.inner;
+        if event.priority == Priority::Critical {
+            return Err(EventBusError::Unsupported {
+                operation: "try_publish of a critical event (it runs inline; use publish)",
+                transport: "in-process",
+            });
+        }
+        let room = Arc::clone(&inner.room)
+            .try_acquire_owned()
+            .map_err(|error| match error {
+                tokio::sync::TryAcquireError::Closed => EventBusError::Closed,
+                tokio::sync::TryAcquireError::NoPermits => EventBusError::Full {
+                    capacity: inner.capacity,
+                },
+            })?;
+        self.admit(event, Some(room))
+    }
+
+    async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.closed.store(true, Ordering::SeqCst);
+        inner.room.close();
+        loop {
+            let drained = inner.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if inner.pending.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            drained.await;
+        }
+        inner.work.notify_waiters();
+        let workers = std::mem::take(&mut *lock(&inner.workers));
+        for worker in workers {
+            if let Err(error) = worker.await {
+                tracing::error!(%error, "event bus worker ended abnormally");
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn route(&self, event_type: &str) -> Option<Arc<[Subscription]>> {
+        self.routes.load().get(event_type).cloned()
+    }
+
+    /// Counts `deliveries` as pending unless the bus is closed.
+    fn begin(&self, deliveries: usize) -> Result<(), EventBusError> {
+        self.pending.fetch_add(deliveries, Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) {
+            for _ in 0..deliveries {
+                self.end();
+            }
+            return Err(EventBusError::Closed);
+        }
+        Ok(())
+    }
+
+    fn end(&self) {
+        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 && self.closed.load(Ordering::SeqCst) {
+            self.drained.notify_waiters();
+        }
+    }
+
+    fn enqueue(
+        &self,
+        event: Arc<Event>,
+        subscriptions: Arc<[Subscription]>,
+        room: Option<OwnedSemaphorePermit>,
+    ) {
+        let lane = event.priority.lane();
+        let count = subscriptions.len();
+        let envelope = Arc::new(Envelope {
+            event,
+            subscriptions,
+            _room: room,
+        });
+        {
+            let mut queue = lock(&self.queue);
+            for subscription in 0..count {
+                queue.0[lane].push_back(Delivery {
+                    envelope: Arc::clone(&envelope),
+                    subscription,
+                    number: 1,
+                });
+            }
+        }
+        for _ in 0..count {
+            self.work.notify_one();
+        }
+    }
+
+    fn requeue(&self, delivery: Delivery) {
+        let lane = delivery.envelope.event.priority.lane();
+        lock(&self.queue).0[lane].push_back(delivery);
+        self.work.notify_one();
+    }
+
+    /// Follow-ups belong to an admitted delivery that is still pending, so
+    /// the bus cannot drain before they are counted.
+    fn enqueue_follow_up(&self, event: Arc<Event>) {
+        if let Some(subscriptions) = self.route(&event.event_type) {
+            self.pending
+                .fetch_add(subscriptions.len(), Ordering::SeqCst);
+            self.enqueue(event, subscriptions, None);
+        }
+    }
+
+    fn pop(&self) -> Option<Delivery> {
+        let mut queue = lock(&self.queue);
+        queue.0.iter_mut().find_map(VecDeque::pop_front)
+    }
+
+    async fn work(self: Arc<Self>) {
+        loop {
+            let notified = self.work.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(delivery) = self.pop() {
+                self.run(delivery).await;
+                continue;
+            }
+            if self.closed.load(Ordering::SeqCst) && self.pending.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    async fn run(self: &Arc<Self>, delivery: Delivery) {
+        let subscription = &delivery.envelope.subscriptions[delivery.subscription];
+        let handled = subscription
+            .handle(&delivery.envelope.event, delivery.number)
+            .await;
+        if let Some(follow_up) = handled.follow_up {
+            self.enqueue_follow_up(follow_up);
+        }
+        match handled.outcome {
+            Outcome::Completed => self.end(),
+            Outcome::Redeliver { after, .. } => {
+                let inner = Arc::clone(self);
+                self.runtime.spawn(async move {
+                    tokio::time::sleep(after).await;
+                    inner.requeue(Delivery {
+                        number: delivery.number + 1,
+                        ..delivery
+                    });
+                });
+            }
+            Outcome::DeadLetter { error } => {
+                self.dead_letters.push(DeadLetter {
+                    event: Arc::clone(&delivery.envelope.event),
+                    subscription: subscription.name().to_owned(),
+                    deliveries: delivery.number,
+                    error,
+                });
+                self.end();
+            }
+        }
+    }
+
+    /// Runs every subscription of a critical event now, retries included.
+    async fn handle_inline(&self, event: Arc<Event>) -> Result<(), EventBusError> {
+        let Some(subscriptions) = self.route(&event.event_type) else {
+            return Ok(());
+        };
+        self.begin(subscriptions.len())?;
+        for subscription in subscriptions.iter() {
+            let mut number = 1;
+            loop {
+                let handled = subscription.handle(&event, number).await;
+                if let Some(follow_up) = handled.follow_up {
+                    self.enqueue_follow_up(follow_up);
+                }
+                match handled.outcome {
+                    Outcome::Completed => break,
+                    Outcome::Redeliver { after, .. } => {
+                        tokio::time::sleep(after).await;
+                        number += 1;
+                    }
+                    Outcome::DeadLetter { error } => {
+                        self.dead_letters.push(DeadLetter {
+                            event: Arc::clone(&event),
+                            subscription: subscription.name().to_owned(),
+                            deliveries: number,
+                            error,
+                        });
+                        break;
+                    }
+                }
+            }
+            self.end();
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section is a push, a pop or a swap: nothing is left
+    // half-done by a panic elsewhere.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InProcess")
+            .field("capacity", &self.inner.capacity)
+            .field("pending", &self.pending())
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}

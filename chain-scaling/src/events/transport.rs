@@ -1,0 +1,45 @@
+//! How events travel from publishers to the subscriptions that handle them.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::{Event, EventBusError, Subscription};
+
+/// Moves events from publishers to subscriptions.
+///
+/// The bus validates and records events, then hands them to its transport;
+/// the transport queues them, runs [`Subscription::handle`] for every
+/// delivery, and acts on the outcome: acknowledge, deliver again after the
+/// backoff, or dead-letter. It also publishes the follow-up events that
+/// handling returns.
+///
+/// Two implementations ship: [`InProcess`](super::InProcess), the default,
+/// and `JetStream` (feature `nats`), which spreads the work over any number
+/// of processes and machines.
+pub trait Transport: Send + Sync + 'static {
+    /// A short name for errors and logs.
+    fn name(&self) -> &'static str;
+
+    /// Starts delivering events of `subscription.event_type()` to it.
+    fn attach(
+        &self,
+        subscription: Subscription,
+    ) -> impl Future<Output = Result<(), EventBusError>> + Send;
+
+    /// Accepts an event, waiting while the transport is full.
+    fn publish(&self, event: Arc<Event>) -> impl Future<Output = Result<(), EventBusError>> + Send;
+
+    /// Accepts an event only if there is room now.
+    fn try_publish(&self, event: Arc<Event>) -> Result<(), EventBusError>;
+
+    /// Stops accepting events and resolves once every accepted delivery
+    /// has ended (completed or dead-lettered) or, for a durable transport,
+    /// is safely left for another worker.
+    fn shutdown(&self) -> impl Future<Output = ()> + Send;
+
+    /// Whether other processes share this transport, so follow-up events
+    /// must be published even when nothing in this process observes them.
+    fn is_shared(&self) -> bool {
+        false
+    }
+}
