@@ -12,7 +12,7 @@ use super::event::validate_event_type;
 use super::shared::Shared;
 use super::{
     BusStats, DeadLetterQueue, Event, EventBusError, EventStore, InProcess, MemoryEventStore,
-    Redelivery, Subscription, Transport,
+    Redelivery, Routed, Subscription, Transport,
 };
 
 /// Routes events to the chains subscribed to their type.
@@ -200,22 +200,18 @@ impl<T: Transport> EventBus<T> {
     /// Publishes an event, waiting while the queue is full. A critical
     /// event is handled before this returns. Returns the event's id.
     pub async fn publish(&self, event: Event) -> Result<Uuid, EventBusError> {
-        let (id, routed) = self.admit(event)?;
-        if let Some(event) = routed {
-            self.transport.publish(Arc::clone(&event)).await?;
-            self.accepted(event);
-        }
-        Ok(id)
+        validate_event_type(&event.event_type)?;
+        let event = Arc::new(event);
+        let routed = self.transport.publish(Arc::clone(&event)).await?;
+        Ok(self.accepted(event, routed))
     }
 
     /// Publishes an event only if there is room now.
     pub fn try_publish(&self, event: Event) -> Result<Uuid, EventBusError> {
-        let (id, routed) = self.admit(event)?;
-        if let Some(event) = routed {
-            self.transport.try_publish(Arc::clone(&event))?;
-            self.accepted(event);
-        }
-        Ok(id)
+        validate_event_type(&event.event_type)?;
+        let event = Arc::new(event);
+        let routed = self.transport.try_publish(Arc::clone(&event))?;
+        Ok(self.accepted(event, routed))
     }
 
     /// Refuses new events, then waits until every accepted one is handled.
@@ -238,26 +234,17 @@ impl<T: Transport> EventBus<T> {
         &self.transport
     }
 
-    /// Validates the event and returns it for the transport, or `None`
-    /// when no subscription anywhere can receive it (then it is recorded
-    /// and counted as unrouted here).
-    fn admit(&self, event: Event) -> Result<(Uuid, Option<Arc<Event>>), EventBusError> {
-        validate_event_type(&event.event_type)?;
-        let id = event.id;
-        let event = Arc::new(event);
-        if self.transport.is_shared() || self.shared.has_subscription(&event.event_type) {
-            return Ok((id, Some(event)));
+    fn accepted(&self, event: Arc<Event>, routed: Routed) -> Uuid {
+        let stats = &self.shared.stats;
+        stats.published.increment();
+        if routed == Routed::No {
+            stats.unrouted.increment();
         }
-        self.shared.stats.unrouted.increment();
-        self.accepted(event);
-        Ok((id, None))
-    }
-
-    fn accepted(&self, event: Arc<Event>) {
-        self.shared.stats.published.increment();
+        let id = event.id;
         if let Some(store) = &self.shared.store {
             store.append(event);
         }
+        id
     }
 }
 

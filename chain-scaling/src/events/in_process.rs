@@ -1,17 +1,20 @@
 //! The default transport: a bounded priority queue served by worker tasks.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
+use crossbeam_queue::SegQueue;
 use tokio::runtime::Handle;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::room::Room;
 use super::{
-    DeadLetter, DeadLetterQueue, Event, EventBusError, Outcome, Priority, Subscription, Transport,
+    DeadLetter, DeadLetterQueue, Event, EventBusError, Outcome, Priority, Routed, Subscription,
+    Transport,
 };
 
 /// Events queued in memory and handled by worker tasks of this process.
@@ -33,11 +36,13 @@ pub struct InProcess {
 }
 
 struct Inner {
-    routes: ArcSwap<HashMap<Box<str>, Arc<[Subscription]>>>,
-    queue: Mutex<Lanes>,
+    routes: ArcSwap<Routes>,
+    lanes: Lanes,
     work: Notify,
-    room: Arc<Semaphore>,
-    capacity: usize,
+    /// Workers waiting for work: publishers wake one only when some wait,
+    /// sparing a wake-up per event while all are busy.
+    idle: AtomicUsize,
+    room: Room,
     closed: AtomicBool,
     /// Deliveries admitted and not yet ended, including those waiting for
     /// a redelivery. Raised before `closed` is checked, so shutdown never
@@ -49,23 +54,33 @@ struct Inner {
     dead_letters: DeadLetterQueue,
 }
 
-/// One queue per priority; index 0 (critical) stays empty because critical
-/// events run inline, but keeping it lets `Priority::lane` index directly.
-#[derive(Default)]
-struct Lanes([VecDeque<Delivery>; 4]);
+/// Subscriptions by event type.
+type Routes = HashMap<Box<str>, Arc<[Subscription]>, foldhash::fast::RandomState>;
 
-/// One event shared by its deliveries; the queue slot it holds is freed
-/// when the last delivery ends.
-struct Envelope {
+/// One lock-free queue per priority; index 0 (critical) stays empty
+/// because critical events run inline, but keeping it lets
+/// `Priority::lane` index directly.
+#[derive(Default)]
+struct Lanes([SegQueue<Delivery>; 4]);
+
+/// One event to one subscription.
+struct Delivery {
     event: Arc<Event>,
     subscriptions: Arc<[Subscription]>,
-    _room: Option<OwnedSemaphorePermit>,
-}
-
-struct Delivery {
-    envelope: Arc<Envelope>,
     subscription: usize,
     number: u32,
+    slot: Slot,
+}
+
+/// The queue slot a published event holds until its last delivery ends.
+enum Slot {
+    /// Follow-ups take none: they belong to an admitted event.
+    None,
+    /// The event's only delivery holds it.
+    Owned,
+    /// Shared by the deliveries of an event with several subscriptions;
+    /// the last one to end gives it back.
+    Shared(Arc<()>),
 }
 
 impl InProcess {
@@ -75,11 +90,11 @@ impl InProcess {
         let runtime = Handle::try_current().map_err(|_| EventBusError::NoRuntime)?;
         let capacity = capacity.max(1);
         let inner = Arc::new(Inner {
-            routes: ArcSwap::from_pointee(HashMap::new()),
-            queue: Mutex::new(Lanes::default()),
+            routes: ArcSwap::from_pointee(Routes::default()),
+            lanes: Lanes::default(),
             work: Notify::new(),
-            room: Arc::new(Semaphore::new(capacity)),
-            capacity,
+            idle: AtomicUsize::new(0),
+            room: Room::new(capacity),
             closed: AtomicBool::new(false),
             pending: AtomicUsize::new(0),
             drained: Notify::new(),
@@ -106,21 +121,22 @@ impl InProcess {
 
     /// The queue's capacity in events.
     pub fn capacity(&self) -> usize {
-        self.inner.capacity
+        self.inner.room.capacity()
     }
 
+    /// Queues a published event that holds a slot.
     fn admit(
         &self,
         event: Arc<Event>,
-        room: Option<OwnedSemaphorePermit>,
-    ) -> Result<(), EventBusError> {
+        subscriptions: Arc<[Subscription]>,
+    ) -> Result<Routed, EventBusError> {
         let inner = &self.inner;
-        let Some(subscriptions) = inner.route(&event.event_type) else {
-            return Ok(());
-        };
-        inner.begin(subscriptions.len())?;
-        inner.enqueue(event, subscriptions, room);
-        Ok(())
+        if let Err(closed) = inner.begin(subscriptions.len()) {
+            inner.room.release();
+            return Err(closed);
+        }
+        inner.enqueue(event, subscriptions, true);
+        Ok(Routed::Yes)
     }
 }
 
@@ -131,7 +147,7 @@ impl Transport for InProcess {
 
     async fn attach(&self, subscription: Subscription) -> Result<(), EventBusError> {
         self.inner.routes.rcu(|routes| {
-            let mut routes = HashMap::clone(routes);
+            let mut routes = Routes::clone(routes);
             let entry = routes
                 .entry(subscription.event_type().into())
                 .or_insert_with(|| Arc::from([]));
@@ -143,19 +159,19 @@ impl Transport for InProcess {
         Ok(())
     }
 
-    async fn publish(&self, event: Arc<Event>) -> Result<(), EventBusError> {
+    async fn publish(&self, event: Arc<Event>) -> Result<Routed, EventBusError> {
         let inner = &self.inner;
         if event.priority == Priority::Critical {
             return inner.handle_inline(event).await;
         }
-        let room = Arc::clone(&inner.room)
-            .acquire_owned()
-            .await
-            .map_err(|_| EventBusError::Closed)?;
-        self.admit(event, Some(room))
+        let Some(subscriptions) = inner.route(&event.event_type) else {
+            return Ok(Routed::No);
+        };
+        inner.room.take().await?;
+        self.admit(event, subscriptions)
     }
 
-    fn try_publish(&self, event: Arc<Event>) -> Result<(), EventBusError> {
+    fn try_publish(&self, event: Arc<Event>) -> Result<Routed, EventBusError> {
         let inner = &self.inner;
         if event.priority == Priority::Critical {
             return Err(EventBusError::Unsupported {
@@ -163,15 +179,11 @@ impl Transport for InProcess {
                 transport: "in-process",
             });
         }
-        let room = Arc::clone(&inner.room)
-            .try_acquire_owned()
-            .map_err(|error| match error {
-                tokio::sync::TryAcquireError::Closed => EventBusError::Closed,
-                tokio::sync::TryAcquireError::NoPermits => EventBusError::Full {
-                    capacity: inner.capacity,
-                },
-            })?;
-        self.admit(event, Some(room))
+        let Some(subscriptions) = inner.route(&event.event_type) else {
+            return Ok(Routed::No);
+        };
+        inner.room.try_take()?;
+        self.admit(event, subscriptions)
     }
 
     async fn shutdown(&self) {
@@ -207,51 +219,67 @@ impl Inner {
         self.pending.fetch_add(deliveries, Ordering::SeqCst);
         if self.closed.load(Ordering::SeqCst) {
             for _ in 0..deliveries {
-                self.end();
+                self.finish();
             }
             return Err(EventBusError::Closed);
         }
         Ok(())
     }
 
-    fn end(&self) {
+    fn end(&self, slot: Slot) {
+        match slot {
+            Slot::None => {}
+            Slot::Owned => self.room.release(),
+            Slot::Shared(shared) => {
+                if Arc::into_inner(shared).is_some() {
+                    self.room.release();
+                }
+            }
+        }
+        self.finish();
+    }
+
+    fn finish(&self) {
         if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 && self.closed.load(Ordering::SeqCst) {
             self.drained.notify_waiters();
         }
     }
 
-    fn enqueue(
-        &self,
-        event: Arc<Event>,
-        subscriptions: Arc<[Subscription]>,
-        room: Option<OwnedSemaphorePermit>,
-    ) {
-        let lane = event.priority.lane();
+    fn enqueue(&self, event: Arc<Event>, subscriptions: Arc<[Subscription]>, holds_slot: bool) {
+        let lane = &self.lanes.0[event.priority.lane()];
         let count = subscriptions.len();
-        let envelope = Arc::new(Envelope {
-            event,
-            subscriptions,
-            _room: room,
-        });
-        {
-            let mut queue = lock(&self.queue);
-            for subscription in 0..count {
-                queue.0[lane].push_back(Delivery {
-                    envelope: Arc::clone(&envelope),
-                    subscription,
-                    number: 1,
-                });
-            }
+        let shared = (holds_slot && count > 1).then(|| Arc::new(()));
+        for subscription in 0..count {
+            let slot = match &shared {
+                Some(shared) => Slot::Shared(Arc::clone(shared)),
+                None if holds_slot => Slot::Owned,
+                None => Slot::None,
+            };
+            lane.push(Delivery {
+                event: Arc::clone(&event),
+                subscriptions: Arc::clone(&subscriptions),
+                subscription,
+                number: 1,
+                slot,
+            });
         }
-        for _ in 0..count {
+        self.wake(count);
+    }
+
+    /// Wakes up to `deliveries` idle workers. A worker counts itself idle
+    /// before its last look at the queue, and the queue is pushed before
+    /// this reads the count, so either the worker sees the delivery or
+    /// this sees the worker.
+    fn wake(&self, deliveries: usize) {
+        let idle = self.idle.load(Ordering::SeqCst);
+        for _ in 0..deliveries.min(idle) {
             self.work.notify_one();
         }
     }
 
     fn requeue(&self, delivery: Delivery) {
-        let lane = delivery.envelope.event.priority.lane();
-        lock(&self.queue).0[lane].push_back(delivery);
-        self.work.notify_one();
+        self.lanes.0[delivery.event.priority.lane()].push(delivery);
+        self.wake(1);
     }
 
     /// Follow-ups belong to an admitted delivery that is still pending, so
@@ -260,13 +288,12 @@ impl Inner {
         if let Some(subscriptions) = self.route(&event.event_type) {
             self.pending
                 .fetch_add(subscriptions.len(), Ordering::SeqCst);
-            self.enqueue(event, subscriptions, None);
+            self.enqueue(event, subscriptions, false);
         }
     }
 
     fn pop(&self) -> Option<Delivery> {
-        let mut queue = lock(&self.queue);
-        queue.0.iter_mut().find_map(VecDeque::pop_front)
+        self.lanes.0.iter().find_map(SegQueue::pop)
     }
 
     async fn work(self: Arc<Self>) {
@@ -278,23 +305,29 @@ impl Inner {
                 self.run(delivery).await;
                 continue;
             }
+            self.idle.fetch_add(1, Ordering::SeqCst);
+            if let Some(delivery) = self.pop() {
+                self.idle.fetch_sub(1, Ordering::SeqCst);
+                self.run(delivery).await;
+                continue;
+            }
             if self.closed.load(Ordering::SeqCst) && self.pending.load(Ordering::SeqCst) == 0 {
+                self.idle.fetch_sub(1, Ordering::SeqCst);
                 return;
             }
             notified.await;
+            self.idle.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
     async fn run(self: &Arc<Self>, delivery: Delivery) {
-        let subscription = &delivery.envelope.subscriptions[delivery.subscription];
-        let handled = subscription
-            .handle(&delivery.envelope.event, delivery.number)
-            .await;
+        let subscription = &delivery.subscriptions[delivery.subscription];
+        let handled = subscription.handle(&delivery.event, delivery.number).await;
         if let Some(follow_up) = handled.follow_up {
             self.enqueue_follow_up(follow_up);
         }
         match handled.outcome {
-            Outcome::Completed => self.end(),
+            Outcome::Completed => self.end(delivery.slot),
             Outcome::Redeliver { after, .. } => {
                 let inner = Arc::clone(self);
                 self.runtime.spawn(async move {
@@ -307,20 +340,20 @@ impl Inner {
             }
             Outcome::DeadLetter { error } => {
                 self.dead_letters.push(DeadLetter {
-                    event: Arc::clone(&delivery.envelope.event),
+                    event: Arc::clone(&delivery.event),
                     subscription: subscription.name().to_owned(),
                     deliveries: delivery.number,
                     error,
                 });
-                self.end();
+                self.end(delivery.slot);
             }
         }
     }
 
     /// Runs every subscription of a critical event now, retries included.
-    async fn handle_inline(&self, event: Arc<Event>) -> Result<(), EventBusError> {
+    async fn handle_inline(&self, event: Arc<Event>) -> Result<Routed, EventBusError> {
         let Some(subscriptions) = self.route(&event.event_type) else {
-            return Ok(());
+            return Ok(Routed::No);
         };
         self.begin(subscriptions.len())?;
         for subscription in subscriptions.iter() {
@@ -347,9 +380,9 @@ impl Inner {
                     }
                 }
             }
-            self.end();
+            self.finish();
         }
-        Ok(())
+        Ok(Routed::Yes)
     }
 }
 
@@ -362,7 +395,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl fmt::Debug for InProcess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InProcess")
-            .field("capacity", &self.inner.capacity)
+            .field("capacity", &self.capacity())
             .field("pending", &self.pending())
             .field("closed", &self.inner.closed.load(Ordering::Relaxed))
             .finish_non_exhaustive()

@@ -115,7 +115,7 @@ pub(crate) struct Shared {
     pub(crate) stats: Counters,
     pub(crate) store: Option<Arc<dyn EventStore>>,
     /// Types with a subscription in this process.
-    observed: ArcSwap<HashSet<Box<str>>>,
+    observed: ArcSwap<HashSet<Box<str>, foldhash::fast::RandomState>>,
     /// Whether follow-ups are published even when no local subscription
     /// or store would see them: true for transports shared with other
     /// processes, whose subscriptions this one cannot know.
@@ -132,7 +132,7 @@ impl Shared {
             redelivery,
             stats: Counters::default(),
             store,
-            observed: ArcSwap::from_pointee(HashSet::new()),
+            observed: ArcSwap::from_pointee(HashSet::default()),
             publish_all_follow_ups,
         }
     }

@@ -91,10 +91,11 @@ impl Subscription {
     /// Runs the chain on delivery number `delivery` (1 for the first) of
     /// `event` and decides what happens next.
     ///
-    /// The chain's context holds `event_id`, `event_type`, `event_data` (the
-    /// payload), `correlation_id`, `timestamp` (RFC 3339), `priority`,
-    /// `source` and `delivery`, and the whole event as the extension
-    /// `Arc<Event>`.
+    /// The chain's context holds `event_data` (the payload),
+    /// `correlation_id`, `timestamp` (RFC 3339), `event_id` and `delivery`
+    /// (1 for the first; with `event_id`, what an idempotent handler needs),
+    /// and the whole event as the extension `Arc<Event>` (type, priority,
+    /// source).
     pub async fn handle(&self, event: &Arc<Event>, delivery: u32) -> Handled {
         let inner = &*self.inner;
         let ctx = handler_context(event, delivery);
@@ -193,26 +194,22 @@ impl Subscription {
 
 /// The fields the bus puts into a handler's context; they describe the
 /// delivery, not the result, so `_completed` events leave them out.
-const DELIVERY_FIELDS: [&str; 8] = [
-    "event_id",
-    "event_type",
+const DELIVERY_FIELDS: [&str; 5] = [
     "event_data",
     "correlation_id",
     "timestamp",
-    "priority",
-    "source",
+    "event_id",
     "delivery",
 ];
 
+/// Only what handlers commonly read goes in as JSON: each field costs an
+/// allocation per delivery, and the rest is one `ext` away.
 fn handler_context(event: &Arc<Event>, delivery: u32) -> Context {
     let mut ctx = Context::with_capacity(DELIVERY_FIELDS.len() + 4);
-    ctx.insert("event_id", event.id.to_string());
-    ctx.insert("event_type", event.event_type.as_ref());
     ctx.insert("event_data", event.payload.clone());
     ctx.insert("correlation_id", event.correlation_id.as_str());
     ctx.insert("timestamp", event.timestamp_rfc3339());
-    ctx.insert("priority", event.priority.as_str());
-    ctx.insert("source", event.source.as_str());
+    ctx.insert("event_id", event.id.to_string());
     ctx.insert("delivery", delivery);
     ctx.insert_ext(Arc::clone(event));
     ctx

@@ -5,6 +5,16 @@ use std::sync::Arc;
 
 use super::{Event, EventBusError, Subscription};
 
+/// Whether an accepted event will reach a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed {
+    /// At least one subscription will receive it (or, on a shared
+    /// transport, may: subscriptions elsewhere are not known here).
+    Yes,
+    /// No subscription exists for its type.
+    No,
+}
+
 /// Moves events from publishers to subscriptions.
 ///
 /// The bus validates and records events, then hands them to its transport;
@@ -26,11 +36,15 @@ pub trait Transport: Send + Sync + 'static {
         subscription: Subscription,
     ) -> impl Future<Output = Result<(), EventBusError>> + Send;
 
-    /// Accepts an event, waiting while the transport is full.
-    fn publish(&self, event: Arc<Event>) -> impl Future<Output = Result<(), EventBusError>> + Send;
+    /// Accepts an event, waiting while the transport is full. Returns
+    /// whether any subscription will receive it.
+    fn publish(
+        &self,
+        event: Arc<Event>,
+    ) -> impl Future<Output = Result<Routed, EventBusError>> + Send;
 
     /// Accepts an event only if there is room now.
-    fn try_publish(&self, event: Arc<Event>) -> Result<(), EventBusError>;
+    fn try_publish(&self, event: Arc<Event>) -> Result<Routed, EventBusError>;
 
     /// Stops accepting events and resolves once every accepted delivery
     /// has ended (completed or dead-lettered) or, for a durable transport,
