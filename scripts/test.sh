@@ -35,6 +35,30 @@ if [ ! -x "$moto_venv/bin/moto_server" ]; then
 fi
 export MOTO_SERVER="$PWD/$moto_venv/bin/moto_server"
 
+# nats-server with JetStream for chain-scaling's event bus transport: one
+# shared server on a free loopback port for the whole run (tests isolate
+# themselves with their own streams), stopped when this script exits.
+if ! command -v nats-server >/dev/null 2>&1; then
+    echo "==> installing nats-server (Debian package nats-server)"
+    install_debian_package nats-server
+fi
+nats_dir=$(mktemp -d)
+nats-server -js -a 127.0.0.1 -p -1 -sd "$nats_dir" >"$nats_dir/log" 2>&1 &
+nats_pid=$!
+trap 'kill "$nats_pid" 2>/dev/null || true; rm -rf "$nats_dir"' EXIT
+for _ in $(seq 1 100); do
+    grep -q "Server is ready" "$nats_dir/log" && break
+    sleep 0.1
+done
+nats_port=$(grep -o "client connections on 127.0.0.1:[0-9]*" "$nats_dir/log" | grep -o "[0-9]*$" || true)
+if [ -z "$nats_port" ]; then
+    echo "nats-server did not start:" >&2
+    cat "$nats_dir/log" >&2
+    exit 1
+fi
+export MODULINK_NATS_URL="nats://127.0.0.1:$nats_port"
+echo "==> nats-server with JetStream at $MODULINK_NATS_URL"
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -53,6 +77,7 @@ for crate_features in \
     "chain-observability --features server" \
     "chain-observability --features otlp" \
     "chain-security --features aws" \
+    "chain-scaling --features nats" \
     "modulink --no-default-features"; do
     # Word splitting is wanted: each line is a package and its flags.
     # shellcheck disable=SC2086

@@ -187,6 +187,7 @@
 //! | `resilience` | [`resilience`]: circuit breakers, retries, timeouts, bulkheads, rate limits, fallbacks | no |
 //! | `http` | the HTTP `Orchestrator` of [`resilience`] (reqwest with rustls) | no |
 //! | `scaling` | [`scaling`]: parallel execution, pools, streaming, load balancing, events | no |
+//! | `nats` | the NATS JetStream transport of the event bus in [`scaling`] | no |
 //! | `security` | [`security`]: authentication, RBAC, validation, secrets | no |
 //! | `aws` | the AWS Secrets Manager source of [`security`] | no |
 //! | `observability` | [`observability`]: Prometheus metrics, health, tracing, JSON logs | no |

@@ -22,6 +22,8 @@ mod dead_letter;
 mod error;
 mod event;
 mod in_process;
+#[cfg(feature = "nats")]
+mod jetstream;
 mod room;
 mod shared;
 mod store;
@@ -33,6 +35,12 @@ pub use dead_letter::{DeadLetter, DeadLetterQueue};
 pub use error::EventBusError;
 pub use event::{Event, Priority};
 pub use in_process::InProcess;
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub use jetstream::{
+    ConnectionReport, DLQ_DELIVERIES_HEADER, DLQ_ERROR_HEADER, DLQ_SUBSCRIPTION_HEADER, JetStream,
+    JetStreamConfig,
+};
 pub use shared::{BusStats, Redelivery};
 pub use store::{EventStore, MemoryEventStore};
 pub use subscription::{Handled, Outcome, Subscription};

@@ -88,6 +88,11 @@ impl Subscription {
         &self.inner.name
     }
 
+    /// How many deliveries an event gets before it is dead-lettered.
+    pub fn max_deliveries(&self) -> u32 {
+        self.inner.shared.redelivery.max_deliveries
+    }
+
     /// Runs the chain on delivery number `delivery` (1 for the first) of
     /// `event` and decides what happens next.
     ///

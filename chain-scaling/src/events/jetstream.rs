@@ -1,0 +1,610 @@
+//! The NATS JetStream transport: events persist in a stream, and each
+//! subscription is a durable pull consumer that every process running it
+//! shares, so work spreads over any number of machines and survives any
+//! one of them dying.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{self, StorageType};
+use async_nats::jetstream::{self, AckKind, Message};
+use async_nats::{ConnectOptions, HeaderMap};
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use super::{Event, EventBusError, Outcome, Routed, Subscription, Transport};
+
+/// Header naming the subscription that dead-lettered a message.
+pub const DLQ_SUBSCRIPTION_HEADER: &str = "Modulink-Subscription";
+/// Header carrying the last error of a dead-lettered message.
+pub const DLQ_ERROR_HEADER: &str = "Modulink-Error";
+/// Header carrying how many deliveries a dead-lettered message had.
+pub const DLQ_DELIVERIES_HEADER: &str = "Modulink-Deliveries";
+
+/// Where and how the JetStream transport runs.
+///
+/// Events of type `T` are published on `{subject_prefix}.T`; dead letters
+/// of subscription `S` on `{subject_prefix}.T.dlq` (in the same stream, so
+/// they persist and can be replayed). A subscription `S` to `T` is the
+/// durable consumer `T__S`.
+#[derive(Debug, Clone)]
+pub struct JetStreamConfig {
+    url: String,
+    stream: String,
+    subject_prefix: String,
+    ack_wait: Duration,
+    concurrency: usize,
+    memory_storage: bool,
+    connection_name: Option<String>,
+}
+
+impl JetStreamConfig {
+    /// The server at `url` (e.g. `nats://127.0.0.1:4222`), stream
+    /// `MODULINK_EVENTS`, subjects `modulink.events.>`.
+    pub fn new(url: impl Into<String>) -> Self {
+        JetStreamConfig {
+            url: url.into(),
+            stream: "MODULINK_EVENTS".to_owned(),
+            subject_prefix: "modulink.events".to_owned(),
+            ack_wait: Duration::from_secs(30),
+            concurrency: std::thread::available_parallelism().map_or(2, usize::from) * 4,
+            memory_storage: false,
+            connection_name: None,
+        }
+    }
+
+    /// The stream's name.
+    pub fn stream(mut self, name: impl Into<String>) -> Self {
+        self.stream = name.into();
+        self
+    }
+
+    /// The prefix of every subject.
+    pub fn subject_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.subject_prefix = prefix.into();
+        self
+    }
+
+    /// How long a delivery may go unacknowledged before the server gives
+    /// it to another worker (default 30 s). A worker that dies mid-event
+    /// delays that event by this much; a handler slower than this gets
+    /// duplicates.
+    pub fn ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait;
+        self
+    }
+
+    /// How many deliveries of one subscription this process handles at
+    /// once (default four per core).
+    pub fn concurrency(mut self, handlers: usize) -> Self {
+        self.concurrency = handlers.max(1);
+        self
+    }
+
+    /// Keeps the stream in the server's memory instead of on disk (tests
+    /// and caches; a server restart loses it).
+    pub fn memory_storage(mut self) -> Self {
+        self.memory_storage = true;
+        self
+    }
+
+    /// The client name shown by the server's monitoring.
+    pub fn connection_name(mut self, name: impl Into<String>) -> Self {
+        self.connection_name = Some(name.into());
+        self
+    }
+
+    fn subject(&self, event_type: &str) -> String {
+        format!("{}.{event_type}", self.subject_prefix)
+    }
+
+    /// The subject where dead letters of `event_type` go.
+    pub fn dead_letter_subject(&self, event_type: &str) -> String {
+        format!("{}.{event_type}.dlq", self.subject_prefix)
+    }
+}
+
+/// The connection as last reported by the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionReport {
+    /// Whether the client is connected now.
+    pub connected: bool,
+    /// How many times the connection was lost.
+    pub disconnects: u64,
+    /// How many times it was re-established after a loss.
+    pub reconnects: u64,
+}
+
+/// The NATS JetStream transport (feature `nats`).
+///
+/// - `publish` returns once the server has stored the event; each publish
+///   carries `Nats-Msg-Id` (the event id), so a retried publish is stored
+///   once.
+/// - Each subscription is a durable pull consumer: any number of processes
+///   subscribing the same chain name share its work. A message is acked
+///   only after its chain succeeded, nak'd with the backoff on failure,
+///   and moved to the `.dlq` subject after the last delivery. A message
+///   whose worker died is redelivered to another after `ack_wait`; one
+///   delivered more often than allowed without an outcome (its workers
+///   keep dying) is dead-lettered unread.
+/// - A lost connection is retried with backoff (100 ms doubling to 5 s, for
+///   ever) and reported through `tracing` and [`JetStream::connection`].
+/// - Priorities travel with events but JetStream delivers in stream order;
+///   `Critical` is not handled inline.
+pub struct JetStream {
+    config: JetStreamConfig,
+    client: async_nats::Client,
+    context: jetstream::Context,
+    stream: stream::Stream,
+    connection: Arc<ConnectionCounters>,
+    stopping: Arc<Stopping>,
+    consumers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+struct ConnectionCounters {
+    disconnects: AtomicU64,
+    reconnects: AtomicU64,
+    changes: watch::Sender<ConnectionReport>,
+}
+
+impl ConnectionCounters {
+    fn publish_change(&self, connected: bool) {
+        self.changes.send_replace(ConnectionReport {
+            connected,
+            disconnects: self.disconnects.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+        });
+    }
+}
+
+/// Tells consume loops to stop pulling.
+#[derive(Debug, Default)]
+struct Stopping {
+    stopped: AtomicBool,
+    notify: Notify,
+}
+
+impl Stopping {
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.stopped.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl JetStream {
+    /// Connects and creates the stream if missing. An unreachable server is
+    /// an error here; once connected, losses are retried for ever.
+    pub async fn connect(config: JetStreamConfig) -> Result<Self, EventBusError> {
+        let (changes, _) = watch::channel(ConnectionReport {
+            connected: false,
+            disconnects: 0,
+            reconnects: 0,
+        });
+        let connection = Arc::new(ConnectionCounters {
+            disconnects: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            changes,
+        });
+        let counters = Arc::clone(&connection);
+        let mut options = ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .max_reconnects(None)
+            .reconnect_delay_callback(reconnect_delay)
+            .event_callback(move |event| {
+                let counters = Arc::clone(&counters);
+                async move { report(&counters, event) }
+            });
+        if let Some(name) = &config.connection_name {
+            options = options.name(name);
+        }
+        let client = options
+            .connect(config.url.as_str())
+            .await
+            .map_err(|error| {
+                EventBusError::transport(format!("connect to {}", config.url), error)
+            })?;
+        connection
+            .publish_change(client.connection_state() == async_nats::connection::State::Connected);
+        let context = jetstream::new(client.clone());
+        let stream = context
+            .get_or_create_stream(stream::Config {
+                name: config.stream.clone(),
+                subjects: vec![format!("{}.>", config.subject_prefix)],
+                storage: if config.memory_storage {
+                    StorageType::Memory
+                } else {
+                    StorageType::File
+                },
+                duplicate_window: Duration::from_secs(120),
+                ..stream::Config::default()
+            })
+            .await
+            .map_err(|error| {
+                EventBusError::transport(format!("create stream {}", config.stream), error)
+            })?;
+        Ok(JetStream {
+            config,
+            client,
+            context,
+            stream,
+            connection,
+            stopping: Arc::default(),
+            consumers: Mutex::default(),
+        })
+    }
+
+    /// The connection's state and history.
+    pub fn connection(&self) -> ConnectionReport {
+        ConnectionReport {
+            connected: self.client.connection_state() == async_nats::connection::State::Connected,
+            disconnects: self.connection.disconnects.load(Ordering::Relaxed),
+            reconnects: self.connection.reconnects.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Every change of the connection, as it is reported: wait on it
+    /// rather than polling [`connection`](Self::connection).
+    pub fn connection_changes(&self) -> watch::Receiver<ConnectionReport> {
+        self.connection.changes.subscribe()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &JetStreamConfig {
+        &self.config
+    }
+
+    /// The underlying client, e.g. to read the dead-letter subjects.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    async fn consumer(&self, subscription: &Subscription) -> Result<PullConsumer, EventBusError> {
+        let name = format!("{}__{}", subscription.event_type(), subscription.name());
+        let config = pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subject: self.config.subject(subscription.event_type()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: self.config.ack_wait,
+            deliver_policy: DeliverPolicy::All,
+            // Unlimited: the transport dead-letters after the bus's own
+            // limit, so a message is never dropped by the server unseen.
+            max_deliver: -1,
+            max_ack_pending: i64::try_from(self.config.concurrency * 4).unwrap_or(i64::MAX),
+            ..pull::Config::default()
+        };
+        self.stream
+            .get_or_create_consumer(&name, config)
+            .await
+            .map_err(|error| EventBusError::transport(format!("create consumer {name}"), error))
+    }
+}
+
+/// 100 ms doubling to 5 s.
+fn reconnect_delay(attempts: usize) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(6) as u32;
+    Duration::from_millis(100 * 2u64.pow(doublings)).min(Duration::from_secs(5))
+}
+
+fn report(counters: &ConnectionCounters, event: async_nats::Event) {
+    match event {
+        async_nats::Event::Disconnected => {
+            counters.disconnects.fetch_add(1, Ordering::Relaxed);
+            counters.publish_change(false);
+            tracing::warn!("NATS connection lost; reconnecting with backoff");
+        }
+        async_nats::Event::Connected => {
+            if counters.disconnects.load(Ordering::Relaxed) > 0 {
+                counters.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            counters.publish_change(true);
+            tracing::info!("NATS connection established");
+        }
+        other => tracing::warn!(event = %other, "NATS client event"),
+    }
+}
+
+impl Transport for JetStream {
+    fn name(&self) -> &'static str {
+        "nats-jetstream"
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn attach(&self, subscription: Subscription) -> Result<(), EventBusError> {
+        let consumer = self.consumer(&subscription).await?;
+        let worker = ConsumeLoop {
+            subscription,
+            consumer,
+            context: self.context.clone(),
+            config: self.config.clone(),
+            handlers: Arc::new(Semaphore::new(self.config.concurrency)),
+            stopping: Arc::clone(&self.stopping),
+        };
+        let handle = tokio::spawn(worker.run());
+        self.consumers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(handle);
+        Ok(())
+    }
+
+    async fn publish(&self, event: Arc<Event>) -> Result<Routed, EventBusError> {
+        if self.stopping.stopped.load(Ordering::SeqCst) {
+            return Err(EventBusError::Closed);
+        }
+        publish_event(&self.context, &self.config, &event).await?;
+        Ok(Routed::Yes)
+    }
+
+    fn try_publish(&self, _event: Arc<Event>) -> Result<Routed, EventBusError> {
+        Err(EventBusError::Unsupported {
+            operation: "try_publish (the server's acknowledgement is awaited; use publish)",
+            transport: "nats-jetstream",
+        })
+    }
+
+    /// Stops pulling, hands back what was pulled but not started (nak
+    /// without delay, so other workers take it at once), waits for the
+    /// handlers running, and flushes their acknowledgements.
+    async fn shutdown(&self) {
+        self.stopping.stop();
+        let consumers = std::mem::take(
+            &mut *self
+                .consumers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for consumer in consumers {
+            if let Err(error) = consumer.await {
+                tracing::error!(%error, "JetStream consume loop ended abnormally");
+            }
+        }
+        if let Err(error) = self.client.flush().await {
+            tracing::warn!(%error, "flushing NATS acknowledgements at shutdown failed");
+        }
+    }
+}
+
+/// Publishes and waits for the server's acknowledgement.
+async fn publish_event(
+    context: &jetstream::Context,
+    config: &JetStreamConfig,
+    event: &Event,
+) -> Result<(), EventBusError> {
+    let payload = serde_json::to_vec(event).map_err(|source| EventBusError::Encode {
+        event_id: event.id,
+        source,
+    })?;
+    let id = event.id.to_string();
+    let publish = PublishMessage::build()
+        .payload(Bytes::from(payload))
+        .message_id(&id)
+        .header("Modulink-Priority", event.priority.as_str());
+    let operation = || format!("publish event {id}");
+    context
+        .send_publish(config.subject(&event.event_type), publish)
+        .await
+        .map_err(|error| EventBusError::transport(operation(), error))?
+        .await
+        .map_err(|error| EventBusError::transport(operation(), error))?;
+    Ok(())
+}
+
+/// Pulls one subscription's messages and runs them, at most `concurrency`
+/// at a time.
+struct ConsumeLoop {
+    subscription: Subscription,
+    consumer: PullConsumer,
+    context: jetstream::Context,
+    config: JetStreamConfig,
+    handlers: Arc<Semaphore>,
+    stopping: Arc<Stopping>,
+}
+
+impl ConsumeLoop {
+    async fn run(self) {
+        let this = Arc::new(self);
+        let mut failures = 0u32;
+        while !this.stopping.stopped.load(Ordering::SeqCst) {
+            let batch = this.config.concurrency;
+            let messages = this
+                .consumer
+                .stream()
+                .max_messages_per_batch(batch)
+                .heartbeat(Duration::from_secs(5))
+                .messages()
+                .await;
+            let mut messages = match messages {
+                Ok(messages) => messages,
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(
+                        %error,
+                        subscription = this.subscription.name(),
+                        "pulling from JetStream failed; retrying"
+                    );
+                    this.pause(failures).await;
+                    continue;
+                }
+            };
+            loop {
+                let next = tokio::select! {
+                    () = this.stopping.wait() => {
+                        hand_back(&mut messages).await;
+                        break;
+                    }
+                    next = messages.next() => next,
+                };
+                match next {
+                    Some(Ok(message)) => {
+                        failures = 0;
+                        let Ok(permit) = Arc::clone(&this.handlers).acquire_owned().await else {
+                            return;
+                        };
+                        let handler = Arc::clone(&this);
+                        tokio::spawn(async move {
+                            handler.handle(message).await;
+                            drop(permit);
+                        });
+                    }
+                    Some(Err(error)) => {
+                        failures += 1;
+                        tracing::warn!(
+                            %error,
+                            subscription = this.subscription.name(),
+                            "JetStream pull interrupted; resuming"
+                        );
+                        this.pause(failures).await;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+        // Wait for running handlers: every permit back means every handler
+        // has acked, nak'd or dead-lettered its message.
+        let all = u32::try_from(this.config.concurrency).unwrap_or(u32::MAX);
+        if let Ok(permits) = this.handlers.acquire_many(all).await {
+            permits.forget();
+        }
+    }
+
+    async fn pause(&self, failures: u32) {
+        let delay = reconnect_delay(failures as usize);
+        tokio::select! {
+            () = self.stopping.wait() => {}
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+
+    async fn handle(&self, message: Message) {
+        let delivered = message
+            .info()
+            .map(|info| u32::try_from(info.delivered).unwrap_or(u32::MAX))
+            .unwrap_or(1);
+        let event: Event = match serde_json::from_slice(&message.payload) {
+            Ok(event) => event,
+            Err(error) => {
+                let reason = format!("malformed event: {error}");
+                self.dead_letter(&message, &reason, delivered).await;
+                return;
+            }
+        };
+        if delivered > self.subscription.max_deliveries() {
+            let reason = format!(
+                "delivered {delivered} times without an outcome (its workers stopped mid-event)"
+            );
+            self.dead_letter(&message, &reason, delivered).await;
+            return;
+        }
+        let event = Arc::new(event);
+        let handled = self.subscription.handle(&event, delivered).await;
+        if let Some(follow_up) = &handled.follow_up
+            && let Err(error) = publish_event(&self.context, &self.config, follow_up).await
+        {
+            // Without its follow-up the outcome is not complete: let the
+            // event come back rather than lose the report.
+            tracing::warn!(%error, event_id = %event.id, "publishing a follow-up failed; redelivering");
+            self.ack(&message, AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            return;
+        }
+        match handled.outcome {
+            Outcome::Completed => self.ack(&message, AckKind::Ack).await,
+            Outcome::Redeliver { after, .. } => self.ack(&message, AckKind::Nak(Some(after))).await,
+            Outcome::DeadLetter { error } => {
+                self.dead_letter(&message, &error.to_string(), delivered)
+                    .await;
+            }
+        }
+    }
+
+    /// Copies the message to the `.dlq` subject, then terminates it. If the
+    /// copy fails the message is nak'd instead, so it is never lost.
+    async fn dead_letter(&self, message: &Message, reason: &str, deliveries: u32) {
+        let event_type = self.subscription.event_type();
+        let subject = self.config.dead_letter_subject(event_type);
+        let mut headers = HeaderMap::new();
+        headers.insert(DLQ_SUBSCRIPTION_HEADER, self.subscription.name());
+        headers.insert(DLQ_ERROR_HEADER, single_line(reason).as_str());
+        headers.insert(DLQ_DELIVERIES_HEADER, deliveries.to_string().as_str());
+        let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
+        let publish = PublishMessage::build()
+            .payload(message.payload.clone())
+            .headers(headers)
+            .message_id(format!("dlq-{}-{sequence}", self.subscription.name()));
+        let stored = match self.context.send_publish(subject, publish).await {
+            Ok(ack) => ack.await.map(drop).map_err(async_nats::Error::from),
+            Err(error) => Err(error.into()),
+        };
+        match stored {
+            Ok(()) => {
+                tracing::warn!(
+                    subscription = self.subscription.name(),
+                    event_type,
+                    deliveries,
+                    reason,
+                    "event dead-lettered"
+                );
+                self.ack(message, AckKind::Term).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "dead-lettering failed; the message will come back");
+                self.ack(message, AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+            }
+        }
+    }
+
+    async fn ack(&self, message: &Message, kind: AckKind) {
+        if let Err(error) = message.ack_with(kind).await {
+            // The server redelivers after `ack_wait`: at least once.
+            tracing::warn!(%error, "acknowledging a JetStream message failed");
+        }
+    }
+}
+
+/// Messages pulled but not started go back at once.
+async fn hand_back(messages: &mut pull::Stream) {
+    while let Some(Some(Ok(message))) = messages.next().now_or_never() {
+        if let Err(error) = message.ack_with(AckKind::Nak(None)).await {
+            tracing::warn!(%error, "handing a message back failed; it returns after ack_wait");
+        }
+    }
+}
+
+/// Header values cannot hold line breaks.
+fn single_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+impl std::fmt::Debug for JetStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStream")
+            .field("config", &self.config)
+            .field("connection", &self.connection())
+            .finish_non_exhaustive()
+    }
+}

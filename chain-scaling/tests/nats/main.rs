@@ -1,0 +1,460 @@
+//! The JetStream transport against a real `nats-server`: work shared by
+//! worker processes, a worker killed mid-run, dead letters, de-duplication
+//! and a lost connection.
+//!
+//! Worker processes are this test binary started again with
+//! `MODULINK_TEST_WORKER` set, running the ignored `worker_process` entry.
+
+mod server;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull;
+use chain_core::{Chain, Context, Error};
+use chain_scaling::events::{
+    DLQ_DELIVERIES_HEADER, DLQ_ERROR_HEADER, DLQ_SUBSCRIPTION_HEADER, Event, EventBus, JetStream,
+    JetStreamConfig, Redelivery,
+};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use server::{NatsServer, shared_or_private, uuid_like};
+
+const WORKER_VARIABLE: &str = "MODULINK_TEST_WORKER";
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// What a worker process runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WorkerPlan {
+    url: String,
+    stream: String,
+    prefix: String,
+    worker: String,
+    work_ms: u64,
+    ack_wait_ms: u64,
+}
+
+impl WorkerPlan {
+    fn config(&self) -> JetStreamConfig {
+        JetStreamConfig::new(&self.url)
+            .stream(&self.stream)
+            .subject_prefix(&self.prefix)
+            .ack_wait(Duration::from_millis(self.ack_wait_ms))
+            .concurrency(8)
+            .memory_storage()
+    }
+}
+
+/// A fresh stream and subject prefix on the server, so tests sharing one
+/// server never see each other's events.
+fn plan(url: &str, work_ms: u64) -> WorkerPlan {
+    let id = uuid_like();
+    WorkerPlan {
+        url: url.to_owned(),
+        stream: format!("TEST_{id}"),
+        prefix: format!("t{id}"),
+        worker: String::new(),
+        work_ms,
+        ack_wait_ms: 2_000,
+    }
+}
+
+async fn bus(plan: &WorkerPlan, redelivery: Redelivery) -> EventBus<JetStream> {
+    let transport = JetStream::connect(plan.config()).await.unwrap();
+    EventBus::builder()
+        .without_store()
+        .redelivery(redelivery)
+        .build_with(transport)
+}
+
+/// The chain every worker runs: some work, then its name and the delivery
+/// number into the result.
+fn work_chain(worker: String, work_ms: u64) -> Chain {
+    Chain::named("worker").link(move |ctx: Context| {
+        let worker = worker.clone();
+        async move {
+            if work_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(work_ms)).await;
+            }
+            let delivery: u32 = ctx.require("delivery")?;
+            Ok(ctx.with("worker", worker).with("delivery_seen", delivery))
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "entry point of the worker processes that the multi-process tests start"]
+async fn worker_process() {
+    let plan: WorkerPlan = serde_json::from_str(
+        &std::env::var(WORKER_VARIABLE).expect("started by a multi-process test"),
+    )
+    .unwrap();
+    let bus = bus(&plan, Redelivery::default()).await;
+    bus.subscribe("job", work_chain(plan.worker.clone(), plan.work_ms))
+        .await
+        .unwrap();
+    println!("worker-ready");
+    // The parent closes our stdin to ask for a graceful stop.
+    tokio::task::spawn_blocking(|| std::io::stdin().lines().count())
+        .await
+        .unwrap();
+    bus.shutdown().await;
+    println!("worker-stopped");
+}
+
+struct Worker {
+    process: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Worker {
+    /// Starts a worker process and waits until it has subscribed.
+    fn start(plan: &WorkerPlan, name: &str) -> Worker {
+        let plan = WorkerPlan {
+            worker: name.to_owned(),
+            ..plan.clone()
+        };
+        let mut process = Command::new(std::env::current_exe().unwrap())
+            .args(["worker_process", "--exact", "--ignored", "--nocapture"])
+            .env(WORKER_VARIABLE, serde_json::to_string(&plan).unwrap())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = process.stdout.take().unwrap();
+        let (ready, announced) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.trim() == "worker-ready" {
+                    let _ = ready.send(());
+                }
+            }
+        });
+        announced
+            .recv_timeout(Duration::from_secs(60))
+            .expect("worker process did not subscribe");
+        let stdin = process.stdin.take();
+        Worker { process, stdin }
+    }
+
+    /// SIGKILL: no shutdown, no acks, whatever was in flight.
+    fn kill(&mut self) {
+        self.process.kill().unwrap();
+        self.process.wait().unwrap();
+    }
+
+    /// Asks for a graceful stop and checks the process ended well.
+    fn stop(mut self) {
+        drop(self.stdin.take());
+        let status = self.process.wait().unwrap();
+        assert!(status.success(), "worker exited with {status}");
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Publishes `count` job events from four concurrent publishers.
+async fn publish_jobs(bus: &EventBus<JetStream>, count: usize) -> HashSet<String> {
+    let publishers: Vec<_> = (0..4)
+        .map(|publisher| {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for n in (publisher..count).step_by(4) {
+                    let id = bus
+                        .publish(Event::new("job", json!({ "n": n })))
+                        .await
+                        .unwrap();
+                    ids.push(id.to_string());
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for publisher in publishers {
+        ids.extend(publisher.await.unwrap());
+    }
+    assert_eq!(ids.len(), count);
+    ids
+}
+
+/// Reads every event on `subject` from the stream's start, in order.
+async fn read_subject(
+    plan: &WorkerPlan,
+    subject: &str,
+) -> impl futures_util::Stream<Item = async_nats::jetstream::Message> + use<> {
+    let client = async_nats::connect(plan.url.as_str()).await.unwrap();
+    let stream = async_nats::jetstream::new(client)
+        .get_stream(&plan.stream)
+        .await
+        .unwrap();
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: subject.to_owned(),
+            ..pull::OrderedConfig::default()
+        })
+        .await
+        .unwrap();
+    let messages = consumer.messages().await.unwrap();
+    messages.map(|message| message.unwrap())
+}
+
+/// A completed job: the original id and what the worker put in its result.
+struct Completion {
+    original: String,
+    worker: String,
+    delivery: u64,
+}
+
+fn completion(message: &async_nats::jetstream::Message) -> Completion {
+    let event: Event = serde_json::from_slice(&message.payload).unwrap();
+    let result = &event.payload["result"];
+    Completion {
+        original: event.payload["original_event_id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        worker: result["worker"].as_str().unwrap().to_owned(),
+        delivery: result["delivery_seen"].as_u64().unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_events_over_three_worker_processes_are_all_processed() {
+    let (url, _server) = shared_or_private();
+    let plan = plan(&url, 0);
+    let publisher = bus(&plan, Redelivery::default()).await;
+    let workers: Vec<_> = (0..3)
+        .map(|n| Worker::start(&plan, &format!("w{n}")))
+        .collect();
+
+    let published = publish_jobs(&publisher, 10_000).await;
+    let completed_subject = format!("{}.job_completed", plan.prefix);
+    let mut completions = read_subject(&plan, &completed_subject).await;
+    let mut done = HashSet::new();
+    let mut per_worker: HashMap<String, usize> = HashMap::new();
+    tokio::time::timeout(DEADLINE, async {
+        while done.len() < published.len() {
+            let completion = completion(&completions.next().await.unwrap());
+            *per_worker.entry(completion.worker).or_default() += 1;
+            done.insert(completion.original);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {} of 10000 completed", done.len()));
+
+    assert_eq!(done, published);
+    assert_eq!(
+        per_worker.len(),
+        3,
+        "every worker took a share: {per_worker:?}"
+    );
+    for worker in workers {
+        worker.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_run_loses_nothing() {
+    let (url, _server) = shared_or_private();
+    let plan = plan(&url, 20);
+    let publisher = bus(&plan, Redelivery::default()).await;
+    let mut workers: Vec<_> = (0..3)
+        .map(|n| Worker::start(&plan, &format!("w{n}")))
+        .collect();
+
+    let published = publish_jobs(&publisher, 3_000).await;
+    let completed_subject = format!("{}.job_completed", plan.prefix);
+    let mut completions = read_subject(&plan, &completed_subject).await;
+    let mut done = HashSet::new();
+    let mut redelivered = 0;
+    let mut killed = false;
+    tokio::time::timeout(DEADLINE, async {
+        while done.len() < published.len() {
+            let completion = completion(&completions.next().await.unwrap());
+            if completion.delivery > 1 {
+                redelivered += 1;
+            }
+            done.insert(completion.original);
+            if !killed && done.len() >= 300 {
+                // w0 is busy with up to 8 events (20 ms each) and holds
+                // more pulled.
+                workers[0].kill();
+                killed = true;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {} of 3000 completed", done.len()));
+
+    assert_eq!(done, published, "events were lost with the killed worker");
+    assert!(
+        redelivered > 0,
+        "the killed worker's unacked events came back"
+    );
+    let killed_worker = workers.remove(0);
+    drop(killed_worker);
+    for worker in workers {
+        worker.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_and_malformed_events_end_in_the_dead_letter_queue() {
+    let (url, _server) = shared_or_private();
+    let plan = plan(&url, 0);
+    let redelivery =
+        Redelivery::new(3).with_backoff(Duration::from_millis(10), Duration::from_millis(20));
+    let bus = bus(&plan, redelivery).await;
+    let picky = Chain::named("picky").link(|ctx: Context| async move {
+        let data: Value = ctx.require("event_data")?;
+        if data == "poison" {
+            return Err(Error::unavailable("cannot digest poison"));
+        }
+        Ok(ctx)
+    });
+    bus.subscribe("job", picky).await.unwrap();
+
+    let mut poison = HashSet::new();
+    for n in 0..5 {
+        bus.publish(Event::new("job", json!(n))).await.unwrap();
+    }
+    for _ in 0..2 {
+        poison.insert(
+            bus.publish(Event::new("job", json!("poison")))
+                .await
+                .unwrap(),
+        );
+    }
+    let raw = async_nats::connect(plan.url.as_str()).await.unwrap();
+    async_nats::jetstream::new(raw)
+        .publish(format!("{}.job", plan.prefix), "{not json".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let mut dead = read_subject(&plan, &format!("{}.job.dlq", plan.prefix)).await;
+    let mut letters = Vec::new();
+    tokio::time::timeout(DEADLINE, async {
+        while letters.len() < 3 {
+            letters.push(dead.next().await.unwrap());
+        }
+    })
+    .await
+    .expect("three dead letters");
+    let header = |message: &async_nats::jetstream::Message, name: &str| -> String {
+        message
+            .headers
+            .as_ref()
+            .unwrap()
+            .get(name)
+            .unwrap()
+            .to_string()
+    };
+    let mut dead_ids = HashSet::new();
+    let mut malformed = 0;
+    for letter in &letters {
+        assert_eq!(header(letter, DLQ_SUBSCRIPTION_HEADER), "picky");
+        match serde_json::from_slice::<Event>(&letter.payload) {
+            Ok(event) => {
+                assert_eq!(header(letter, DLQ_DELIVERIES_HEADER), "3");
+                assert!(header(letter, DLQ_ERROR_HEADER).contains("cannot digest poison"));
+                dead_ids.insert(event.id);
+            }
+            Err(_) => {
+                assert_eq!(&letter.payload[..], b"{not json");
+                assert!(header(letter, DLQ_ERROR_HEADER).contains("malformed event"));
+                malformed += 1;
+            }
+        }
+    }
+    assert_eq!((dead_ids, malformed), (poison, 1));
+
+    let mut failed = read_subject(&plan, &format!("{}.job_failed", plan.prefix)).await;
+    let report: Event = serde_json::from_slice(&failed.next().await.unwrap().payload).unwrap();
+    assert_eq!(report.payload["event_data"], "poison");
+    bus.shutdown().await;
+    let stats = bus.stats();
+    assert_eq!(
+        (stats.completed, stats.dead_lettered, stats.redelivered),
+        (5, 2, 4)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_republished_event_is_stored_once() {
+    let (url, _server) = shared_or_private();
+    let plan = plan(&url, 0);
+    let bus = bus(&plan, Redelivery::default()).await;
+    let event = Event::new("job", json!(1));
+    bus.publish(event.clone()).await.unwrap();
+    bus.publish(event).await.unwrap();
+    let client = async_nats::connect(plan.url.as_str()).await.unwrap();
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream(&plan.stream)
+        .await
+        .unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_is_retried_and_reported() {
+    let mut server = NatsServer::start();
+    let plan = plan(&server.url(), 0);
+    // On disk, so the stream outlives the server's restart.
+    let config = JetStreamConfig::new(&plan.url)
+        .stream(&plan.stream)
+        .subject_prefix(&plan.prefix);
+    let bus = EventBus::builder().build_with(JetStream::connect(config).await.unwrap());
+    let mut changes = bus.transport().connection_changes();
+    assert!(bus.transport().connection().connected);
+
+    server.kill();
+    tokio::time::timeout(DEADLINE, changes.wait_for(|report| !report.connected))
+        .await
+        .expect("the loss is reported")
+        .unwrap();
+    server.restart();
+    let report = *tokio::time::timeout(DEADLINE, changes.wait_for(|report| report.connected))
+        .await
+        .expect("the client reconnects")
+        .unwrap();
+    assert_eq!((report.disconnects, report.reconnects), (1, 1));
+
+    bus.publish(Event::new("job", json!(1))).await.unwrap();
+    assert_eq!(bus.stats().published, 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let error = JetStream::connect(JetStreamConfig::new(&url))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains(&url), "{error}");
+}
+
+#[tokio::test]
+async fn try_publish_is_refused_with_a_reason() {
+    let (url, _server) = shared_or_private();
+    let plan = plan(&url, 0);
+    let bus = bus(&plan, Redelivery::default()).await;
+    let error = bus.try_publish(Event::new("job", json!(1))).unwrap_err();
+    assert!(error.to_string().contains("use publish"), "{error}");
+}
