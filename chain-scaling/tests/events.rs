@@ -9,7 +9,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use chain_core::{Chain, Context, Error, ErrorKind, Result};
-use chain_scaling::events::{Event, EventBus, EventBusError, Priority, Redelivery};
+use chain_scaling::events::{Event, EventBus, EventBusError, FollowUps, Priority, Redelivery};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -588,4 +588,22 @@ async fn bad_types_names_and_duplicates_are_errors() {
 #[test]
 fn building_outside_a_runtime_is_an_error() {
     assert!(matches!(EventBus::new(), Err(EventBusError::NoRuntime)));
+}
+
+#[tokio::test]
+async fn follow_ups_can_be_switched_off_while_history_is_kept() {
+    let bus = EventBus::builder()
+        .follow_ups(FollowUps::Never)
+        .build()
+        .unwrap();
+    bus.subscribe("ping", Chain::named("ok").link_sync(Ok))
+        .await
+        .unwrap();
+    bus.publish(Event::new("ping", json!(1)).with_correlation_id("f"))
+        .await
+        .unwrap();
+    bus.shutdown().await;
+    let history = bus.store().unwrap().by_correlation_id("f");
+    assert_eq!(history.len(), 1, "only the event itself: {history:?}");
+    assert_eq!(bus.stats().completed, 1);
 }

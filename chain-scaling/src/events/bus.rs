@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::event::validate_event_type;
 use super::shared::Shared;
 use super::{
-    BusStats, DeadLetterQueue, Event, EventBusError, EventStore, InProcess, MemoryEventStore,
-    Redelivery, Routed, Subscription, Transport,
+    BusStats, DeadLetterQueue, Event, EventBusError, EventStore, FollowUps, InProcess,
+    MemoryEventStore, Redelivery, Routed, Subscription, Transport,
 };
 
 /// Routes events to the chains subscribed to their type.
@@ -57,6 +57,7 @@ pub struct EventBusBuilder {
     workers: usize,
     redelivery: Redelivery,
     store: Option<Arc<dyn EventStore>>,
+    follow_ups: Option<FollowUps>,
 }
 
 impl fmt::Debug for dyn EventStore {
@@ -77,6 +78,7 @@ impl Default for EventBusBuilder {
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             redelivery: Redelivery::default(),
             store: Some(Arc::new(MemoryEventStore::new(DEFAULT_STORE_CAPACITY))),
+            follow_ups: None,
         }
     }
 }
@@ -115,6 +117,14 @@ impl EventBusBuilder {
         self
     }
 
+    /// When follow-up events are published; by default
+    /// [`FollowUps::WhenObserved`] in process and [`FollowUps::Always`] on
+    /// a shared transport.
+    pub fn follow_ups(mut self, follow_ups: FollowUps) -> Self {
+        self.follow_ups = Some(follow_ups);
+        self
+    }
+
     /// Builds the in-process bus; its workers start on the current tokio
     /// runtime.
     pub fn build(self) -> Result<EventBus<InProcess>, EventBusError> {
@@ -125,7 +135,12 @@ impl EventBusBuilder {
     /// Builds a bus on another transport (its own configuration replaces
     /// `capacity` and `workers`).
     pub fn build_with<T: Transport>(self, transport: T) -> EventBus<T> {
-        let shared = Shared::new(self.redelivery, self.store, transport.is_shared());
+        let follow_ups = self.follow_ups.unwrap_or(if transport.is_shared() {
+            FollowUps::Always
+        } else {
+            FollowUps::WhenObserved
+        });
+        let shared = Shared::new(self.redelivery, self.store, follow_ups);
         EventBus {
             shared: Arc::new(shared),
             transport: Arc::new(transport),

@@ -41,7 +41,7 @@ pub use jetstream::{
     ConnectionReport, DLQ_DELIVERIES_HEADER, DLQ_ERROR_HEADER, DLQ_SUBSCRIPTION_HEADER, JetStream,
     JetStreamConfig,
 };
-pub use shared::{BusStats, Redelivery};
+pub use shared::{BusStats, FollowUps, Redelivery};
 pub use store::{EventStore, MemoryEventStore};
 pub use subscription::{Handled, Outcome, Subscription};
 pub use transport::{Routed, Transport};

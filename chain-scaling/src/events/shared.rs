@@ -66,6 +66,23 @@ impl Redelivery {
     }
 }
 
+/// When `{type}_completed` and `{type}_failed` events are built and
+/// published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUps {
+    /// When the store would record them or a subscription here handles
+    /// their type: the default in process, where nothing else can see
+    /// them, and serializing a result per event is the largest cost of a
+    /// trivial handler.
+    WhenObserved,
+    /// Always: the default on a shared transport, whose subscriptions in
+    /// other processes this one cannot know.
+    Always,
+    /// Never: outcomes are read from the stats, the dead-letter queue and
+    /// the store only.
+    Never,
+}
+
 /// A counter bumped on hot paths: relaxed, because readers want totals,
 /// not ordering with other memory.
 #[derive(Debug, Default)]
@@ -116,24 +133,21 @@ pub(crate) struct Shared {
     pub(crate) store: Option<Arc<dyn EventStore>>,
     /// Types with a subscription in this process.
     observed: ArcSwap<HashSet<Box<str>, foldhash::fast::RandomState>>,
-    /// Whether follow-ups are published even when no local subscription
-    /// or store would see them: true for transports shared with other
-    /// processes, whose subscriptions this one cannot know.
-    publish_all_follow_ups: bool,
+    follow_ups: FollowUps,
 }
 
 impl Shared {
     pub(crate) fn new(
         redelivery: Redelivery,
         store: Option<Arc<dyn EventStore>>,
-        publish_all_follow_ups: bool,
+        follow_ups: FollowUps,
     ) -> Self {
         Shared {
             redelivery,
             stats: Counters::default(),
             store,
             observed: ArcSwap::from_pointee(HashSet::default()),
-            publish_all_follow_ups,
+            follow_ups,
         }
     }
 
@@ -141,7 +155,11 @@ impl Shared {
     /// nobody can see are not built: serializing a result per event is the
     /// largest cost of a trivial handler.
     pub(crate) fn observes(&self, event_type: &str) -> bool {
-        self.publish_all_follow_ups || self.store.is_some() || self.has_subscription(event_type)
+        match self.follow_ups {
+            FollowUps::Always => true,
+            FollowUps::Never => false,
+            FollowUps::WhenObserved => self.store.is_some() || self.has_subscription(event_type),
+        }
     }
 
     pub(crate) fn has_subscription(&self, event_type: &str) -> bool {

@@ -1,0 +1,267 @@
+//! NATS JetStream, publish to handled: the event bus's JetStream transport
+//! against hand-written async-nats code doing the same work (JSON event
+//! with `Nats-Msg-Id`, publish acknowledged by the server, durable pull
+//! consumer, decode, ack). Both publish from eight tasks at once.
+//!
+//! Starts its own `nats-server` (Debian package `nats-server`) with
+//! JetStream on a free port. Run with
+//! `cargo bench -p chain-scaling --features nats --bench events_nats`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{self, StorageType};
+use bytes::Bytes;
+use chain_core::{Chain, Context};
+use chain_scaling::events::{Event, EventBus, FollowUps, JetStream, JetStreamConfig, Redelivery};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+
+const EVENTS: u64 = 5_000;
+const PUBLISHERS: u64 = 8;
+
+struct Server(Child, u16);
+
+impl Server {
+    fn start() -> Server {
+        let store =
+            std::env::temp_dir().join(format!("modulink-bench-nats-{}", std::process::id()));
+        let mut child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
+            .arg(&store)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("nats-server: {error}"));
+        let log = BufReader::new(child.stderr.take().unwrap_or_else(|| panic!("no log")));
+        let mut port = 0;
+        for line in log.lines().map_while(Result::ok) {
+            if let Some(address) = line.split("client connections on ").nth(1) {
+                port = address
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.trim().parse().ok())
+                    .unwrap_or(0);
+            }
+            if line.contains("Server is ready") {
+                break;
+            }
+        }
+        Server(child, port)
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.1)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[derive(Default)]
+struct Done {
+    handled: AtomicU64,
+    notify: Notify,
+}
+
+impl Done {
+    fn record(&self) {
+        self.handled.fetch_add(1, Ordering::AcqRel);
+        self.notify.notify_one();
+    }
+
+    async fn wait_for(&self, target: u64) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.handled.load(Ordering::Acquire) >= target {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+fn event(n: u64) -> Event {
+    Event::new("tick", json!({ "n": n }))
+}
+
+async fn publish_all<F, Fut>(publish: F)
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let tasks: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let publish = publish.clone();
+            tokio::spawn(async move {
+                for n in (p..EVENTS).step_by(PUBLISHERS as usize) {
+                    publish(n).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap_or_else(|error| panic!("{error}"));
+    }
+}
+
+fn bus_throughput(runtime: &Runtime, url: &str, iterations: u64) -> Duration {
+    runtime.block_on(async {
+        let name = format!("BUS{}", fastrand::u64(..));
+        let config = JetStreamConfig::new(url)
+            .stream(&name)
+            .subject_prefix(name.to_lowercase())
+            .memory_storage()
+            .concurrency(64);
+        let transport = JetStream::connect(config)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bus = EventBus::builder()
+            .without_store()
+            .follow_ups(FollowUps::Never)
+            .redelivery(Redelivery::default())
+            .build_with(transport);
+        let done = Arc::new(Done::default());
+        let counter = Arc::clone(&done);
+        let chain = Chain::named("count").link_sync(move |ctx: Context| {
+            counter.record();
+            Ok(ctx)
+        });
+        bus.subscribe("tick", chain)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let start = Instant::now();
+        for iteration in 0..iterations {
+            let publisher = bus.clone();
+            publish_all(move |n| {
+                let bus = publisher.clone();
+                async move {
+                    bus.publish(event(n))
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+            })
+            .await;
+            done.wait_for((iteration + 1) * EVENTS).await;
+        }
+        let elapsed = start.elapsed();
+        bus.shutdown().await;
+        elapsed
+    })
+}
+
+fn raw_throughput(runtime: &Runtime, url: &str, iterations: u64) -> Duration {
+    runtime.block_on(async {
+        let name = format!("RAW{}", fastrand::u64(..));
+        let prefix = name.to_lowercase();
+        let client = async_nats::connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let context = async_nats::jetstream::new(client);
+        let stream = context
+            .get_or_create_stream(stream::Config {
+                name: name.clone(),
+                subjects: vec![format!("{prefix}.>")],
+                storage: StorageType::Memory,
+                ..stream::Config::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let consumer = stream
+            .get_or_create_consumer(
+                "count",
+                pull::Config {
+                    durable_name: Some("count".to_owned()),
+                    filter_subject: format!("{prefix}.tick"),
+                    ack_policy: AckPolicy::Explicit,
+                    max_ack_pending: 256,
+                    ..pull::Config::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let done = Arc::new(Done::default());
+        let counter = Arc::clone(&done);
+        let consume = tokio::spawn(async move {
+            let mut messages = consumer.messages().await.unwrap_or_else(|e| panic!("{e}"));
+            while let Some(Ok(message)) = messages.next().await {
+                let event: Event =
+                    serde_json::from_slice(&message.payload).unwrap_or_else(|e| panic!("{e}"));
+                std::hint::black_box(event);
+                message.ack().await.unwrap_or_else(|e| panic!("{e}"));
+                counter.record();
+            }
+        });
+        let subject = format!("{prefix}.tick");
+        let start = Instant::now();
+        for iteration in 0..iterations {
+            let context = context.clone();
+            let subject = subject.clone();
+            publish_all(move |n| {
+                let context = context.clone();
+                let subject = subject.clone();
+                async move {
+                    let event = event(n);
+                    let payload = serde_json::to_vec(&event).unwrap_or_else(|e| panic!("{e}"));
+                    let publish = PublishMessage::build()
+                        .payload(Bytes::from(payload))
+                        .message_id(event.id.to_string());
+                    context
+                        .send_publish(subject, publish)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"))
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+            })
+            .await;
+            done.wait_for((iteration + 1) * EVENTS).await;
+        }
+        let elapsed = start.elapsed();
+        consume.abort();
+        elapsed
+    })
+}
+
+fn throughput(c: &mut Criterion) {
+    let server = Server::start();
+    let url = server.url();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut group = c.benchmark_group("nats_publish_to_handled");
+    group.throughput(Throughput::Elements(EVENTS));
+    group.bench_function("event_bus_jetstream", |b| {
+        b.iter_custom(|iterations| bus_throughput(&runtime, &url, iterations))
+    });
+    group.bench_function("raw_async_nats", |b| {
+        b.iter_custom(|iterations| raw_throughput(&runtime, &url, iterations))
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8));
+    targets = throughput
+}
+criterion_main!(benches);
