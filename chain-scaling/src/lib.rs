@@ -1,11 +1,15 @@
-//! Scaling for ModuLink chains. Available: [`balance`], load balancing over
-//! nodes with round robin, smooth weighted round robin, least connections,
-//! power of two choices, consistent hashing and random strategies, with
-//! outlier ejection, active health checks, a cluster status report and
-//! auto-scaling.
+//! Scaling for ModuLink chains. Available:
 //!
-//! Being built: parallel execution and resource pools, stream and batch
-//! processing, and the event bus (in process and over NATS JetStream).
+//! - [`balance`]: load balancing over nodes with round robin, smooth
+//!   weighted round robin, least connections, power of two choices,
+//!   consistent hashing and random strategies, with outlier ejection, active
+//!   health checks, a cluster status report and auto-scaling.
+//! - [`events`]: the event bus, in process with priorities, backpressure,
+//!   redelivery and dead letters, and across machines on NATS JetStream
+//!   (feature `nats`).
+//!
+//! Being built: parallel execution and resource pools, and stream and batch
+//! processing.
 //!
 //! Most users depend on the `modulink` facade (feature `scaling`).
 

@@ -607,3 +607,27 @@ async fn follow_ups_can_be_switched_off_while_history_is_kept() {
     assert_eq!(history.len(), 1, "only the event itself: {history:?}");
     assert_eq!(bus.stats().completed, 1);
 }
+
+#[tokio::test]
+async fn handling_a_report_produces_no_report_of_a_report() {
+    let bus = EventBus::new().unwrap();
+    bus.subscribe("ping", Chain::named("ok").link_sync(Ok))
+        .await
+        .unwrap();
+    bus.subscribe("ping_completed", Chain::named("audit").link_sync(Ok))
+        .await
+        .unwrap();
+    bus.publish(Event::new("ping", json!(1)).with_correlation_id("r"))
+        .await
+        .unwrap();
+    bus.shutdown().await;
+    let types: Vec<_> = bus
+        .store()
+        .unwrap()
+        .by_correlation_id("r")
+        .iter()
+        .map(|event| event.event_type.to_string())
+        .collect();
+    assert_eq!(types, ["ping", "ping_completed"]);
+    assert_eq!(bus.stats().completed, 2);
+}

@@ -82,3 +82,52 @@ fn microservice_orchestration_retries_and_opens_the_breaker() {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
     }
 }
+
+#[test]
+fn event_driven_handles_the_seed_events_in_priority_with_redelivery_and_dead_letters() {
+    let out = run_example("event-driven");
+    let alarm = out
+        .find("pager: card used in two countries")
+        .expect("alarm handled");
+    let published = out.find("published 4 events").expect("publish returned");
+    assert!(
+        alarm < published,
+        "the critical event ran before publish returned:\n{out}"
+    );
+    for expected in [
+        "audit: REG-001 completed by registration",
+        "\"verification_token\":\"VTK-USR-newuser\"",
+        "audit: ORD-001 completed by orders",
+        "\"total\":118.77",
+        "compensate: ORD-002 failed after 1 deliveries",
+        "stats: published 4, completed 6, redelivered 1, dead-lettered 1",
+        "payment attempts: 2",
+        "dead letter: ORD-002 (orders) after 1 delivery: validation error",
+        "history of ORD-001: order_created -> order_created_completed",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+}
+
+#[test]
+fn nats_workers_share_the_orders_between_two_processes() {
+    assert!(
+        std::env::var_os("MODULINK_NATS_URL").is_some(),
+        "MODULINK_NATS_URL is not set: run scripts/test.sh, which starts nats-server"
+    );
+    let out = run_example("nats-workers");
+    assert!(out.contains("all 1000 orders completed"), "{out}");
+    let handled: Vec<usize> = out
+        .lines()
+        .filter_map(|line| line.split(" handled ").nth(1))
+        .map(|count| count.trim().parse().unwrap())
+        .collect();
+    assert_eq!(handled.len(), 2, "{out}");
+    assert_eq!(handled.iter().sum::<usize>(), 1000);
+    assert!(handled.iter().all(|&count| count > 0), "{out}");
+    assert_eq!(
+        out.matches("worker stopped: exit status: 0").count(),
+        2,
+        "{out}"
+    );
+}

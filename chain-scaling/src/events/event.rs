@@ -137,6 +137,13 @@ impl Event {
     pub fn is_failure_report(&self) -> bool {
         self.event_type.ends_with(FAILED_SUFFIX)
     }
+
+    /// Whether this is a `{type}_completed` or `{type}_failed` event.
+    /// Handling one successfully produces no `_completed` report of its
+    /// own: a report of a report says nothing new.
+    pub fn is_report(&self) -> bool {
+        self.is_failure_report() || self.event_type.ends_with(COMPLETED_SUFFIX)
+    }
 }
 
 pub(crate) const COMPLETED_SUFFIX: &str = "_completed";

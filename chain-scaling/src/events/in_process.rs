@@ -41,17 +41,31 @@ struct Inner {
     work: Notify,
     /// Workers waiting for work: publishers wake one only when some wait,
     /// sparing a wake-up per event while all are busy.
-    idle: AtomicUsize,
+    idle: Padded<AtomicUsize>,
     room: Room,
     closed: AtomicBool,
     /// Deliveries admitted and not yet ended, including those waiting for
     /// a redelivery. Raised before `closed` is checked, so shutdown never
     /// misses a delivery admitted concurrently.
-    pending: AtomicUsize,
+    pending: Padded<AtomicUsize>,
     drained: Notify,
     runtime: Handle,
     workers: Mutex<Vec<JoinHandle<()>>>,
     dead_letters: DeadLetterQueue,
+}
+
+/// A value on a cache line of its own: the publisher and the workers each
+/// write one of these counters on every event.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 /// Subscriptions by event type.
@@ -93,10 +107,10 @@ impl InProcess {
             routes: ArcSwap::from_pointee(Routes::default()),
             lanes: Lanes::default(),
             work: Notify::new(),
-            idle: AtomicUsize::new(0),
+            idle: Padded(AtomicUsize::new(0)),
             room: Room::new(capacity),
             closed: AtomicBool::new(false),
-            pending: AtomicUsize::new(0),
+            pending: Padded(AtomicUsize::new(0)),
             drained: Notify::new(),
             runtime: runtime.clone(),
             workers: Mutex::new(Vec::new()),

@@ -10,7 +10,8 @@
 //!   are redelivered with backoff ([`Redelivery`]) and then moved to the
 //!   [`DeadLetterQueue`] with their last error. On success the bus
 //!   publishes `{type}_completed` with the result; after the last failure,
-//!   `{type}_failed` at High priority (never for a `_failed` event).
+//!   `{type}_failed` at High priority (never for a `_failed` event, and
+//!   no `_completed` for a handled report).
 //! - An [`EventStore`] keeps the history, queryable by type and by
 //!   correlation id ([`MemoryEventStore`], bounded, by default).
 //! - Feature `nats`: the `JetStream` transport persists events in a NATS

@@ -84,8 +84,10 @@ pub enum FollowUps {
 }
 
 /// A counter bumped on hot paths: relaxed, because readers want totals,
-/// not ordering with other memory.
+/// not ordering with other memory, and on a cache line of its own, so the
+/// publisher's counter and the workers' do not invalidate each other.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub(crate) struct Counter(AtomicU64);
 
 impl Counter {

@@ -25,6 +25,10 @@ pub struct Subscription {
 
 struct Inner {
     event_type: Cow<'static, str>,
+    /// `{type}_completed` and `{type}_failed`, built once rather than per
+    /// delivery.
+    completed_type: Box<str>,
+    failed_type: Box<str>,
     name: Cow<'static, str>,
     chain: Chain,
     shared: Arc<Shared>,
@@ -70,6 +74,8 @@ impl Subscription {
     ) -> Self {
         Subscription {
             inner: Arc::new(Inner {
+                completed_type: format!("{event_type}{COMPLETED_SUFFIX}").into(),
+                failed_type: format!("{event_type}{FAILED_SUFFIX}").into(),
                 event_type,
                 name,
                 chain,
@@ -137,8 +143,8 @@ impl Subscription {
     }
 
     fn follow_up_completed(&self, event: &Event, result: &Context) -> Option<Arc<Event>> {
-        let event_type = format!("{}{COMPLETED_SUFFIX}", event.event_type);
-        if !self.inner.shared.observes(&event_type) {
+        let event_type = &self.inner.completed_type;
+        if event.is_report() || !self.inner.shared.observes(event_type) {
             return None;
         }
         let mut result = result.to_json();
@@ -150,7 +156,7 @@ impl Subscription {
         });
         Some(
             self.record(
-                Event::new(event_type, payload)
+                Event::new(event_type.to_string(), payload)
                     .with_correlation_id(event.correlation_id.clone())
                     .with_source(self.name().to_owned()),
             ),
@@ -163,11 +169,8 @@ impl Subscription {
         error: &Error,
         deliveries: u32,
     ) -> Option<Arc<Event>> {
-        if event.is_failure_report() {
-            return None;
-        }
-        let event_type = format!("{}{FAILED_SUFFIX}", event.event_type);
-        if !self.inner.shared.observes(&event_type) {
+        let event_type = &self.inner.failed_type;
+        if event.is_failure_report() || !self.inner.shared.observes(event_type) {
             return None;
         }
         let payload = json!({
@@ -180,7 +183,7 @@ impl Subscription {
         });
         Some(
             self.record(
-                Event::new(event_type, payload)
+                Event::new(event_type.to_string(), payload)
                     .with_priority(Priority::High)
                     .with_correlation_id(event.correlation_id.clone())
                     .with_source(self.name().to_owned()),
