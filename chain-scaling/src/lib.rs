@@ -18,6 +18,7 @@
 
 pub mod balance;
 pub mod events;
+pub mod parallel;
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
