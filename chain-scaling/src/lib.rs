@@ -19,6 +19,7 @@
 pub mod balance;
 pub mod events;
 pub mod parallel;
+pub mod stream;
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -1,0 +1,208 @@
+//! The process's resident memory, sampled into a bounded history, with a
+//! limit that stream processing obeys by lowering its concurrency.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// How many samples the history keeps.
+const HISTORY: usize = 256;
+
+/// Samples resident memory (RSS) and says when it is above the limit.
+/// Cheap to clone: clones share the history.
+///
+/// ```
+/// use chain_scaling::stream::MemoryMonitor;
+///
+/// let monitor = MemoryMonitor::new(512 * 1024 * 1024);
+/// let rss = monitor.sample().expect("Linux, macOS and Windows report RSS");
+/// assert!(rss > 0);
+/// assert_eq!(monitor.report().peak_bytes, rss);
+/// ```
+#[derive(Clone)]
+pub struct MemoryMonitor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    limit_bytes: u64,
+    interval: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    history: VecDeque<u64>,
+    samples: u64,
+    peak: u64,
+    last_sample: Option<Instant>,
+    throttled: u64,
+    lowest_concurrency: Option<usize>,
+}
+
+/// What the monitor saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MemoryReport {
+    /// The configured limit.
+    pub limit_bytes: u64,
+    /// Samples taken.
+    pub samples: u64,
+    /// The highest RSS sampled.
+    pub peak_bytes: u64,
+    /// The average over the recent history (up to 256 samples).
+    pub average_bytes: u64,
+    /// The latest sample.
+    pub current_bytes: u64,
+    /// How many times processing lowered its concurrency because RSS was
+    /// above the limit.
+    pub throttled: u64,
+    /// The lowest concurrency processing went down to, if it throttled.
+    pub lowest_concurrency: Option<usize>,
+}
+
+impl MemoryMonitor {
+    /// Watches for RSS above `limit_bytes`, sampling at most every 50 ms
+    /// when asked through [`sample_if_due`](Self::sample_if_due).
+    pub fn new(limit_bytes: u64) -> Self {
+        MemoryMonitor {
+            inner: Arc::new(Inner {
+                limit_bytes,
+                interval: Duration::from_millis(50),
+                state: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Sets the shortest time between samples taken by
+    /// [`sample_if_due`](Self::sample_if_due).
+    pub fn with_interval(self, interval: Duration) -> Self {
+        MemoryMonitor {
+            inner: Arc::new(Inner {
+                limit_bytes: self.inner.limit_bytes,
+                interval,
+                state: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The limit.
+    pub fn limit_bytes(&self) -> u64 {
+        self.inner.limit_bytes
+    }
+
+    /// Reads RSS now and records it; `None` where the platform does not
+    /// tell.
+    pub fn sample(&self) -> Option<u64> {
+        let rss = resident_bytes()?;
+        let mut state = self.lock();
+        if state.history.len() == HISTORY {
+            state.history.pop_front();
+        }
+        state.history.push_back(rss);
+        state.samples += 1;
+        state.peak = state.peak.max(rss);
+        state.last_sample = Some(Instant::now());
+        Some(rss)
+    }
+
+    /// Samples if the interval has passed since the last sample.
+    pub fn sample_if_due(&self) -> Option<u64> {
+        let due = self
+            .lock()
+            .last_sample
+            .is_none_or(|last| last.elapsed() >= self.inner.interval);
+        if due { self.sample() } else { None }
+    }
+
+    /// Records that processing lowered its concurrency to `concurrency`.
+    pub(crate) fn record_throttle(&self, rss: u64, concurrency: usize) {
+        let mut state = self.lock();
+        state.throttled += 1;
+        state.lowest_concurrency = Some(
+            state
+                .lowest_concurrency
+                .map_or(concurrency, |lowest| lowest.min(concurrency)),
+        );
+        tracing::warn!(
+            rss_bytes = rss,
+            limit_bytes = self.inner.limit_bytes,
+            concurrency,
+            "memory above the limit; lowering stream concurrency"
+        );
+    }
+
+    /// Peak, average and throttling so far.
+    pub fn report(&self) -> MemoryReport {
+        let state = self.lock();
+        let recent = state.history.len() as u64;
+        let average = state.history.iter().sum::<u64>().checked_div(recent);
+        MemoryReport {
+            limit_bytes: self.inner.limit_bytes,
+            samples: state.samples,
+            peak_bytes: state.peak,
+            average_bytes: average.unwrap_or(0),
+            current_bytes: state.history.back().copied().unwrap_or(0),
+            throttled: state.throttled,
+            lowest_concurrency: state.lowest_concurrency,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every update is a few assignments: consistent whatever panicked.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// RSS from `/proc/self/status` (`VmRSS`, in kB whatever the page size).
+#[cfg(target_os = "linux")]
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kilobytes * 1024)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn resident_bytes() -> Option<u64> {
+    memory_stats::memory_stats().map(|usage| usage.physical_mem as u64)
+}
+
+impl fmt::Debug for MemoryMonitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryMonitor")
+            .field("report", &self.report())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracks_peak_average_and_a_bounded_history() {
+        let monitor = MemoryMonitor::new(u64::MAX).with_interval(Duration::from_secs(3600));
+        let first = monitor.sample().unwrap();
+        // Touch 32 MB so RSS grows measurably.
+        let ballast = vec![1u8; 32 * 1024 * 1024];
+        let second = monitor.sample().unwrap();
+        assert!(second >= first + 30 * 1024 * 1024, "{first} -> {second}");
+        drop(ballast);
+        assert_eq!(monitor.sample_if_due(), None, "not due within the interval");
+        for _ in 0..HISTORY {
+            monitor.sample();
+        }
+        let report = monitor.report();
+        assert_eq!(report.samples, 2 + HISTORY as u64);
+        assert!(report.peak_bytes >= second);
+        assert!(report.average_bytes > 0 && report.average_bytes <= report.peak_bytes);
+        assert_eq!(report.throttled, 0);
+    }
+}
