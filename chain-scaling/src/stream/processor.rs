@@ -183,7 +183,7 @@ impl<C: Send + 'static> Processed<C> {
                     let chain = self.chain.clone();
                     self.running
                         .push(Box::pin(async move { (index, chain.execute(item).await) }));
-                    if index % CHECK_EVERY == 0 {
+                    if index.is_multiple_of(CHECK_EVERY) {
                         self.adapt_to_memory();
                     }
                 }
