@@ -3,9 +3,14 @@
 use std::process::Command;
 
 fn run_example(name: &str) -> String {
+    run_example_with(name, &[])
+}
+
+fn run_example_with(name: &str, env: &[(&str, &str)]) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .args(["run", "--quiet", "-p", "examples", "--example", name])
+        .envs(env.iter().copied())
         .output()
         .expect("cargo runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -130,4 +135,22 @@ fn nats_workers_share_the_orders_between_two_processes() {
         2,
         "{out}"
     );
+}
+
+#[test]
+fn streaming_keeps_memory_flat_and_routes_unreadable_items_aside() {
+    // A million items in a debug build; BENCHMARKS.md has ten million in
+    // release under /usr/bin/time.
+    let out = run_example_with("streaming-10m", &[("MODULINK_STREAM_ITEMS", "1000000")]);
+    assert!(
+        out.contains("processed 999990 readings, 10 unreadable, 100 anomalies"),
+        "{out}"
+    );
+    let peak_mb: f64 = out
+        .lines()
+        .find_map(|line| line.strip_prefix("peak RSS (kernel high-water mark): "))
+        .and_then(|value| value.trim_end_matches(" MB").parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in:\n{out}"));
+    assert!(peak_mb <= 64.0, "peak RSS {peak_mb} MB");
+    assert!(out.contains("throttled 0 times"), "{out}");
 }
