@@ -78,6 +78,7 @@ for crate_features in \
     "chain-observability --features otlp" \
     "chain-security --features aws" \
     "chain-scaling --features nats" \
+    "chain-scaling --features http" \
     "modulink --no-default-features"; do
     # Word splitting is wanted: each line is a package and its flags.
     # shellcheck disable=SC2086

@@ -9,6 +9,8 @@
 mod autoscale;
 mod health;
 mod node;
+#[cfg(feature = "http")]
+mod remote;
 mod ring;
 
 use std::fmt;
@@ -24,6 +26,9 @@ use health::now_nanos;
 pub use health::{ClusterStatus, HealthCheckSettings, HealthChecks, NodeStatus, OutlierDetection};
 use node::InFlight;
 pub use node::Node;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use remote::RemoteEndpoint;
 use ring::Ring;
 
 /// How a [`LoadBalancer`] picks a node.
