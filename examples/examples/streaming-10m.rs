@@ -31,9 +31,9 @@ impl Reading {
     /// A deterministic stand-in for a sensor feed: a slow wave with a spike
     /// every 9,973rd reading and an unreadable value every 100,003rd.
     fn from_feed(n: u64) -> Reading {
-        let raw = if n % 100_003 == 0 {
+        let raw = if n.is_multiple_of(100_003) {
             f64::NAN
-        } else if n % 9_973 == 0 {
+        } else if n.is_multiple_of(9_973) {
             500.0
         } else {
             20.0 + ((n % 3_600) as f64 / 3_600.0 * std::f64::consts::TAU).sin() * 5.0
