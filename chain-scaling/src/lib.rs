@@ -7,9 +7,12 @@
 //! - [`events`]: the event bus, in process with priorities, backpressure,
 //!   redelivery and dead letters, and across machines on NATS JetStream
 //!   (feature `nats`).
-//!
-//! Being built: parallel execution and resource pools, and stream and batch
-//! processing.
+//! - [`parallel`]: a resource pool bounding concurrent chains, fan-out in
+//!   async and blocking modes, measured statistics and the performance
+//!   report.
+//! - [`stream`]: chains over streams with bounded concurrency and
+//!   backpressure, batches, and a memory monitor that makes processing back
+//!   off.
 //!
 //! Most users depend on the `modulink` facade (feature `scaling`).
 

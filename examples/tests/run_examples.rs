@@ -154,3 +154,23 @@ fn streaming_keeps_memory_flat_and_routes_unreadable_items_aside() {
     assert!(peak_mb <= 64.0, "peak RSS {peak_mb} MB");
     assert!(out.contains("throttled 0 times"), "{out}");
 }
+
+#[test]
+fn scaling_demo_scales_up_under_load_and_back_down_after() {
+    let out = run_example("scaling-demo");
+    for expected in [
+        "initial cluster: 3 nodes, capacity 30",
+        "wave_1: 30/30 completed, 0 rejected",
+        "auto-scaler: scale up to 4 nodes",
+        "wave_2: 40/50 completed, 10 rejected (all nodes full)",
+        "auto-scaler: scale up to 5 nodes",
+        "wave_3: 50/50 completed, 0 rejected",
+        "auto-scaler: scale up to 6 nodes",
+        "auto-scaler: scale down to 3 nodes",
+        "auto-scaler: hold at 3 nodes",
+        "final cluster: 3 nodes, 3 healthy, 0 in flight",
+        "node_1: 30 served",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+}
