@@ -1,14 +1,29 @@
-//! Health endpoints, a traffic router, blue-green and canary releases driven by measured traffic.
+//! Deployment control for ModuLink services, driven by measured traffic:
 //!
-//! This crate is being built. What is coming:
+//! - [`health`]: pluggable async checks with liveness, readiness and
+//!   draining; feature `server` serves `/health`, `/health/live` and
+//!   `/health/ready`.
+//! - Feature `router`: `TrafficRouter`, a reverse proxy with weighted and
+//!   sticky splits and per-upstream statistics measured over a sliding
+//!   window; `BlueGreen`, which deploys to the idle environment, validates
+//!   it with real requests and switches atomically; and `Canary`, which
+//!   shifts traffic step by step and promotes or rolls back on the
+//!   router's measurements.
 //!
-//! - `/health`, `/health/live` and `/health/ready` with pluggable checks
-//! - `TrafficRouter`: a reverse proxy with weighted and sticky splits and measured per-upstream statistics
-//! - blue-green switches validated by real checks, canary analysis with promotion and rollback
+//! The seed simulates deployments with sleeps and metrics with random
+//! numbers; here every decision is taken on requests that really happened.
 //!
-//! It builds on [`chain_core`], the chain, context and middleware of ModuLink.
-//! Most users depend on the `modulink` facade instead of this crate directly.
+//! Most users depend on the `modulink` facade (feature `deploy`).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
+
+mod error;
+pub mod health;
+#[cfg(feature = "router")]
+#[cfg_attr(docsrs, doc(cfg(feature = "router")))]
+pub mod router;
+
+pub use error::DeployError;
 
 pub use chain_core;

@@ -1,0 +1,197 @@
+//! Forwarding one request, and the accept loop.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::TrafficRouter;
+use super::stats::Outcome;
+
+pub(crate) type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Headers that describe one connection, not the message (RFC 9110
+/// section 7.6.1): a proxy must not forward them.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Removes the hop-by-hop headers, including those the `Connection`
+/// header names.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+fn plain(status: StatusCode, message: String) -> Response<ProxyBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(message))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+impl TrafficRouter {
+    /// Sends one request to the upstream its split assigns and returns the
+    /// answer, or 502/503/504 with a body saying what went wrong.
+    pub(crate) async fn forward(
+        &self,
+        mut request: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<ProxyBody> {
+        let inner = &*self.inner;
+        let upstream = {
+            let table = inner.table.load();
+            match table.pick(&inner.stickiness, request.headers()) {
+                Some(upstream) => upstream.clone(),
+                None => {
+                    return plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no upstream has a share of traffic\n".to_owned(),
+                    );
+                }
+            }
+        };
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |path| path.as_str());
+        let uri = Uri::builder()
+            .scheme("http")
+            .authority(upstream.authority.clone())
+            .path_and_query(path)
+            .build();
+        match uri {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(error) => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot forward this request: {error}\n"),
+                );
+            }
+        }
+        let headers = request.headers_mut();
+        strip_hop_by_hop(headers);
+        if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {
+            headers.insert(header::HOST, host);
+        }
+        let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(previous) => format!("{previous}, {}", client.ip()),
+            None => client.ip().to_string(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+            headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+        }
+
+        let started = Instant::now();
+        let answer =
+            tokio::time::timeout(inner.upstream_timeout, inner.client.request(request)).await;
+        let latency = started.elapsed();
+        match answer {
+            Ok(Ok(mut response)) => {
+                let outcome = if response.status().is_server_error() {
+                    Outcome::ServerError
+                } else {
+                    Outcome::Answered
+                };
+                upstream.stats.record(latency, outcome);
+                strip_hop_by_hop(response.headers_mut());
+                response.map(BodyExt::boxed)
+            }
+            Ok(Err(error)) => {
+                upstream.stats.record(latency, Outcome::ConnectionError);
+                plain(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "upstream `{}` at {} is unreachable: {error}\n",
+                        upstream.name, upstream.authority
+                    ),
+                )
+            }
+            Err(_) => {
+                upstream.stats.record(latency, Outcome::ConnectionError);
+                plain(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "upstream `{}` at {} did not answer within {:?}\n",
+                        upstream.name, upstream.authority, inner.upstream_timeout
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// Accepts connections until told to stop, then waits for the requests in
+/// flight on them.
+pub(crate) async fn accept_loop(
+    router: TrafficRouter,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => break,
+        };
+        let (stream, client) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: keep serving.
+                tracing::warn!(%error, "router failed to accept a connection");
+                continue;
+            }
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not disable Nagle's algorithm");
+        }
+        let router = router.clone();
+        let service = service_fn(move |request| {
+            let router = router.clone();
+            async move { Ok::<_, Infallible>(router.forward(request, client).await) }
+        });
+        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "client connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
+}

@@ -1,0 +1,154 @@
+//! Per-upstream statistics over a sliding window of recent requests.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// What the router saw of one upstream over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct UpstreamStats {
+    /// Requests answered or failed in the window.
+    pub requests: u64,
+    /// Answers with a 5xx status.
+    pub server_errors: u64,
+    /// Requests that got no answer (refused, reset, timed out).
+    pub connection_errors: u64,
+    /// `(server_errors + connection_errors) / requests`, 0 without requests.
+    pub error_rate: f64,
+    /// Mean time to the response head, in milliseconds.
+    pub average_latency_ms: f64,
+    /// Median, in milliseconds.
+    pub p50_latency_ms: f64,
+    /// 99th percentile, in milliseconds.
+    pub p99_latency_ms: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Answered,
+    ServerError,
+    ConnectionError,
+}
+
+struct Sample {
+    at: Instant,
+    latency: Duration,
+    outcome: Outcome,
+}
+
+/// Samples of the last `window`, at most `capacity` of them.
+pub(crate) struct Window {
+    window: Duration,
+    capacity: usize,
+    samples: Mutex<VecDeque<Sample>>,
+}
+
+impl Window {
+    pub(crate) fn new(window: Duration, capacity: usize) -> Self {
+        Window {
+            window,
+            capacity,
+            samples: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub(crate) fn record(&self, latency: Duration, outcome: Outcome) {
+        let now = Instant::now();
+        let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        while samples.len() >= self.capacity
+            || samples
+                .front()
+                .is_some_and(|oldest| now.duration_since(oldest.at) > self.window)
+        {
+            samples.pop_front();
+        }
+        samples.push_back(Sample {
+            at: now,
+            latency,
+            outcome,
+        });
+    }
+
+    /// Statistics of the samples younger than `over` (at most the window).
+    pub(crate) fn stats(&self, over: Duration) -> UpstreamStats {
+        let now = Instant::now();
+        let mut latencies = Vec::new();
+        let (mut server_errors, mut connection_errors) = (0, 0);
+        {
+            let samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+            for sample in samples
+                .iter()
+                .rev()
+                .take_while(|sample| now.duration_since(sample.at) <= over)
+            {
+                match sample.outcome {
+                    Outcome::Answered => {}
+                    Outcome::ServerError => server_errors += 1,
+                    Outcome::ConnectionError => connection_errors += 1,
+                }
+                latencies.push(sample.latency);
+            }
+        }
+        latencies.sort_unstable();
+        let requests = latencies.len() as u64;
+        let millis = |latency: Option<&Duration>| latency.map_or(0.0, |l| l.as_secs_f64() * 1e3);
+        let percentile =
+            |p: usize| millis(latencies.get((latencies.len() * p).div_ceil(100).saturating_sub(1)));
+        let total: Duration = latencies.iter().sum();
+        UpstreamStats {
+            requests,
+            server_errors,
+            connection_errors,
+            error_rate: if requests == 0 {
+                0.0
+            } else {
+                (server_errors + connection_errors) as f64 / requests as f64
+            },
+            average_latency_ms: if requests == 0 {
+                0.0
+            } else {
+                total.as_secs_f64() * 1e3 / requests as f64
+            },
+            p50_latency_ms: percentile(50),
+            p99_latency_ms: percentile(99),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_and_percentiles_of_the_window() {
+        let window = Window::new(Duration::from_secs(60), 1_000);
+        for ms in 1..=100u64 {
+            let outcome = match ms {
+                1..=3 => Outcome::ServerError,
+                4 => Outcome::ConnectionError,
+                _ => Outcome::Answered,
+            };
+            window.record(Duration::from_millis(ms), outcome);
+        }
+        let stats = window.stats(Duration::from_secs(60));
+        assert_eq!(stats.requests, 100);
+        assert_eq!((stats.server_errors, stats.connection_errors), (3, 1));
+        assert!((stats.error_rate - 0.04).abs() < 1e-12);
+        assert!((stats.p50_latency_ms - 50.0).abs() < 1e-9);
+        assert!((stats.p99_latency_ms - 99.0).abs() < 1e-9);
+        assert!((stats.average_latency_ms - 50.5).abs() < 1e-9);
+        assert_eq!(window.stats(Duration::ZERO).requests, 0);
+    }
+
+    #[test]
+    fn capacity_bounds_the_samples() {
+        let window = Window::new(Duration::from_secs(60), 10);
+        for _ in 0..25 {
+            window.record(Duration::from_millis(1), Outcome::Answered);
+        }
+        assert_eq!(window.stats(Duration::from_secs(60)).requests, 10);
+    }
+}

@@ -1,0 +1,222 @@
+//! The traffic router against real upstreams on 127.0.0.1.
+
+mod support;
+
+use std::time::Duration;
+
+use chain_deploy::DeployError;
+use chain_deploy::router::{RouterConfig, RouterServer, Stickiness, TrafficRouter};
+use serde_json::Value;
+use support::{Behaviour, client, get, upstream, version_of};
+
+/// The router serving on a free port; it stops when the returned server
+/// handle is dropped.
+async fn router_over(config: RouterConfig) -> (TrafficRouter, String, RouterServer) {
+    let router = TrafficRouter::new(config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = router.serve(listener);
+    let url = format!("http://{}", server.local_addr().unwrap());
+    (router, url, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_split_follows_the_weights_and_changes_atomically() {
+    let blue = upstream(Behaviour::version("blue")).await;
+    let green = upstream(Behaviour::version("green")).await;
+    let (router, url, _server) = router_over(
+        RouterConfig::new()
+            .upstream("blue", format!("http://{blue}"))
+            .upstream("green", format!("http://{green}")),
+    )
+    .await;
+    let client = client();
+    for _ in 0..20 {
+        assert_eq!(version_of(&get(&client, &url, &[]).await.1), "blue");
+    }
+    router
+        .set_split(&[("blue", 70.0), ("green", 30.0)])
+        .unwrap();
+    let mut green_count = 0;
+    for _ in 0..2_000 {
+        if version_of(&get(&client, &url, &[]).await.1) == "green" {
+            green_count += 1;
+        }
+    }
+    assert!(
+        (500..700).contains(&green_count),
+        "{green_count} of 2000 on green at 30%"
+    );
+    router.route_all_to("green").unwrap();
+    assert_eq!(
+        router.split(),
+        [("blue".to_owned(), 0.0), ("green".to_owned(), 100.0)]
+    );
+    for _ in 0..20 {
+        assert_eq!(version_of(&get(&client, &url, &[]).await.1), "green");
+    }
+    let stats = router.stats("green", Duration::from_secs(60)).unwrap();
+    assert_eq!(stats.requests, green_count + 20);
+    assert_eq!(stats.error_rate, 0.0);
+    assert!(stats.p50_latency_ms > 0.0 && stats.p50_latency_ms <= stats.p99_latency_ms);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_mode_keeps_a_user_on_one_version() {
+    let stable = upstream(Behaviour::version("stable")).await;
+    let canary = upstream(Behaviour::version("canary")).await;
+    let (router, url, _server) = router_over(
+        RouterConfig::new()
+            .upstream("stable", format!("http://{stable}"))
+            .upstream("canary", format!("http://{canary}"))
+            .stickiness(Stickiness::Cookie("user".to_owned())),
+    )
+    .await;
+    router
+        .set_split(&[("stable", 50.0), ("canary", 50.0)])
+        .unwrap();
+    let client = client();
+    let mut versions_seen = std::collections::HashSet::new();
+    for user in 0..40 {
+        let cookie = format!("theme=dark; user=u{user}");
+        let first = version_of(&get(&client, &url, &[("cookie", &cookie)]).await.1);
+        for _ in 0..10 {
+            let again = version_of(&get(&client, &url, &[("cookie", &cookie)]).await.1);
+            assert_eq!(again, first, "user u{user} changed version");
+        }
+        versions_seen.insert(first);
+    }
+    assert_eq!(versions_seen.len(), 2, "users spread over both versions");
+
+    // A growing canary only moves users to it, never back.
+    let on_canary_before: Vec<bool> = {
+        let mut on = Vec::new();
+        for user in 0..40 {
+            let cookie = format!("user=u{user}");
+            on.push(version_of(&get(&client, &url, &[("cookie", &cookie)]).await.1) == "canary");
+        }
+        on
+    };
+    router
+        .set_split(&[("stable", 20.0), ("canary", 80.0)])
+        .unwrap();
+    for (user, was_on_canary) in on_canary_before.iter().enumerate() {
+        let cookie = format!("user=u{user}");
+        let now = version_of(&get(&client, &url, &[("cookie", &cookie)]).await.1);
+        if *was_on_canary {
+            assert_eq!(now, "canary", "user u{user} left the canary as it grew");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_that_is_down_gives_502_with_a_clear_body() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (router, url, _server) =
+        router_over(RouterConfig::new().upstream("gone", format!("http://{closed}"))).await;
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), get(&client(), &url, &[]))
+        .await
+        .expect("no hang");
+    assert_eq!(status, 502);
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains(&format!("upstream `gone` at {closed} is unreachable")),
+        "{body}"
+    );
+    assert_eq!(
+        router
+            .stats("gone", Duration::from_secs(60))
+            .unwrap()
+            .connection_errors,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_slow_upstream_gives_504_after_the_timeout() {
+    let slow = upstream(Behaviour::version("slow").delayed(Duration::from_secs(5))).await;
+    let (_router, url, _server) = router_over(
+        RouterConfig::new()
+            .upstream("slow", format!("http://{slow}"))
+            .upstream_timeout(Duration::from_millis(100)),
+    )
+    .await;
+    let (status, body) = get(&client(), &url, &[]).await;
+    assert_eq!(status, 504);
+    assert!(String::from_utf8_lossy(&body).contains("did not answer within 100ms"));
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_stop_at_the_router() {
+    let echo = upstream(Behaviour::version("echo")).await;
+    let (_router, url, _server) =
+        router_over(RouterConfig::new().upstream("echo", format!("http://{echo}"))).await;
+    let (status, body) = get(
+        &client(),
+        &format!("{url}/orders?id=7"),
+        &[
+            ("connection", "keep-alive, x-session-secret"),
+            ("x-session-secret", "s3cr3t"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("x-request-id", "req-1"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let received: Value = serde_json::from_slice(&body).unwrap();
+    let headers = &received["headers"];
+    for hop in ["x-session-secret", "keep-alive", "te"] {
+        assert!(headers.get(hop).is_none(), "{hop} was forwarded: {headers}");
+    }
+    assert_eq!(headers["x-request-id"], "req-1");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["host"], echo.to_string());
+}
+
+#[tokio::test]
+async fn server_errors_are_counted_per_upstream() {
+    let flaky = upstream(Behaviour::version("flaky").failing_every(4)).await;
+    let (router, url, _server) =
+        router_over(RouterConfig::new().upstream("flaky", format!("http://{flaky}"))).await;
+    let client = client();
+    for _ in 0..40 {
+        get(&client, &url, &[]).await;
+    }
+    let stats = router.stats("flaky", Duration::from_secs(60)).unwrap();
+    assert_eq!((stats.requests, stats.server_errors), (40, 10));
+    assert!((stats.error_rate - 0.25).abs() < 1e-9);
+}
+
+#[test]
+fn bad_configuration_is_refused_with_reasons() {
+    let error = TrafficRouter::new(RouterConfig::new().upstream("a", "ftp://x:1")).unwrap_err();
+    assert!(error.to_string().contains("only http://"), "{error}");
+    let error = TrafficRouter::new(RouterConfig::new().upstream("a", "http://x")).unwrap_err();
+    assert!(error.to_string().contains("no port"), "{error}");
+    let duplicate = RouterConfig::new()
+        .upstream("a", "http://x:1")
+        .upstream("a", "http://y:1");
+    assert!(matches!(
+        TrafficRouter::new(duplicate),
+        Err(DeployError::DuplicateUpstream { .. })
+    ));
+    let router = TrafficRouter::new(
+        RouterConfig::new()
+            .upstream("a", "http://x:1")
+            .upstream("b", "http://y:1"),
+    )
+    .unwrap();
+    assert!(matches!(
+        router.set_split(&[("a", 60.0), ("b", 30.0)]),
+        Err(DeployError::InvalidSplit { .. })
+    ));
+    assert!(matches!(
+        router.set_split(&[("c", 100.0)]),
+        Err(DeployError::UnknownUpstream { .. })
+    ));
+    assert!(router.set_target("b", "not a url").is_err());
+    assert_eq!(router.share_of("a").unwrap(), 100.0);
+}

@@ -1,0 +1,126 @@
+//! Real HTTP upstreams on 127.0.0.1 and a client, for the router, canary
+//! and blue-green tests.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+/// How a test upstream behaves.
+#[derive(Clone)]
+pub struct Behaviour {
+    pub version: &'static str,
+    /// Every `n`th request answers 500 (0: never).
+    pub fail_every: u64,
+    pub delay: Duration,
+    pub healthy: Arc<AtomicBool>,
+    pub served: Arc<AtomicU64>,
+}
+
+impl Behaviour {
+    pub fn version(version: &'static str) -> Self {
+        Behaviour {
+            version,
+            fail_every: 0,
+            delay: Duration::ZERO,
+            healthy: Arc::new(AtomicBool::new(true)),
+            served: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn failing_every(mut self, n: u64) -> Self {
+        self.fail_every = n;
+        self
+    }
+
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+async fn answer(
+    State(behaviour): State<Behaviour>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    let n = behaviour.served.fetch_add(1, Ordering::Relaxed) + 1;
+    if !behaviour.delay.is_zero() {
+        tokio::time::sleep(behaviour.delay).await;
+    }
+    let received: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), json!(value.to_str().unwrap_or(""))))
+        .collect();
+    let status = if behaviour.fail_every > 0 && n % behaviour.fail_every == 0 {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        Json(json!({"version": behaviour.version, "headers": received})),
+    )
+}
+
+async fn health(State(behaviour): State<Behaviour>) -> StatusCode {
+    if behaviour.healthy.load(Ordering::Relaxed) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// Serves `behaviour` on a free port: `/health/ready`, and every other
+/// path answers with the version and the headers it received.
+pub async fn upstream(behaviour: Behaviour) -> SocketAddr {
+    let app = axum::Router::new()
+        .route("/health/ready", routing::get(health))
+        .fallback(answer)
+        .with_state(behaviour);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+pub type TestClient = Client<HttpConnector, Empty<Bytes>>;
+
+pub fn client() -> TestClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// GET `url` with extra headers; the status and the body.
+pub async fn get(client: &TestClient, url: &str, headers: &[(&str, &str)]) -> (u16, Bytes) {
+    let mut request = http::Request::get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = client
+        .request(request.body(Empty::new()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.into_body().collect().await.unwrap().to_bytes(),
+    )
+}
+
+/// The version an upstream answered with.
+pub fn version_of(body: &Bytes) -> String {
+    let value: Value = serde_json::from_slice(body).unwrap();
+    value["version"].as_str().unwrap().to_owned()
+}
