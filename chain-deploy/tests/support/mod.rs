@@ -1,7 +1,7 @@
 //! Real HTTP upstreams on 127.0.0.1 and a client, for the router, canary
 //! and blue-green tests.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,17 +21,17 @@ use serde_json::{Value, json};
 
 /// How a test upstream behaves.
 #[derive(Clone)]
-pub struct Behaviour {
-    pub version: &'static str,
+pub(crate) struct Behaviour {
+    pub(crate) version: &'static str,
     /// Every `n`th request answers 500 (0: never).
-    pub fail_every: u64,
-    pub delay: Duration,
-    pub healthy: Arc<AtomicBool>,
-    pub served: Arc<AtomicU64>,
+    pub(crate) fail_every: u64,
+    pub(crate) delay: Duration,
+    pub(crate) healthy: Arc<AtomicBool>,
+    pub(crate) served: Arc<AtomicU64>,
 }
 
 impl Behaviour {
-    pub fn version(version: &'static str) -> Self {
+    pub(crate) fn version(version: &'static str) -> Self {
         Behaviour {
             version,
             fail_every: 0,
@@ -41,12 +41,12 @@ impl Behaviour {
         }
     }
 
-    pub fn failing_every(mut self, n: u64) -> Self {
+    pub(crate) fn failing_every(mut self, n: u64) -> Self {
         self.fail_every = n;
         self
     }
 
-    pub fn delayed(mut self, delay: Duration) -> Self {
+    pub(crate) fn delayed(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
     }
@@ -85,7 +85,7 @@ async fn health(State(behaviour): State<Behaviour>) -> StatusCode {
 
 /// Serves `behaviour` on a free port: `/health/ready`, and every other
 /// path answers with the version and the headers it received.
-pub async fn upstream(behaviour: Behaviour) -> SocketAddr {
+pub(crate) async fn upstream(behaviour: Behaviour) -> SocketAddr {
     let app = axum::Router::new()
         .route("/health/ready", routing::get(health))
         .fallback(answer)
@@ -96,14 +96,14 @@ pub async fn upstream(behaviour: Behaviour) -> SocketAddr {
     address
 }
 
-pub type TestClient = Client<HttpConnector, Empty<Bytes>>;
+pub(crate) type TestClient = Client<HttpConnector, Empty<Bytes>>;
 
-pub fn client() -> TestClient {
+pub(crate) fn client() -> TestClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
 /// GET `url` with extra headers; the status and the body.
-pub async fn get(client: &TestClient, url: &str, headers: &[(&str, &str)]) -> (u16, Bytes) {
+pub(crate) async fn get(client: &TestClient, url: &str, headers: &[(&str, &str)]) -> (u16, Bytes) {
     let mut request = http::Request::get(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -120,7 +120,88 @@ pub async fn get(client: &TestClient, url: &str, headers: &[(&str, &str)]) -> (u
 }
 
 /// The version an upstream answered with.
-pub fn version_of(body: &Bytes) -> String {
+pub(crate) fn version_of(body: &Bytes) -> String {
     let value: Value = serde_json::from_slice(body).unwrap();
     value["version"].as_str().unwrap().to_owned()
+}
+
+/// Clients sending requests through `url` in a loop until stopped.
+pub(crate) struct Load {
+    stop: Arc<AtomicBool>,
+    done: Arc<(AtomicU64, tokio::sync::Notify)>,
+    tasks: Vec<tokio::task::JoinHandle<LoadReport>>,
+}
+
+/// What the clients saw.
+#[derive(Debug, Default)]
+pub(crate) struct LoadReport {
+    pub(crate) ok: u64,
+    pub(crate) failed: u64,
+    pub(crate) versions: std::collections::BTreeMap<String, u64>,
+    pub(crate) failures: Vec<String>,
+}
+
+impl Load {
+    pub(crate) fn start(url: &str, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new((AtomicU64::new(0), tokio::sync::Notify::new()));
+        let tasks = (0..clients)
+            .map(|_| {
+                let (stop, url, client) = (Arc::clone(&stop), url.to_owned(), client());
+                let done = Arc::clone(&done);
+                tokio::spawn(async move {
+                    let mut report = LoadReport::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        let (status, body) = get(&client, &url, &[]).await;
+                        if status == 200 {
+                            report.ok += 1;
+                            *report.versions.entry(version_of(&body)).or_default() += 1;
+                        } else {
+                            report.failed += 1;
+                            report
+                                .failures
+                                .push(format!("{status}: {}", String::from_utf8_lossy(&body)));
+                        }
+                        done.0.fetch_add(1, Ordering::SeqCst);
+                        done.1.notify_waiters();
+                    }
+                    report
+                })
+            })
+            .collect();
+        Load { stop, done, tasks }
+    }
+
+    /// Waits until `more` further requests have completed.
+    pub(crate) async fn wait_for(&self, more: u64) {
+        let target = self.done.0.load(Ordering::SeqCst) + more;
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let notified = self.done.1.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.done.0.load(Ordering::SeqCst) >= target {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .expect("the load makes progress");
+    }
+
+    pub(crate) async fn stop(self) -> LoadReport {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = LoadReport::default();
+        for task in self.tasks {
+            let report = task.await.unwrap();
+            total.ok += report.ok;
+            total.failed += report.failed;
+            total.failures.extend(report.failures);
+            for (version, count) in report.versions {
+                *total.versions.entry(version).or_default() += count;
+            }
+        }
+        total
+    }
 }

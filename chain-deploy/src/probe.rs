@@ -1,0 +1,61 @@
+//! GET requests straight to an environment, for validation.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+#[derive(Clone)]
+pub(crate) struct Probe {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    timeout: Duration,
+}
+
+/// One probe: the status, or why there was none, and how long it took.
+pub(crate) struct ProbeResult {
+    pub(crate) status: Result<u16, String>,
+    pub(crate) latency: Duration,
+}
+
+impl ProbeResult {
+    pub(crate) fn succeeded(&self) -> bool {
+        matches!(self.status, Ok(status) if (200..300).contains(&status))
+    }
+}
+
+impl Probe {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Probe {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            timeout,
+        }
+    }
+
+    pub(crate) async fn get(&self, url: &str) -> ProbeResult {
+        let started = Instant::now();
+        let status = match url.parse() {
+            Ok(uri) => match tokio::time::timeout(self.timeout, self.client.get(uri)).await {
+                Ok(Ok(response)) => {
+                    let status = response.status().as_u16();
+                    // Read the body so the connection returns to the pool.
+                    match response.into_body().collect().await {
+                        Ok(_) => Ok(status),
+                        Err(error) => Err(format!("body of {url} broke off: {error}")),
+                    }
+                }
+                Ok(Err(error)) => Err(format!("{url} is unreachable: {error}")),
+                Err(_) => Err(format!("{url} did not answer within {:?}", self.timeout)),
+            },
+            Err(error) => Err(format!("{url} is not a URL: {error}")),
+        };
+        ProbeResult {
+            status,
+            latency: started.elapsed(),
+        }
+    }
+}

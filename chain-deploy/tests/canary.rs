@@ -1,0 +1,191 @@
+//! Canary releases decided on traffic measured by the router, against real
+//! upstreams on 127.0.0.1.
+
+mod support;
+
+use std::time::Duration;
+
+use chain_deploy::DeployError;
+use chain_deploy::canary::{Canary, CanaryConfig, CanaryEvent, CanaryOutcome, Verdict};
+use chain_deploy::router::{RouterConfig, RouterServer, TrafficRouter};
+use support::{Behaviour, Load, upstream};
+
+async fn release(stable: Behaviour, canary: Behaviour) -> (TrafficRouter, String, RouterServer) {
+    let stable = upstream(stable).await;
+    let canary = upstream(canary).await;
+    let router = TrafficRouter::new(
+        RouterConfig::new()
+            .upstream("stable", format!("http://{stable}"))
+            .upstream("canary", format!("http://{canary}")),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = router.serve(listener);
+    let url = format!("http://{}", server.local_addr().unwrap());
+    (router, url, server)
+}
+
+/// Short intervals so a release takes a second, not an hour.
+fn quick(initial: f64, increment: f64) -> CanaryConfig {
+    CanaryConfig {
+        initial_traffic_percent: initial,
+        traffic_increment: increment,
+        evaluation_interval: Duration::from_millis(300),
+        min_requests: 10,
+        ..CanaryConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_canary_is_promoted_to_all_traffic() {
+    let (router, url, _server) = release(
+        Behaviour::version("v1").delayed(Duration::from_millis(2)),
+        Behaviour::version("v2").delayed(Duration::from_millis(2)),
+    )
+    .await;
+    let canary = Canary::new(router.clone(), "stable", "canary", quick(20.0, 40.0)).unwrap();
+    let mut events = canary.subscribe();
+    let load = Load::start(&url, 4);
+    let outcome = tokio::time::timeout(Duration::from_secs(30), canary.run())
+        .await
+        .unwrap()
+        .unwrap();
+    let seen = load.stop().await;
+
+    let CanaryOutcome::Completed(summary) = outcome else {
+        panic!("not promoted: {outcome:?}");
+    };
+    assert_eq!(router.share_of("canary").unwrap(), 100.0);
+    assert_eq!(summary.total_evaluations, 2, "20% -> 60% -> 100%");
+    assert_eq!(summary.health_rate, 1.0);
+    assert_eq!(summary.deployment_quality, "excellent");
+    assert_eq!(summary.avg_error_rate, 0.0);
+    assert!(summary.avg_latency_ms >= 2.0);
+    assert_eq!(seen.failed, 0);
+
+    let mut promoted = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        match event {
+            CanaryEvent::Promoted { canary_percent } => promoted.push(canary_percent),
+            CanaryEvent::Completed(_) => promoted.push(-1.0),
+            _ => {}
+        }
+    }
+    assert_eq!(promoted, [60.0, 100.0, -1.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_answering_five_percent_5xx_is_rolled_back() {
+    let (router, url, _server) = release(
+        Behaviour::version("v1"),
+        Behaviour::version("v2").failing_every(20),
+    )
+    .await;
+    let canary = Canary::new(router.clone(), "stable", "canary", quick(50.0, 10.0)).unwrap();
+    let load = Load::start(&url, 4);
+    let outcome = tokio::time::timeout(Duration::from_secs(30), canary.run())
+        .await
+        .unwrap()
+        .unwrap();
+    load.stop().await;
+
+    let CanaryOutcome::RolledBack { reason, summary } = outcome else {
+        panic!("not rolled back: {outcome:?}");
+    };
+    assert!(reason.contains("error rate"), "{reason}");
+    assert!(summary.total_evaluations <= 2, "{summary:?}");
+    assert_eq!(router.share_of("stable").unwrap(), 100.0);
+    // Traffic after the rollback all lands on stable.
+    let after = Load::start(&url, 2);
+    after.wait_for(50).await;
+    let report = after.stop().await;
+    assert_eq!(report.versions.keys().collect::<Vec<_>>(), ["v1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_three_times_slower_is_rolled_back() {
+    let (router, url, _server) = release(
+        Behaviour::version("v1").delayed(Duration::from_millis(5)),
+        Behaviour::version("v2").delayed(Duration::from_millis(15)),
+    )
+    .await;
+    let canary = Canary::new(router.clone(), "stable", "canary", quick(50.0, 10.0)).unwrap();
+    let load = Load::start(&url, 4);
+    let outcome = tokio::time::timeout(Duration::from_secs(30), canary.run())
+        .await
+        .unwrap()
+        .unwrap();
+    load.stop().await;
+    let CanaryOutcome::RolledBack { reason, .. } = outcome else {
+        panic!("not rolled back: {outcome:?}");
+    };
+    assert!(
+        reason.contains("latency") && reason.contains("stable's"),
+        "{reason}"
+    );
+    assert_eq!(router.share_of("canary").unwrap(), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_traffic_the_verdict_is_inconclusive_and_nothing_is_promoted() {
+    let (router, _url, _server) = release(Behaviour::version("v1"), Behaviour::version("v2")).await;
+    let config = CanaryConfig {
+        max_inconclusive_evaluations: 2,
+        ..quick(5.0, 10.0)
+    };
+    let canary = Canary::new(router.clone(), "stable", "canary", config.clone()).unwrap();
+    canary.start().unwrap();
+    let evaluation = canary.evaluate().unwrap();
+    assert!(
+        matches!(evaluation.verdict, Verdict::Inconclusive(ref why) if why.contains("0 canary requests"))
+    );
+    assert_eq!(router.share_of("canary").unwrap(), 5.0);
+    canary.abort().unwrap();
+
+    let canary = Canary::new(router.clone(), "stable", "canary", config).unwrap();
+    let mut events = canary.subscribe();
+    let outcome = canary.run().await.unwrap();
+    let CanaryOutcome::RolledBack { reason, summary } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(reason.contains("2 inconclusive evaluations"), "{reason}");
+    assert_eq!(summary.healthy_evaluations, 0);
+    while let Ok(event) = events.try_recv() {
+        assert!(
+            !matches!(event, CanaryEvent::Promoted { .. }),
+            "promoted without traffic"
+        );
+    }
+    assert_eq!(router.share_of("canary").unwrap(), 0.0);
+}
+
+#[tokio::test]
+async fn manual_promotion_and_abort_with_state_checks() {
+    let (router, _url, _server) = release(Behaviour::version("v1"), Behaviour::version("v2")).await;
+    let canary = Canary::new(router.clone(), "stable", "canary", CanaryConfig::default()).unwrap();
+    assert!(matches!(
+        canary.promote(),
+        Err(DeployError::CanaryState {
+            state: "not started",
+            ..
+        })
+    ));
+    canary.start().unwrap();
+    assert!(matches!(
+        canary.start(),
+        Err(DeployError::CanaryState { .. })
+    ));
+    assert_eq!(canary.promote().unwrap(), 15.0);
+    assert_eq!(
+        router.split(),
+        [("stable".to_owned(), 85.0), ("canary".to_owned(), 15.0)]
+    );
+    canary.abort().unwrap();
+    assert_eq!(router.share_of("stable").unwrap(), 100.0);
+    let error = canary.promote().unwrap_err();
+    assert_eq!(error.to_string(), "canary is finished: cannot promote");
+    assert!(matches!(
+        Canary::new(router, "stable", "nope", CanaryConfig::default()),
+        Err(DeployError::UnknownUpstream { .. })
+    ));
+}
