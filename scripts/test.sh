@@ -79,6 +79,8 @@ for crate_features in \
     "chain-security --features aws" \
     "chain-scaling --features nats" \
     "chain-scaling --features http" \
+    "chain-deploy --features server" \
+    "chain-deploy --features router" \
     "modulink --no-default-features"; do
     # Word splitting is wanted: each line is a package and its flags.
     # shellcheck disable=SC2086

@@ -7,9 +7,14 @@ fn run_example(name: &str) -> String {
 }
 
 fn run_example_with(name: &str, env: &[(&str, &str)]) -> String {
+    run_example_with_args(name, env, &[])
+}
+
+fn run_example_with_args(name: &str, env: &[(&str, &str)], args: &[&str]) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args(["run", "--quiet", "-p", "examples", "--example", name])
+        .args(["run", "--quiet", "-p", "examples", "--example", name, "--"])
+        .args(args)
         .envs(env.iter().copied())
         .output()
         .expect("cargo runs");
@@ -170,6 +175,20 @@ fn scaling_demo_scales_up_under_load_and_back_down_after() {
         "auto-scaler: hold at 3 nodes",
         "final cluster: 3 nodes, 3 healthy, 0 in flight",
         "node_1: 30 served",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+}
+
+#[test]
+fn the_deployable_service_answers_its_health_endpoints() {
+    let out = run_example_with_args("deploy-service", &[("VERSION", "v7")], &["--self-test"]);
+    for expected in [
+        "GET /health/live: 200 {\"status\":\"pass\"",
+        "GET /health/ready: 200 {\"status\":\"pass\"",
+        "\"pricing_chain\":{\"status\":\"pass\"",
+        "GET /: 200 {\"service\":\"modulink-deploy-example\",\"version\":\"v7\"}",
+        "order total: 118.77",
     ] {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
     }

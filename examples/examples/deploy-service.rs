@@ -1,0 +1,202 @@
+//! The example service the Dockerfile and Kubernetes manifests in `deploy/`
+//! run: an order-pricing chain behind HTTP, with health endpoints and a
+//! graceful stop (drain, then finish in-flight requests).
+//!
+//! - `cargo run -p examples --example deploy-service` serves on
+//!   `$BIND` (default `0.0.0.0:8080`): `POST /orders`, `GET /`,
+//!   `/health`, `/health/live`, `/health/ready`.
+//! - `--probe URL` GETs the URL and exits 0 on a 2xx answer: the Docker
+//!   HEALTHCHECK, without curl in the image.
+//! - `--self-test` serves on a free loopback port, calls itself, prints
+//!   what it got and exits.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use modulink::deploy::health::{CheckResult, Health, check_fn, routes};
+use modulink::{Chain, Context, Error};
+use serde_json::{Value, json};
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+fn pricing() -> Chain {
+    Chain::named("pricing")
+        .link_sync(|ctx: Context| {
+            let items: Vec<Value> = ctx.require("items")?;
+            if items.is_empty() {
+                return Err(Error::validation("an order needs at least one item"));
+            }
+            Ok(ctx)
+        })
+        .link_sync(|ctx: Context| {
+            let items: Vec<Value> = ctx.require("items")?;
+            let subtotal: f64 = items
+                .iter()
+                .map(|item| {
+                    item["price"].as_f64().unwrap_or(0.0) * item["quantity"].as_f64().unwrap_or(0.0)
+                })
+                .sum();
+            let tax = (subtotal * 0.08 * 100.0).round() / 100.0;
+            Ok(ctx
+                .with("subtotal", subtotal)
+                .with("tax", tax)
+                .with("total", subtotal + tax))
+        })
+}
+
+async fn price_order(
+    State(chain): State<Chain>,
+    Json(order): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let ctx = match Context::from_json(order) {
+        Ok(ctx) => ctx,
+        Err(error) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": error.to_string()})),
+            );
+        }
+    };
+    match chain.execute(ctx).await {
+        Ok(priced) => (StatusCode::OK, Json(priced.to_json())),
+        Err(error) if error.kind().is_client_error() => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": error.to_string()})),
+        ),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": error.to_string()})),
+        ),
+    }
+}
+
+async fn about() -> Json<Value> {
+    Json(json!({
+        "service": "modulink-deploy-example",
+        "version": std::env::var("VERSION").unwrap_or_else(|_| "dev".to_owned()),
+    }))
+}
+
+fn app(health: Health) -> axum::Router {
+    let chain = pricing();
+    axum::Router::new()
+        .route("/", get(about))
+        .route("/orders", post(price_order))
+        .with_state(chain)
+        .merge(routes(health))
+}
+
+fn health() -> Health {
+    // The chain itself is the dependency: it must price a known order.
+    Health::new().with_check(check_fn("pricing_chain", || async {
+        let probe = Context::new().with("items", json!([{"price": 1.0, "quantity": 1}]));
+        match pricing().execute(probe).await {
+            Ok(_) => CheckResult::pass(),
+            Err(error) => CheckResult::fail(error.to_string()),
+        }
+    }))
+}
+
+/// Serves until SIGTERM or Ctrl-C: readiness fails first so load balancers
+/// stop sending traffic, then in-flight requests finish.
+async fn serve(bind: &str) -> std::result::Result<(), Failure> {
+    let health = health();
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    println!("listening on {}", listener.local_addr()?);
+    let draining = health.clone();
+    axum::serve(listener, app(health))
+        .with_graceful_shutdown(async move {
+            stop_signal().await;
+            draining.start_draining();
+            // Long enough for the readiness probe to notice.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        })
+        .await?;
+    Ok(())
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn get_status(address: &str) -> std::result::Result<(u16, String), Failure> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A minimal HTTP/1.0 GET keeps the probe free of client dependencies.
+    let url = address.strip_prefix("http://").ok_or("only http:// URLs")?;
+    let (host, path) = url
+        .split_once('/')
+        .map_or((url, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(host))
+            .await??;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(3), stream.read_to_string(&mut response)).await??;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or("no HTTP status")?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_owned();
+    Ok((status, body))
+}
+
+async fn self_test() -> std::result::Result<(), Failure> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address: SocketAddr = listener.local_addr()?;
+    let health = health();
+    tokio::spawn(async move { axum::serve(listener, app(health)).await });
+    for path in ["/health/live", "/health/ready", "/"] {
+        let (status, body) = get_status(&format!("http://{address}{path}")).await?;
+        println!("GET {path}: {status} {body}");
+    }
+    let order =
+        json!({"items": [{"price": 29.99, "quantity": 2}, {"price": 49.99, "quantity": 1}]});
+    let priced = pricing().execute(Context::from_json(order)?).await?;
+    println!("order total: {:.2}", priced.require::<f64>("total")?);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::result::Result<(), Failure> {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    match arguments.as_slice() {
+        [flag, url] if flag == "--probe" => {
+            let (status, _) = get_status(url).await?;
+            if (200..300).contains(&status) {
+                Ok(())
+            } else {
+                Err(format!("{url} answered {status}").into())
+            }
+        }
+        [flag] if flag == "--self-test" => self_test().await,
+        _ => serve(&std::env::var("BIND").unwrap_or_else(|_| "0.0.0.0:8080".to_owned())).await,
+    }
+}
