@@ -195,14 +195,18 @@ impl ResourcePool {
         let arrived = Instant::now();
         let _slot = self.admit().await?;
         let started = Instant::now();
-        let outcome = match mode {
-            Mode::Async => chain.execute(ctx).await,
+        let (outcome, work) = match mode {
+            Mode::Async => {
+                let outcome = chain.execute(ctx).await;
+                (outcome, started.elapsed())
+            }
             Mode::Blocking => self.run_blocking(chain.clone(), ctx).await,
         };
         self.inner.recorders[mode.index()].record(
             started.elapsed(),
             started - arrived,
             outcome.is_err(),
+            work,
         );
         outcome
     }
@@ -295,8 +299,24 @@ impl ResourcePool {
 
     /// Runs a chain on a blocking thread, at most `blocking_threads` at
     /// once. The thread drives the chain's future itself, so links may be
-    /// synchronous CPU work or async code alike.
-    async fn run_blocking<C: Send + 'static>(&self, chain: Chain<C>, ctx: C) -> Result<C> {
+    /// synchronous CPU work or async code alike. Also returns how long the
+    /// chain ran on the thread.
+    async fn run_blocking<C: Send + 'static>(
+        &self,
+        chain: Chain<C>,
+        ctx: C,
+    ) -> (Result<C>, Duration) {
+        match self.hand_to_thread(chain, ctx).await {
+            Ok((outcome, work)) => (outcome, work),
+            Err(error) => (Err(error), Duration::ZERO),
+        }
+    }
+
+    async fn hand_to_thread<C: Send + 'static>(
+        &self,
+        chain: Chain<C>,
+        ctx: C,
+    ) -> Result<(Result<C>, Duration)> {
         let runtime = Handle::try_current().map_err(Error::internal_from)?;
         let thread = Arc::clone(&self.inner.blocking)
             .acquire_owned()
@@ -305,7 +325,9 @@ impl ResourcePool {
         let name = chain.name().to_owned();
         tokio::task::spawn_blocking(move || {
             let _thread = thread;
-            runtime.block_on(chain.execute(ctx))
+            let started = Instant::now();
+            let outcome = runtime.block_on(chain.execute(ctx));
+            (outcome, started.elapsed())
         })
         .await
         .map_err(|error| {
@@ -313,7 +335,7 @@ impl ResourcePool {
                 ErrorKind::Internal,
                 format!("chain `{name}` on a blocking thread did not finish: {error}"),
             )
-        })?
+        })
     }
 }
 
@@ -351,10 +373,12 @@ impl Link<Context> for FanOut {
             let _slot = self.pool.admit().await?;
             let started = Instant::now();
             let outcome = self.parallel.call(ctx).await;
+            let took = started.elapsed();
             self.pool.inner.recorders[self.mode.index()].record(
-                started.elapsed(),
+                took,
                 started - arrived,
                 outcome.is_err(),
+                took,
             );
             outcome
         })
@@ -376,7 +400,9 @@ impl Link<Context> for PooledBranch {
     fn call(&self, ctx: Context) -> BoxFuture<'_, Result<Context>> {
         match self.mode {
             Mode::Async => Box::pin(self.chain.execute(ctx)),
-            Mode::Blocking => Box::pin(self.pool.run_blocking(self.chain.clone(), ctx)),
+            Mode::Blocking => {
+                Box::pin(async move { self.pool.run_blocking(self.chain.clone(), ctx).await.0 })
+            }
         }
     }
 

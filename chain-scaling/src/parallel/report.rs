@@ -45,9 +45,6 @@ pub(crate) struct Recommendations {
     pub(crate) slow_average: Duration,
 }
 
-/// Below this, handing a chain to a blocking thread costs about as much as
-/// running it.
-const BLOCKING_WORTHWHILE: Duration = Duration::from_micros(50);
 /// Percentiles from fewer samples say little.
 const MIN_SAMPLES: u64 = 20;
 
@@ -86,13 +83,17 @@ impl PerformanceReport {
                 ));
             }
         }
+        // The hand-off to a thread and back is the difference between the
+        // total and the work on the thread; measured, not assumed, so the
+        // advice holds on a loaded machine too.
         if let Some(blocking) = metrics.get(&Mode::Blocking)
             && blocking.count >= MIN_SAMPLES
-            && blocking.average < BLOCKING_WORTHWHILE
+            && blocking.average_work * 2 < blocking.average.saturating_sub(blocking.average_work)
         {
             recommendations.push(format!(
-                "blocking: chains take {:?} on average, about what a hand-off to a thread costs; run them in async mode",
-                blocking.average
+                "blocking: chains run {:?} on average but the hand-off to a thread costs {:?}; run them in async mode",
+                blocking.average_work,
+                blocking.average.saturating_sub(blocking.average_work)
             ));
         }
         if resource_utilization.rejected > 0 {

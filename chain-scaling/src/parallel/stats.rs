@@ -36,6 +36,10 @@ pub struct ExecutionStats {
     /// The longest wait for a slot in the pool.
     #[serde(with = "micros")]
     pub max_wait: Duration,
+    /// The average time the chain itself ran: in blocking mode, on its
+    /// thread, without the hand-off to and from it.
+    #[serde(with = "micros")]
+    pub average_work: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -51,13 +55,17 @@ struct State {
     min: Option<Duration>,
     max: Duration,
     max_wait: Duration,
+    work: Duration,
     recent: VecDeque<Duration>,
 }
 
 impl Recorder {
-    pub(crate) fn record(&self, took: Duration, waited: Duration, failed: bool) {
+    /// One execution: its duration, how long it waited for a slot, whether
+    /// it failed, and how much of `took` was the chain's own work.
+    pub(crate) fn record(&self, took: Duration, waited: Duration, failed: bool, work: Duration) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.count += 1;
+        state.work += work;
         state.failures += u64::from(failed);
         state.total += took;
         state.min = Some(state.min.map_or(took, |min| min.min(took)));
@@ -87,6 +95,7 @@ impl Recorder {
             max: state.max,
             p99,
             max_wait: state.max_wait,
+            average_work: state.work.checked_div(count).unwrap_or_default(),
         }
     }
 }
@@ -113,7 +122,12 @@ mod tests {
     fn summarises_durations_and_the_99th_percentile() {
         let recorder = Recorder::default();
         for ms in 1..=100 {
-            recorder.record(Duration::from_millis(ms), Duration::ZERO, ms == 100);
+            recorder.record(
+                Duration::from_millis(ms),
+                Duration::ZERO,
+                ms == 100,
+                Duration::from_millis(ms),
+            );
         }
         let stats = recorder.snapshot();
         assert_eq!(stats.count, 100);
