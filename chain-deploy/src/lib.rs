@@ -38,3 +38,8 @@ pub mod router;
 pub use error::DeployError;
 
 pub use chain_core;
+
+/// The README's example, compiled as a doctest.
+#[cfg(all(doctest, feature = "router"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

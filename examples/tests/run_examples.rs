@@ -193,3 +193,29 @@ fn the_deployable_service_answers_its_health_endpoints() {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
     }
 }
+
+#[test]
+fn traffic_router_splits_and_promotes_a_healthy_canary() {
+    let out = run_example("traffic-router");
+    let split = out
+        .lines()
+        .find_map(|line| line.strip_prefix("split 90/10: "))
+        .unwrap_or_else(|| panic!("no split line in:\n{out}"));
+    let on_v2: u32 = split
+        .split(", ")
+        .nth(1)
+        .and_then(|part| part.split_whitespace().next())
+        .and_then(|count| count.parse().ok())
+        .unwrap();
+    assert!((50..=150).contains(&on_v2), "{split}");
+    for expected in [
+        "canary started at 10%",
+        "promoted to 40%",
+        "promoted to 100%",
+        "canary completed",
+        "quality excellent",
+        "final split: [(\"stable\", 0.0), (\"canary\", 100.0)]",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Throughput and p99 latency through chain-deploy's TrafficRouter, side by
+# side with nginx as a weighted reverse proxy and with no proxy at all, all
+# driven by wrk against the same two upstreams (a 90/10 split).
+#
+# Usage: bench/router_vs_nginx.sh [seconds per run, default 10]
+# Installs wrk and nginx from Debian's packages when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+for tool in wrk nginx; do
+    command -v "$tool" >/dev/null 2>&1 || command -v "/usr/sbin/$tool" >/dev/null 2>&1 \
+        || { as_root apt-get update -qq; as_root apt-get install -y -qq "$tool"; }
+done
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --quiet -p examples --example deploy-service --example traffic-router
+bin=target/release/examples
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 1 100); do
+        (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "nothing listens on $1" >&2; exit 1
+}
+
+blue=$(free_port); green=$(free_port); router=$(free_port); proxy=$(free_port)
+BIND=127.0.0.1:$blue "$bin/deploy-service" >/dev/null & pids+=($!)
+BIND=127.0.0.1:$green "$bin/deploy-service" >/dev/null & pids+=($!)
+wait_port "$blue"; wait_port "$green"
+
+"$bin/traffic-router" serve "127.0.0.1:$router" \
+    "blue=http://127.0.0.1:$blue,green=http://127.0.0.1:$green" "blue=90,green=10" >/dev/null & pids+=($!)
+wait_port "$router"
+
+cat >"$work/nginx.conf" <<CONF
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    upstream app {
+        server 127.0.0.1:$blue weight=9;
+        server 127.0.0.1:$green weight=1;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$proxy;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+CONF
+"$nginx_bin" -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
+wait_port "$proxy"
+
+run() {
+    local name=$1 port=$2
+    # Warm up connections and caches, then measure.
+    wrk -t2 -c64 -d2s "http://127.0.0.1:$port/" >/dev/null
+    local out
+    out=$(wrk -t2 -c64 -d"${duration}s" --latency "http://127.0.0.1:$port/")
+    local rps p50 p99
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+    p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+    printf '| %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99"
+}
+
+echo "| target | requests/s | p50 | p99 |"
+echo "|---|---|---|---|"
+run "upstream directly (no proxy)" "$blue"
+run "TrafficRouter (90/10)" "$router"
+run "nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///') (90/10, keepalive)" "$proxy"
