@@ -219,3 +219,40 @@ fn traffic_router_splits_and_promotes_a_healthy_canary() {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
     }
 }
+
+#[test]
+fn the_flagship_processes_every_order_through_an_outage() {
+    let out = run_example("ecommerce");
+    for expected in [
+        "processing 200 orders on the in-process event bus",
+        "inventory breaker: closed -> open",
+        "inventory breaker: half_open -> closed",
+        "progress: 200/200 orders",
+        "orders: 200 processed, 195 completed, 5 failed",
+        "failed as forbidden: 5",
+        "200 charges (retries reused their idempotency key)",
+        "modulink_chain_executions_total{chain_name=\"order_pipeline\",status=\"success\"} 195",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+    let traced: u32 = out
+        .lines()
+        .find_map(|line| line.strip_prefix("JSON logs: "))
+        .and_then(|rest| rest.split(", ").nth(1))
+        .and_then(|part| part.split_whitespace().next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no log line in:\n{out}"));
+    assert!(traced > 1_000, "{traced} log lines with trace ids");
+}
+
+#[test]
+fn the_flagship_runs_over_nats_jetstream() {
+    let url = std::env::var("MODULINK_NATS_URL")
+        .expect("MODULINK_NATS_URL is not set: run scripts/test.sh, which starts nats-server");
+    let out = run_example_with_args("ecommerce", &[], &["--nats", &url, "--workers", "8"]);
+    assert!(out.contains("over NATS JetStream"), "{out}");
+    assert!(
+        out.contains("orders: 200 processed, 195 completed, 5 failed"),
+        "{out}"
+    );
+}

@@ -1,0 +1,602 @@
+//! The flagship: case study 1, the e-commerce order pipeline, end to end.
+//!
+//! Order events go on the event bus; each is handled by one chain:
+//! validate the order, check inventory (behind a circuit breaker), take
+//! the payment (an idempotency key per order, the API key from the
+//! SecretManager, retried safely), check fraud (skipped for orders under
+//! 100), send email and SMS in parallel (retried), notify the warehouse.
+//! Every service is a real HTTP server started in process on 127.0.0.1; the
+//! inventory service goes down for a while and the breaker opens, the
+//! payment and SMS services fail now and then. Prometheus metrics are
+//! served on `/metrics`, JSON logs with trace ids go to a file, progress is
+//! shown while it runs, and a summary ends it.
+//!
+//! ```text
+//! cargo run -p examples --example ecommerce                      # in process
+//! cargo run -p examples --example ecommerce -- --orders 1000
+//! cargo run -p examples --example ecommerce -- --nats nats://127.0.0.1:4222 --workers 8
+//! ```
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use modulink::observability::prometheus::Registry;
+use modulink::observability::{ChainMetrics, JsonLogLayer, MetricsServer, Tracer};
+use modulink::resilience::{Backoff, CircuitBreakerConfig, Orchestrator, Retry, ServiceEndpoint};
+use modulink::scaling::events::{
+    Event, EventBus, JetStream, JetStreamConfig, Redelivery, Transport,
+};
+use modulink::security::secrets::{SecretManager, StaticSource};
+use modulink::{Chain, Context, Error, Parallel, Result, named};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tracing_subscriber::layer::SubscriberExt;
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+const PAYMENT_API_KEY: &str = "sk_test_4f9a8c2e";
+
+// ---- The services the pipeline calls -------------------------------------
+
+/// How the demo services behave.
+#[derive(Default)]
+struct Services {
+    inventory_calls: AtomicU32,
+    /// When the inventory's maintenance window ends, once it began.
+    inventory_back: Mutex<Option<Instant>>,
+    payment_calls: AtomicU32,
+    sms_calls: AtomicU32,
+    /// Payments by idempotency key: a retried payment is not charged twice.
+    charges: Mutex<HashMap<String, String>>,
+}
+
+async fn inventory(
+    State(services): State<Arc<Services>>,
+    Json(order): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let n = services.inventory_calls.fetch_add(1, Ordering::SeqCst) + 1;
+    // At the 40th call the service goes down for maintenance, for 400 ms.
+    let down = {
+        let mut back = services
+            .inventory_back
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if n == 40 {
+            *back = Some(Instant::now() + Duration::from_millis(400));
+        }
+        back.is_some_and(|back| Instant::now() < back)
+    };
+    if down {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "maintenance"})),
+        );
+    }
+    (
+        StatusCode::OK,
+        Json(json!({"reserved": order["items"], "warehouse": "WH-1"})),
+    )
+}
+
+async fn payment(
+    State(services): State<Arc<Services>>,
+    headers: HeaderMap,
+    Json(order): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {PAYMENT_API_KEY}"))
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "bad API key"})),
+        );
+    }
+    let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "Idempotency-Key required"})),
+        );
+    };
+    let n = services.payment_calls.fetch_add(1, Ordering::SeqCst) + 1;
+    let payment_id = {
+        let mut charges = services.charges.lock().unwrap_or_else(|p| p.into_inner());
+        let next = charges.len() + 1;
+        charges
+            .entry(key.to_owned())
+            .or_insert_with(|| format!("PAY-{next:05}"))
+            .clone()
+    };
+    // The answer of every 7th call is lost after the charge: the retry
+    // with the same key gets the same payment, not a second charge.
+    if n % 7 == 0 {
+        return (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({"error": "gateway timeout"})),
+        );
+    }
+    (
+        StatusCode::OK,
+        Json(json!({"payment_id": payment_id, "amount": order["total"]})),
+    )
+}
+
+async fn fraud(Json(order): Json<Value>) -> Json<Value> {
+    // One customer looks suspicious.
+    let suspicious = order["user_id"].as_str() == Some("USR-12");
+    Json(json!({"score": if suspicious { 0.93 } else { 0.07 }}))
+}
+
+async fn sms(State(services): State<Arc<Services>>) -> (StatusCode, Json<Value>) {
+    let n = services.sms_calls.fetch_add(1, Ordering::SeqCst) + 1;
+    if n % 5 == 0 {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "carrier busy"})),
+        );
+    }
+    (StatusCode::OK, Json(json!({"sent": true})))
+}
+
+async fn accepted() -> Json<Value> {
+    Json(json!({"accepted": true}))
+}
+
+async fn start_services(
+    services: Arc<Services>,
+) -> std::result::Result<HashMap<&'static str, String>, Failure> {
+    let apps: [(&'static str, Router); 6] = [
+        (
+            "inventory_service",
+            Router::new()
+                .route("/", post(inventory))
+                .with_state(Arc::clone(&services)),
+        ),
+        (
+            "payment_service",
+            Router::new()
+                .route("/", post(payment))
+                .with_state(Arc::clone(&services)),
+        ),
+        ("fraud_service", Router::new().route("/", post(fraud))),
+        ("email_service", Router::new().route("/", post(accepted))),
+        (
+            "sms_service",
+            Router::new()
+                .route("/", post(sms))
+                .with_state(Arc::clone(&services)),
+        ),
+        (
+            "warehouse_service",
+            Router::new().route("/", post(accepted)),
+        ),
+    ];
+    let mut urls = HashMap::new();
+    for (name, app) in apps {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        urls.insert(name, format!("http://{}/", listener.local_addr()?));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    Ok(urls)
+}
+
+// ---- The pipeline -----------------------------------------------------------
+
+fn endpoint(name: &str, urls: &HashMap<&'static str, String>) -> ServiceEndpoint {
+    ServiceEndpoint::new(name, urls.get(name).cloned().unwrap_or_default())
+        .timeout(Duration::from_secs(2))
+        .retry(Retry::new(3).backoff(Backoff::Constant(Duration::from_millis(5))))
+}
+
+/// Takes the order out of the event and prices it.
+async fn validate_order(ctx: Context) -> Result<Context> {
+    let order: Value = ctx.require("event_data")?;
+    let items = order["items"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        return Err(Error::validation("an order needs at least one item"));
+    }
+    let total: f64 = items
+        .iter()
+        .map(|item| {
+            item["price"].as_f64().unwrap_or(0.0) * item["quantity"].as_f64().unwrap_or(0.0)
+        })
+        .sum();
+    let order_id = order["order_id"].as_str().unwrap_or_default().to_owned();
+    tracing::info!(order_id, total, "order received");
+    Ok(ctx
+        .with("order_id", order_id)
+        .with("user_id", order["user_id"].clone())
+        .with("items", items)
+        .with("total", (total * 100.0).round() / 100.0))
+}
+
+async fn reject_fraud(ctx: Context) -> Result<Context> {
+    let score = ctx
+        .get_value("fraud_service_result")
+        .and_then(|result| result["score"].as_f64())
+        .unwrap_or(0.0);
+    if score > 0.8 {
+        let order_id: String = ctx.require("order_id")?;
+        tracing::warn!(order_id, score, "order held for fraud review");
+        return Err(Error::forbidden(format!("fraud score {score:.2}")));
+    }
+    Ok(ctx)
+}
+
+async fn confirm(ctx: Context) -> Result<Context> {
+    let order_id: String = ctx.require("order_id")?;
+    let payment = ctx
+        .get_value("payment_service_result")
+        .and_then(|result| result["payment_id"].as_str())
+        .unwrap_or("?")
+        .to_owned();
+    tracing::info!(order_id, payment, "order confirmed");
+    Ok(ctx.with("status", "confirmed"))
+}
+
+struct Pipeline {
+    chain: Chain,
+    inventory: Orchestrator,
+}
+
+async fn build_pipeline(
+    urls: &HashMap<&'static str, String>,
+    secrets: &SecretManager,
+    metrics: &ChainMetrics,
+) -> std::result::Result<Pipeline, Failure> {
+    let inventory = Orchestrator::new([endpoint("inventory_service", urls)
+        .retry(Retry::new(1))
+        .breaker(CircuitBreakerConfig::consecutive_failures(
+            5,
+            Duration::from_millis(300),
+        ))])?;
+    // The payment API key comes from the SecretManager and goes only to
+    // the payment service; the order id is the idempotency key.
+    let api_key = secrets.get("payment_api_key").await?;
+    let payments =
+        Orchestrator::new([endpoint("payment_service", urls)])?.header_hook(move |ctx, headers| {
+            if let Ok(value) = format!("Bearer {}", api_key.expose()).parse() {
+                headers.insert("authorization", value);
+            }
+            if let Some(key) = ctx.get_value("order_id").and_then(Value::as_str)
+                && let Ok(value) = key.parse()
+            {
+                headers.insert("idempotency-key", value);
+            }
+        });
+    let others = Orchestrator::new(
+        [
+            "fraud_service",
+            "email_service",
+            "sms_service",
+            "warehouse_service",
+        ]
+        .map(|name| endpoint(name, urls)),
+    )?;
+    let chain = Chain::named("order_pipeline")
+        .link(named("validate_order", validate_order))
+        .link(inventory.chain(["inventory_service"])?)
+        .link(payments.chain(["payment_service"])?)
+        .when(
+            |ctx: &Context| {
+                ctx.get_value("total")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0)
+                    >= 100.0
+            },
+            others.chain(["fraud_service"])?,
+        )
+        .link(named("reject_fraud", reject_fraud))
+        .parallel(
+            Parallel::new()
+                .branch(others.chain(["email_service"])?)
+                .branch(others.chain(["sms_service"])?),
+        )
+        .link(others.chain(["warehouse_service"])?)
+        .link(named("confirm", confirm));
+    let chain = Tracer::new().instrument(metrics.instrument(chain));
+    Ok(Pipeline { chain, inventory })
+}
+
+// ---- Running it ---------------------------------------------------------------
+
+#[derive(Default)]
+struct Tally {
+    completed: AtomicU64,
+    failed: AtomicU64,
+    reasons: Mutex<HashMap<String, u64>>,
+    finished: Notify,
+}
+
+impl Tally {
+    fn done(&self) -> u64 {
+        self.completed.load(Ordering::SeqCst) + self.failed.load(Ordering::SeqCst)
+    }
+}
+
+fn order(n: usize) -> Event {
+    let items = json!([
+        {"product_id": format!("PROD-{:03}", n % 17), "quantity": 1 + n % 3, "price": 19.99},
+        {"product_id": "PROD-900", "quantity": 1, "price": if n % 4 == 0 { 149.0 } else { 9.5 }}
+    ]);
+    let order_id = format!("ORD-{n:05}");
+    Event::new(
+        "order_created",
+        json!({"order_id": order_id, "user_id": format!("USR-{:02}", n % 40), "items": items}),
+    )
+    .with_correlation_id(order_id)
+    .with_source("storefront")
+}
+
+/// Failed orders come back 150 ms, 300 ms and 600 ms later: long enough to
+/// outlast the inventory's maintenance window and its breaker's open time.
+fn redelivery() -> Redelivery {
+    Redelivery::new(4).with_backoff(Duration::from_millis(150), Duration::from_secs(1))
+}
+
+struct Options {
+    orders: usize,
+    nats: Option<String>,
+    workers: usize,
+}
+
+fn options() -> std::result::Result<Options, Failure> {
+    let mut options = Options {
+        orders: 200,
+        nats: None,
+        workers: 4,
+    };
+    let mut arguments = std::env::args().skip(1);
+    while let Some(flag) = arguments.next() {
+        let mut value = || {
+            arguments
+                .next()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--orders" => options.orders = value()?.parse()?,
+            "--nats" => options.nats = Some(value()?),
+            "--workers" => options.workers = value()?.parse()?,
+            other => return Err(format!("unknown option {other}; see the example's docs").into()),
+        }
+    }
+    Ok(options)
+}
+
+async fn run<T: Transport>(
+    bus: EventBus<T>,
+    pipeline: Chain,
+    orders: usize,
+    tally: Arc<Tally>,
+) -> std::result::Result<Duration, Failure> {
+    bus.subscribe("order_created", pipeline).await?;
+    let completed = Arc::clone(&tally);
+    bus.subscribe(
+        "order_created_completed",
+        Chain::named("count_completed").link_sync(move |ctx: Context| {
+            completed.completed.fetch_add(1, Ordering::SeqCst);
+            completed.finished.notify_one();
+            Ok(ctx)
+        }),
+    )
+    .await?;
+    let failed = Arc::clone(&tally);
+    bus.subscribe(
+        "order_created_failed",
+        Chain::named("count_failed").link_sync(move |ctx: Context| {
+            let report: Value = ctx.require("event_data")?;
+            let kind = report["error_kind"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_owned();
+            *failed
+                .reasons
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(kind)
+                .or_default() += 1;
+            failed.failed.fetch_add(1, Ordering::SeqCst);
+            failed.finished.notify_one();
+            Ok(ctx)
+        }),
+    )
+    .await?;
+
+    // Orders arrive over time, a few milliseconds apart, as from a shop.
+    let started = Instant::now();
+    let mut arrivals = tokio::time::interval(Duration::from_millis(4));
+    for n in 1..=orders {
+        arrivals.tick().await;
+        bus.publish(order(n)).await?;
+    }
+    let total = orders as u64;
+    let mut shown = 0;
+    loop {
+        let progress = tally.finished.notified();
+        tokio::pin!(progress);
+        progress.as_mut().enable();
+        let done = tally.done();
+        if done * 10 / total.max(1) > shown || done == total {
+            shown = done * 10 / total.max(1);
+            println!(
+                "progress: {done}/{total} orders ({} completed, {} failed)",
+                tally.completed.load(Ordering::SeqCst),
+                tally.failed.load(Ordering::SeqCst)
+            );
+        }
+        if done >= total {
+            break;
+        }
+        tokio::time::timeout(Duration::from_secs(60), progress)
+            .await
+            .map_err(|_| "no order finished for a minute")?;
+    }
+    let elapsed = started.elapsed();
+    bus.shutdown().await;
+    Ok(elapsed)
+}
+
+#[tokio::main]
+async fn main() -> std::result::Result<(), Failure> {
+    let options = options()?;
+    let log_path =
+        std::env::temp_dir().join(format!("modulink-ecommerce-{}.log", std::process::id()));
+    let log_file = std::fs::File::create(&log_path)?;
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry()
+            .with(JsonLogLayer::new(Mutex::new(log_file)).with_field("service", "orders")),
+    )?;
+
+    let services = Arc::new(Services::default());
+    let urls = start_services(Arc::clone(&services)).await?;
+    let secrets =
+        SecretManager::new().source(StaticSource::new([("payment_api_key", PAYMENT_API_KEY)]));
+    let registry = Registry::new();
+    let metrics = ChainMetrics::new(&registry)?;
+    let metrics_server =
+        MetricsServer::serve(registry, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let pipeline = build_pipeline(&urls, &secrets, &metrics).await?;
+    println!("metrics on http://{}/metrics", metrics_server.local_addr());
+    if let Some(breaker) = pipeline.inventory.breaker("inventory_service") {
+        let mut changes = breaker.subscribe();
+        tokio::spawn(async move {
+            while let Ok(change) = changes.recv().await {
+                println!(
+                    "inventory breaker: {} -> {}",
+                    change.from.as_str(),
+                    change.to.as_str()
+                );
+            }
+        });
+    }
+
+    let tally = Arc::new(Tally::default());
+    let elapsed = match &options.nats {
+        None => {
+            println!(
+                "processing {} orders on the in-process event bus",
+                options.orders
+            );
+            let bus = EventBus::builder()
+                .workers(options.workers)
+                .redelivery(redelivery())
+                .build()?;
+            run(
+                bus,
+                pipeline.chain.clone(),
+                options.orders,
+                Arc::clone(&tally),
+            )
+            .await?
+        }
+        Some(url) => {
+            println!(
+                "processing {} orders over NATS JetStream at {url}, {} at a time",
+                options.orders, options.workers
+            );
+            let run_id = format!("{:08x}", std::process::id());
+            let transport = JetStream::connect(
+                JetStreamConfig::new(url)
+                    .stream(format!("ECOMMERCE_{run_id}"))
+                    .subject_prefix(format!("shop{run_id}"))
+                    .concurrency(options.workers)
+                    .memory_storage(),
+            )
+            .await?;
+            let bus = EventBus::builder()
+                .without_store()
+                .redelivery(redelivery())
+                .build_with(transport);
+            run(
+                bus,
+                pipeline.chain.clone(),
+                options.orders,
+                Arc::clone(&tally),
+            )
+            .await?
+        }
+    };
+
+    let summary = metrics.summary("order_pipeline");
+    let charges = services
+        .charges
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .len();
+    println!("---- summary ----");
+    println!(
+        "orders: {} processed, {} completed, {} failed in {:.2} s",
+        tally.done(),
+        tally.completed.load(Ordering::SeqCst),
+        tally.failed.load(Ordering::SeqCst),
+        elapsed.as_secs_f64()
+    );
+    let mut reasons: Vec<_> = tally
+        .reasons
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .into_iter()
+        .collect();
+    reasons.sort();
+    for (kind, count) in reasons {
+        println!("failed as {kind}: {count}");
+    }
+    if let Some(summary) = summary {
+        println!(
+            "pipeline latency: average {:.1} ms, p99 {:.1} ms",
+            summary.average.as_secs_f64() * 1e3,
+            summary.p99.as_secs_f64() * 1e3
+        );
+    }
+    println!(
+        "payments: {} payment calls, {} charges (retries reused their idempotency key)",
+        services.payment_calls.load(Ordering::SeqCst),
+        charges
+    );
+    for service in pipeline.inventory.metrics() {
+        println!(
+            "inventory breaker: {}, {} calls, {} failed",
+            service.breaker.as_str(),
+            service.calls,
+            service.failures
+        );
+    }
+    let scrape = reqwest_free_get(metrics_server.local_addr()).await?;
+    let executions = scrape
+        .lines()
+        .filter(|line| line.starts_with("modulink_chain_executions_total"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    println!("/metrics: {executions}");
+    let log_lines = std::fs::read_to_string(&log_path)?;
+    let traced = log_lines
+        .lines()
+        .filter(|line| line.contains("\"trace_id\""))
+        .count();
+    println!(
+        "JSON logs: {} lines, {traced} with a trace id, in {}",
+        log_lines.lines().count(),
+        log_path.display()
+    );
+    metrics_server.shutdown().await?;
+    Ok(())
+}
+
+/// GET /metrics with a bare HTTP/1.0 request.
+async fn reqwest_free_get(address: SocketAddr) -> std::result::Result<String, Failure> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: metrics\r\n\r\n")
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response)
+}
