@@ -115,7 +115,7 @@ async fn payment(
     };
     // The answer of every 7th call is lost after the charge: the retry
     // with the same key gets the same payment, not a second charge.
-    if n % 7 == 0 {
+    if n.is_multiple_of(7) {
         return (
             StatusCode::BAD_GATEWAY,
             Json(json!({"error": "gateway timeout"})),
@@ -135,7 +135,7 @@ async fn fraud(Json(order): Json<Value>) -> Json<Value> {
 
 async fn sms(State(services): State<Arc<Services>>) -> (StatusCode, Json<Value>) {
     let n = services.sms_calls.fetch_add(1, Ordering::SeqCst) + 1;
-    if n % 5 == 0 {
+    if n.is_multiple_of(5) {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"error": "carrier busy"})),
@@ -323,7 +323,7 @@ impl Tally {
 fn order(n: usize) -> Event {
     let items = json!([
         {"product_id": format!("PROD-{:03}", n % 17), "quantity": 1 + n % 3, "price": 19.99},
-        {"product_id": "PROD-900", "quantity": 1, "price": if n % 4 == 0 { 149.0 } else { 9.5 }}
+        {"product_id": "PROD-900", "quantity": 1, "price": if n.is_multiple_of(4) { 149.0 } else { 9.5 }}
     ]);
     let order_id = format!("ORD-{n:05}");
     Event::new(
