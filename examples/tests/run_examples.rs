@@ -256,3 +256,86 @@ fn the_flagship_runs_over_nats_jetstream() {
         "{out}"
     );
 }
+
+/// Each line must appear in the example's output.
+fn expect_lines(name: &str, expected: &[&str]) {
+    let out = run_example(name);
+    for line in expected {
+        assert!(out.contains(line), "{name}: missing `{line}` in:\n{out}");
+    }
+}
+
+#[test]
+fn parallel_pools_overlap_io_use_threads_for_cpu_and_report() {
+    expect_lines(
+        "parallel-pools",
+        &[
+            "(both waits overlapped)",
+            "thread chain completed in",
+            "burst of 35: 30 ran, 5 rejected by the pool",
+            "Performance report for pool `performance_test`",
+            "5 chains were rejected",
+        ],
+    );
+}
+
+#[test]
+fn blue_green_switches_and_rolls_back_without_failed_requests() {
+    expect_lines(
+        "blue-green",
+        &[
+            "active before: blue",
+            "deployed v2 to green: healthy true, load test 100% ok",
+            "active after deploy: green",
+            "active after rollback: blue",
+            " served, 0 failed",
+            "switch green all traffic moved from `blue`",
+        ],
+    );
+}
+
+#[test]
+fn auth_allows_by_role_and_locks_out() {
+    expect_lines(
+        "auth",
+        &[
+            "weak password refused: validation error",
+            "admin lists users: [",
+            "john lists users: forbidden error",
+            "john's profile: {\"role\":\"user\",\"username\":\"john\"}",
+            "reader's profile: forbidden error",
+            "tampered token: unauthorized error",
+            "no token: unauthorized error",
+            "right password while locked: rejected error: account temporarily locked",
+        ],
+    );
+}
+
+#[test]
+fn validation_reports_every_field_and_sanitizes() {
+    expect_lines(
+        "validation",
+        &[
+            "valid registration, sanitized:",
+            "  username: username must be 3-20 characters",
+            "  email: invalid email format (format)",
+            "  phone: invalid phone number format (format)",
+            "comment sanitized: \"Nice post! <strong>Really</strong> <em>good</em>, underlined and a link\"",
+            "hostile comment refused: validation error",
+            "\"<script>alert(1)</script>\": sql injection true, xss true",
+        ],
+    );
+}
+
+#[test]
+fn secrets_decrypt_fail_loudly_and_never_enter_the_json_context() {
+    expect_lines(
+        "secrets",
+        &[
+            "database_password decrypted, 18 characters; as logged: Secret([REDACTED])",
+            "tampered secret: validation error: secret `broken` does not decrypt",
+            "missing secret: not found error",
+            "checkout context (no secret in it): {\"charged_with_key_ending\":\"8c2e\",\"order_id\":\"ORD-1\"}",
+        ],
+    );
+}
