@@ -339,3 +339,31 @@ fn secrets_decrypt_fail_loudly_and_never_enter_the_json_context() {
         ],
     );
 }
+
+#[test]
+fn metrics_are_measured_summarized_and_served() {
+    expect_lines(
+        "metrics",
+        &[
+            "100 checkouts, 10 failed",
+            "summary: 100 runs, success rate 90%",
+            "modulink_chain_executions_total{chain_name=\"checkout\",status=\"error\"} 10",
+            "modulink_chain_executions_total{chain_name=\"checkout\",status=\"success\"} 90",
+        ],
+    );
+}
+
+#[test]
+fn a_trace_continues_through_the_chain_and_downstream() {
+    expect_lines(
+        "distributed-tracing",
+        &[
+            "parent 00f067aa0ba902b7 `order` Chain",
+            "`price` Link",
+            "`inventory_service` Link",
+            "downstream received traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-",
+            "same trace downstream: true",
+            "trace summary: 3 spans, 0 errors, operations order, price, inventory_service",
+        ],
+    );
+}
