@@ -367,3 +367,35 @@ fn a_trace_continues_through_the_chain_and_downstream() {
         ],
     );
 }
+
+#[test]
+fn iot_ingestion_sheds_only_non_critical_readings_under_overload() {
+    let out = run_example("iot-ingestion");
+    let summary = out
+        .lines()
+        .find_map(|line| line.strip_prefix("generated "))
+        .unwrap_or_else(|| panic!("no summary in:\n{out}"));
+    let numbers: Vec<u64> = summary
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .filter_map(|part| part.parse().ok())
+        .collect();
+    // generated, invalid, shed, stored (then the seconds and the rate).
+    let (generated, invalid, shed, stored) = (numbers[0], numbers[1], numbers[2], numbers[3]);
+    assert_eq!(generated, 50_000);
+    assert_eq!(
+        invalid + shed + stored,
+        generated,
+        "every reading is accounted for: {summary}"
+    );
+    assert!(shed > 0, "the flood overloads the pipeline: {summary}");
+    let critical = out
+        .lines()
+        .find_map(|line| line.split("critical rows ").nth(1))
+        .unwrap_or_else(|| panic!("no critical rows in:\n{out}"));
+    let counts: Vec<&str> = critical.split(' ').collect();
+    assert_eq!(
+        counts[0], counts[2],
+        "critical readings are never shed: {critical}"
+    );
+    assert!(out.contains(&format!("rows in SQLite: {stored};")), "{out}");
+}
