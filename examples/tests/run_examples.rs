@@ -399,3 +399,19 @@ fn iot_ingestion_sheds_only_non_critical_readings_under_overload() {
     );
     assert!(out.contains(&format!("rows in SQLite: {stored};")), "{out}");
 }
+
+#[test]
+fn financial_aggregation_reports_on_valid_data_under_auth_and_rate_limits() {
+    let out = run_example("financial-aggregation");
+    for expected in [
+        "\"total_value_usd\": 69672.5",
+        "\"user\": \"ada\"",
+        "\"reason\": \"invalid IBAN or negative balance\"",
+        "\"reason\": \"missing quantity or price\"",
+        "\"largest\": \"BTC\"",
+        "`bank`: rate limited",
+        "anonymous report: unauthorized error",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+}
