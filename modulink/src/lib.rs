@@ -178,6 +178,82 @@
 //! bulkheads in [`resilience`]; the `/metrics` endpoint, OTLP export and JSON
 //! logs in [`observability`]; validation and secrets in [`security`].
 //!
+//! ## Scaling out
+//!
+//! The same chain serves events, pools and streams. On the event bus a
+//! chain handles every event of a type, with priorities, backpressure,
+//! redelivery and dead letters; with feature `nats` the bus runs on NATS
+//! JetStream and the work spreads over worker processes on many machines.
+//! A [`ResourcePool`](scaling::parallel::ResourcePool) bounds how many
+//! chains run and puts CPU-bound ones on blocking threads; a
+//! [`StreamProcessor`](scaling::stream::StreamProcessor) applies a chain to
+//! an endless stream in bounded memory:
+//!
+//! ```
+//! # #[cfg(feature = "scaling")]
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use futures_util::{StreamExt, stream};
+//! use modulink::scaling::events::{Event, EventBus};
+//! use modulink::scaling::stream::StreamProcessor;
+//! use modulink::{Chain, Context};
+//! use serde_json::json;
+//!
+//! let fulfil = Chain::named("fulfil").link_sync(|ctx: Context| Ok(ctx.with("shipped", true)));
+//! let bus = EventBus::new()?;
+//! bus.subscribe("order_paid", fulfil).await?;
+//! bus.publish(Event::new("order_paid", json!({"order_id": "ORD-1"})).with_correlation_id("ORD-1")).await?;
+//! bus.shutdown().await; // drains
+//! assert_eq!(bus.stats().completed, 1);
+//!
+//! let double = Chain::<u64>::named("double").link_sync(|n: u64| Ok(n * 2));
+//! let sum: u64 = StreamProcessor::new(double)
+//!     .concurrency(16)
+//!     .process(stream::iter(0..10_000u64))
+//!     .map(|n| n.unwrap_or(0))
+//!     .fold(0, |sum, n| async move { sum + n })
+//!     .await;
+//! assert_eq!(sum, 99_990_000);
+//! # Ok(()) }
+//! # #[cfg(not(feature = "scaling"))]
+//! # fn main() {}
+//! ```
+//!
+//! Across nodes, a [`LoadBalancer`](scaling::balance::LoadBalancer) picks
+//! one (power of two choices, consistent hashing and more), ejects outliers
+//! and scales the pool with an auto-scaler.
+//!
+//! ## Shipping it
+//!
+//! A service built from chains answers health probes, and new versions
+//! reach users through a router that measures them:
+//!
+//! ```no_run
+//! # #[cfg(feature = "deploy")]
+//! # async fn ship() -> Result<(), Box<dyn std::error::Error>> {
+//! use modulink::deploy::canary::{Canary, CanaryConfig};
+//! use modulink::deploy::health::{CheckResult, Health, check_fn, routes};
+//! use modulink::deploy::router::{RouterConfig, TrafficRouter};
+//!
+//! // In the service: /health, /health/live, /health/ready.
+//! let health = Health::new().with_check(check_fn("database", || async { CheckResult::pass() }));
+//! let app = routes(health); // merge into the service's axum router
+//!
+//! // In front of two versions: a canary promoted on measured traffic.
+//! let router = TrafficRouter::new(
+//!     RouterConfig::new()
+//!         .upstream("stable", "http://10.0.0.5:8080")
+//!         .upstream("canary", "http://10.0.0.6:8080"),
+//! )?;
+//! let server = router.serve(tokio::net::TcpListener::bind("0.0.0.0:8000").await?);
+//! let outcome = Canary::new(router, "stable", "canary", CanaryConfig::default())?.run().await?;
+//! # drop((app, outcome)); server.shutdown().await; Ok(()) }
+//! # fn main() {}
+//! ```
+//!
+//! `deploy/` in the repository packages a service as a container image and
+//! Kubernetes manifests, and the `ecommerce` example runs all of the above
+//! together: `cargo run -p examples --example ecommerce`.
+//!
 //! # Feature flags
 //!
 //! | Name | Description | Default? |
