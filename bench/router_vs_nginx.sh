@@ -37,9 +37,12 @@ BIND=127.0.0.1:$blue "$bin/deploy-service" >/dev/null & pids+=($!)
 BIND=127.0.0.1:$green "$bin/deploy-service" >/dev/null & pids+=($!)
 wait_port "$blue"; wait_port "$green"
 
-"$bin/traffic-router" serve "127.0.0.1:$router" \
-    "blue=http://127.0.0.1:$blue,green=http://127.0.0.1:$green" "blue=90,green=10" >/dev/null & pids+=($!)
-wait_port "$router"
+upstreams="blue=http://127.0.0.1:$blue,green=http://127.0.0.1:$green"
+"$bin/traffic-router" serve "127.0.0.1:$router" "$upstreams" "blue=90,green=10" >/dev/null & pids+=($!)
+# One event loop per thread, two threads: nginx's model, two workers.
+router_threads=$(free_port)
+"$bin/traffic-router" serve "127.0.0.1:$router_threads" "$upstreams" "blue=90,green=10" 2 >/dev/null & pids+=($!)
+wait_port "$router"; wait_port "$router_threads"
 
 cat >"$work/nginx.conf" <<CONF
 worker_processes 2;
@@ -82,5 +85,6 @@ run() {
 echo "| target | requests/s | p50 | p99 |"
 echo "|---|---|---|---|"
 run "upstream directly (no proxy)" "$blue"
-run "TrafficRouter (90/10)" "$router"
+run "TrafficRouter (90/10, work-stealing runtime)" "$router"
+run "TrafficRouter (90/10, 2 event loops)" "$router_threads"
 run "nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///') (90/10, keepalive)" "$proxy"

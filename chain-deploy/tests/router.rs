@@ -220,3 +220,35 @@ fn bad_configuration_is_refused_with_reasons() {
     assert!(router.set_target("b", "not a url").is_err());
     assert_eq!(router.share_of("a").unwrap(), 100.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_loop_per_thread_serves_the_same_split_and_stops() {
+    let blue = upstream(Behaviour::version("blue")).await;
+    let green = upstream(Behaviour::version("green")).await;
+    let router = TrafficRouter::new(
+        RouterConfig::new()
+            .upstream("blue", format!("http://{blue}"))
+            .upstream("green", format!("http://{green}")),
+    )
+    .unwrap();
+    router
+        .set_split(&[("blue", 50.0), ("green", 50.0)])
+        .unwrap();
+    let server = router
+        .serve_on_threads("127.0.0.1:0".parse().unwrap(), 2)
+        .unwrap();
+    let url = format!("http://{}", server.local_addr().unwrap());
+    let load = support::Load::start(&url, 8);
+    load.wait_for(400).await;
+    router.route_all_to("green").unwrap();
+    load.wait_for(100).await;
+    let seen = load.stop().await;
+    assert_eq!(seen.failed, 0, "{:?}", seen.failures.first());
+    assert!(seen.versions["blue"] > 0 && seen.versions["green"] > 0);
+    let blue_stats = router.stats("blue", Duration::from_secs(60)).unwrap();
+    let green_stats = router.stats("green", Duration::from_secs(60)).unwrap();
+    assert_eq!(blue_stats.requests + green_stats.requests, seen.ok);
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("the threads stop");
+}

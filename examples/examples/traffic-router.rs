@@ -5,9 +5,9 @@
 //! requests 90/10, then runs an automated canary of v2 under load and
 //! prints its events and summary.
 //!
-//! `serve BIND NAME=URL[,NAME=URL...] NAME=PERCENT[,NAME=PERCENT...]`
+//! `serve BIND NAME=URL[,NAME=URL...] NAME=PERCENT[,NAME=PERCENT...] [THREADS]`
 //! serves the router until Ctrl-C, e.g. for the wrk benchmark in
-//! `bench/router_vs_nginx.sh`.
+//! `bench/router_vs_nginx.sh`; with THREADS, one event loop per thread.
 //!
 //! Run with `cargo run -p examples --example traffic-router`.
 
@@ -34,7 +34,12 @@ async fn version_server(version: &'static str) -> Result<SocketAddr, Failure> {
     Ok(address)
 }
 
-async fn serve(bind: &str, upstreams: &str, split: &str) -> Result<(), Failure> {
+async fn serve(
+    bind: &str,
+    upstreams: &str,
+    split: &str,
+    threads: Option<usize>,
+) -> Result<(), Failure> {
     let mut config = RouterConfig::new();
     for upstream in upstreams.split(',') {
         let (name, url) = upstream.split_once('=').ok_or("upstreams are NAME=URL")?;
@@ -47,7 +52,10 @@ async fn serve(bind: &str, upstreams: &str, split: &str) -> Result<(), Failure> 
         shares.push((name, percent.parse::<f64>()?));
     }
     router.set_split(&shares)?;
-    let server = router.serve(tokio::net::TcpListener::bind(bind).await?);
+    let server = match threads {
+        Some(threads) => router.serve_on_threads(bind.parse()?, threads)?,
+        None => router.serve(tokio::net::TcpListener::bind(bind).await?),
+    };
     println!("routing on {:?}: {:?}", server.local_addr(), router.split());
     tokio::signal::ctrl_c().await?;
     server.shutdown().await;
@@ -169,7 +177,10 @@ async fn main() -> Result<(), Failure> {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     match arguments.as_slice() {
         [command, bind, upstreams, split] if command == "serve" => {
-            serve(bind, upstreams, split).await
+            serve(bind, upstreams, split, None).await
+        }
+        [command, bind, upstreams, split, threads] if command == "serve" => {
+            serve(bind, upstreams, split, Some(threads.parse()?)).await
         }
         _ => demo().await,
     }

@@ -14,10 +14,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::uri::Authority;
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -113,7 +109,6 @@ struct Inner {
     table: ArcSwap<Table>,
     stickiness: Stickiness,
     upstream_timeout: Duration,
-    client: Client<HttpConnector, Incoming>,
 }
 
 impl TrafficRouter {
@@ -136,15 +131,11 @@ impl TrafficRouter {
             .enumerate()
             .map(|(index, upstream)| (Arc::clone(upstream), if index == 0 { ALL } else { 0 }))
             .collect();
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
         Ok(TrafficRouter {
             inner: Arc::new(Inner {
                 table: ArcSwap::from_pointee(Table { routes }),
                 stickiness: config.stickiness,
                 upstream_timeout: config.upstream_timeout,
-                client,
             }),
         })
     }
@@ -250,8 +241,56 @@ impl TrafficRouter {
         RouterServer {
             address,
             stop,
-            task,
+            task: Some(task),
+            threads: Vec::new(),
         }
+    }
+
+    /// Serves on `address` with `threads` event loops, one per thread, each
+    /// with its own listening socket (`SO_REUSEPORT`: the kernel spreads
+    /// connections over them) and its own upstream connections, so a
+    /// request and its upstream call never change threads, as in nginx's
+    /// worker processes. The routing table and statistics stay shared.
+    pub fn serve_on_threads(
+        &self,
+        address: SocketAddr,
+        threads: usize,
+    ) -> std::io::Result<RouterServer> {
+        let (stop, stopped) = watch::channel(false);
+        let mut handles = Vec::new();
+        let mut bound = None;
+        for index in 0..threads.max(1) {
+            let listener = reuse_port_listener(bound.unwrap_or(address))?;
+            bound = Some(listener.local_addr()?);
+            let (router, stopped) = (self.clone(), stopped.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("router-{index}"))
+                .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime,
+                        Err(error) => {
+                            tracing::error!(%error, "router thread could not start its runtime");
+                            return;
+                        }
+                    };
+                    runtime.block_on(async move {
+                        match TcpListener::from_std(listener) {
+                            Ok(listener) => proxy::accept_loop(router, listener, stopped).await,
+                            Err(error) => tracing::error!(%error, "router thread could not listen"),
+                        }
+                    });
+                })?;
+            handles.push(handle);
+        }
+        Ok(RouterServer {
+            address: bound,
+            stop,
+            task: None,
+            threads: handles,
+        })
     }
 }
 
@@ -285,13 +324,29 @@ fn parse_authority(name: &str, url: &str) -> Result<Authority, DeployError> {
     Ok(authority.clone())
 }
 
+fn reuse_port_listener(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
 /// The running router; stops gracefully on [`shutdown`](Self::shutdown),
 /// and stops accepting when dropped.
 #[derive(Debug)]
 pub struct RouterServer {
     address: Option<SocketAddr>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl RouterServer {
@@ -303,8 +358,16 @@ impl RouterServer {
     /// Stops accepting connections and waits for requests in flight.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        if let Err(error) = self.task.await {
+        if let Some(task) = self.task
+            && let Err(error) = task.await
+        {
             tracing::error!(%error, "router accept loop ended abnormally");
+        }
+        for thread in self.threads {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::error!("a router thread ended abnormally");
+            }
         }
     }
 }

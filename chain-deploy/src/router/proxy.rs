@@ -12,7 +12,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -21,6 +23,15 @@ use super::TrafficRouter;
 use super::stats::Outcome;
 
 pub(crate) type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Upstream connections, pooled; one pool per event loop.
+pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
+
+fn upstream_client() -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
 
 /// Headers that describe one connection, not the message (RFC 9110
 /// section 7.6.1): a proxy must not forward them.
@@ -70,6 +81,7 @@ impl TrafficRouter {
     /// answer, or 502/503/504 with a body saying what went wrong.
     pub(crate) async fn forward(
         &self,
+        upstreams: &UpstreamClient,
         mut request: Request<Incoming>,
         client: SocketAddr,
     ) -> Response<ProxyBody> {
@@ -118,8 +130,7 @@ impl TrafficRouter {
         }
 
         let started = Instant::now();
-        let answer =
-            tokio::time::timeout(inner.upstream_timeout, inner.client.request(request)).await;
+        let answer = tokio::time::timeout(inner.upstream_timeout, upstreams.request(request)).await;
         let latency = started.elapsed();
         match answer {
             Ok(Ok(mut response)) => {
@@ -164,6 +175,7 @@ pub(crate) async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
+    let upstreams = upstream_client();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -180,10 +192,10 @@ pub(crate) async fn accept_loop(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "could not disable Nagle's algorithm");
         }
-        let router = router.clone();
+        let (router, upstreams) = (router.clone(), upstreams.clone());
         let service = service_fn(move |request| {
-            let router = router.clone();
-            async move { Ok::<_, Infallible>(router.forward(request, client).await) }
+            let (router, upstreams) = (router.clone(), upstreams.clone());
+            async move { Ok::<_, Infallible>(router.forward(&upstreams, request, client).await) }
         });
         let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
