@@ -43,7 +43,13 @@ async fn a_healthy_canary_is_promoted_to_all_traffic() {
         Behaviour::version("v2").delayed(Duration::from_millis(2)),
     )
     .await;
-    let canary = Canary::new(router.clone(), "stable", "canary", quick(20.0, 40.0)).unwrap();
+    // A full second per evaluation: plenty of canary traffic even on a
+    // loaded machine, so no evaluation is inconclusive.
+    let config = CanaryConfig {
+        evaluation_interval: Duration::from_secs(1),
+        ..quick(20.0, 40.0)
+    };
+    let canary = Canary::new(router.clone(), "stable", "canary", config).unwrap();
     let mut events = canary.subscribe();
     let load = Load::start(&url, 4);
     let outcome = tokio::time::timeout(Duration::from_secs(30), canary.run())
