@@ -30,6 +30,9 @@ static SQL_INJECTION: LazyLock<RegexSet> = LazyLock::new(|| {
         r"(--|\|\||;|/\*|\*/|(?i)xp_)",
         r"(?i)\b(or|and)\s+\d+\s*=\s*\d+",
         r#"(?i)\b(or|and)\s+['"]\w+['"]\s*=\s*['"]\w+['"]"#,
+        // A quote closing the literal, then a tautology whose last quote
+        // the query itself supplies: `1' OR '1'='1`.
+        r#"(?i)['"]\s*(or|and)\s+['"]?\w+['"]?\s*=\s*['"]?\w+"#,
     ])
 });
 
@@ -48,6 +51,8 @@ static XSS: LazyLock<RegexSet> = LazyLock::new(|| {
 /// use chain_security::validation::looks_like_sql_injection;
 /// assert!(looks_like_sql_injection("'; DROP TABLE users; --"));
 /// assert!(looks_like_sql_injection("x' OR 1=1"));
+/// assert!(looks_like_sql_injection("1' OR '1'='1"));
+/// assert!(!looks_like_sql_injection("tea or coffee, milk = yes"));
 /// assert!(!looks_like_sql_injection("Ada Lovelace"));
 /// ```
 pub fn looks_like_sql_injection(text: &str) -> bool {
