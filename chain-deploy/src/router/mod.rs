@@ -73,7 +73,7 @@ impl RouterConfig {
     }
 
     /// How far back statistics reach (default 5 minutes), and at most how
-    /// many requests per upstream they keep (default 100,000).
+    /// many requests per upstream and thread they keep (default 100,000).
     pub fn stats_window(mut self, window: Duration, max_requests: usize) -> Self {
         self.stats_window = window;
         self.stats_capacity = max_requests.max(1);
@@ -120,9 +120,11 @@ impl TrafficRouter {
             if !names.insert(name.as_str()) {
                 return Err(DeployError::DuplicateUpstream { name: name.clone() });
             }
+            let authority = parse_authority(name, url)?;
             upstreams.push(Arc::new(Upstream {
                 name: Arc::from(name.as_str()),
-                authority: parse_authority(name, url)?,
+                host: host_header(name, url, &authority)?,
+                authority,
                 stats: Arc::new(Window::new(config.stats_window, config.stats_capacity)),
             }));
         }
@@ -188,6 +190,7 @@ impl TrafficRouter {
         let (old, share) = &routes[index];
         let moved = Arc::new(Upstream {
             name: Arc::clone(&old.name),
+            host: host_header(name, url, &authority)?,
             authority,
             stats: Arc::clone(&old.stats),
         });
@@ -337,6 +340,18 @@ fn reuse_port_listener(address: SocketAddr) -> std::io::Result<std::net::TcpList
     socket.bind(&address.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
+}
+
+fn host_header(
+    name: &str,
+    url: &str,
+    authority: &Authority,
+) -> Result<http::HeaderValue, DeployError> {
+    http::HeaderValue::from_str(authority.as_str()).map_err(|_| DeployError::InvalidUrl {
+        name: name.to_owned(),
+        url: url.to_owned(),
+        reason: "the host cannot be a header value".to_owned(),
+    })
 }
 
 /// The running router; stops gracefully on [`shutdown`](Self::shutdown),

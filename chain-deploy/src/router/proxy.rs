@@ -7,8 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -22,7 +21,9 @@ use tokio::sync::watch;
 use super::TrafficRouter;
 use super::stats::Outcome;
 
-pub(crate) type ProxyBody = BoxBody<Bytes, hyper::Error>;
+/// An upstream's body streamed through, or the router's own answer: no
+/// allocation per response for boxing.
+pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
 
 /// Upstream connections, pooled; one pool per event loop.
 pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
@@ -47,8 +48,15 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 /// Removes the hop-by-hop headers, including those the `Connection`
-/// header names.
+/// header names. Most messages carry none: one pass over the names finds
+/// out, instead of a hash lookup per hop-by-hop header.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let any = headers
+        .keys()
+        .any(|name| *name == header::UPGRADE || HOP_BY_HOP.contains(name));
+    if !any {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -63,11 +71,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn plain(status: StatusCode, message: String) -> Response<ProxyBody> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(message))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(message))));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -98,16 +102,14 @@ impl TrafficRouter {
                 }
             }
         };
-        let path = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |path| path.as_str());
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(upstream.authority.clone())
-            .path_and_query(path)
-            .build();
-        match uri {
+        // The request's own path and query, shared rather than re-parsed.
+        let mut parts = std::mem::take(request.uri_mut()).into_parts();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(upstream.authority.clone());
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        match Uri::from_parts(parts) {
             Ok(uri) => *request.uri_mut() = uri,
             Err(error) => {
                 return plain(
@@ -118,14 +120,12 @@ impl TrafficRouter {
         }
         let headers = request.headers_mut();
         strip_hop_by_hop(headers);
-        if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {
-            headers.insert(header::HOST, host);
-        }
+        headers.insert(header::HOST, upstream.host.clone());
         let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(previous) => format!("{previous}, {}", client.ip()),
             None => client.ip().to_string(),
         };
-        if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(forwarded_for)) {
             headers.insert(HeaderName::from_static("x-forwarded-for"), value);
         }
 
@@ -141,7 +141,7 @@ impl TrafficRouter {
                 };
                 upstream.stats.record(latency, outcome);
                 strip_hop_by_hop(response.headers_mut());
-                response.map(BodyExt::boxed)
+                response.map(Either::Left)
             }
             Ok(Err(error)) => {
                 upstream.stats.record(latency, Outcome::ConnectionError);

@@ -15,6 +15,8 @@ pub(crate) const ALL: u32 = 10_000;
 pub(crate) struct Upstream {
     pub(crate) name: Arc<str>,
     pub(crate) authority: Authority,
+    /// The `Host` header requests to it carry, built once.
+    pub(crate) host: http::HeaderValue,
     pub(crate) stats: Arc<Window>,
 }
 

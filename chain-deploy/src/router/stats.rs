@@ -39,25 +39,46 @@ struct Sample {
     outcome: Outcome,
 }
 
-/// Samples of the last `window`, at most `capacity` of them.
+/// Samples of the last `window`, in shards of at most `capacity` each:
+/// every request records one, and event loops on different threads would
+/// otherwise contend for one lock and one cache line.
 pub(crate) struct Window {
     window: Duration,
     capacity: usize,
-    samples: Mutex<VecDeque<Sample>>,
+    shards: [Shard; SHARDS],
+}
+
+const SHARDS: usize = 8;
+
+#[derive(Default)]
+#[repr(align(128))]
+struct Shard(Mutex<VecDeque<Sample>>);
+
+/// This thread's shard: threads are spread over the shards round robin.
+fn shard_index() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    INDEX.with(|index| *index)
 }
 
 impl Window {
     pub(crate) fn new(window: Duration, capacity: usize) -> Self {
         Window {
             window,
-            capacity,
-            samples: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            shards: Default::default(),
         }
     }
 
     pub(crate) fn record(&self, latency: Duration, outcome: Outcome) {
         let now = Instant::now();
-        let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut samples = self.shards[shard_index()]
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         while samples.len() >= self.capacity
             || samples
                 .front()
@@ -77,8 +98,8 @@ impl Window {
         let now = Instant::now();
         let mut latencies = Vec::new();
         let (mut server_errors, mut connection_errors) = (0, 0);
-        {
-            let samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        for shard in &self.shards {
+            let samples = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
             for sample in samples
                 .iter()
                 .rev()
@@ -150,5 +171,25 @@ mod tests {
             window.record(Duration::from_millis(1), Outcome::Answered);
         }
         assert_eq!(window.stats(Duration::from_secs(60)).requests, 10);
+    }
+
+    #[test]
+    fn shards_of_every_thread_are_counted() {
+        let window = std::sync::Arc::new(Window::new(Duration::from_secs(60), 1_000));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let window = std::sync::Arc::clone(&window);
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        window.record(Duration::from_millis(2), Outcome::ServerError);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let stats = window.stats(Duration::from_secs(60));
+        assert_eq!((stats.requests, stats.server_errors), (100, 100));
     }
 }
