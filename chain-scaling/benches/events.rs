@@ -6,15 +6,15 @@
 //! Run with `cargo bench -p chain-scaling --bench events`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chain_core::{Chain, Context};
 use chain_scaling::events::{Event, EventBus};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use done::Done;
 use serde_json::json;
 use tokio::runtime::Runtime;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 /// Both sides allocate on the publisher's thread and free on the workers';
 /// glibc's allocator serializes that on an arena lock, which would measure
@@ -22,38 +22,12 @@ use tokio::sync::{Notify, mpsc};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "support/done.rs"]
+mod done;
+
 const EVENTS: u64 = 20_000;
 const WORKERS: usize = 2;
 const CAPACITY: usize = 1024;
-
-/// Counts handled events and wakes the benchmark when a batch is done.
-#[derive(Default)]
-struct Done {
-    handled: AtomicU64,
-    target: AtomicU64,
-    notify: Notify,
-}
-
-impl Done {
-    fn record(&self) {
-        let handled = self.handled.fetch_add(1, Ordering::AcqRel) + 1;
-        if handled == self.target.load(Ordering::Acquire) {
-            self.notify.notify_one();
-        }
-    }
-
-    async fn wait_for(&self, target: u64) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.handled.load(Ordering::Acquire) >= target {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
 
 fn counting_chain(done: Arc<Done>) -> Chain {
     Chain::named("count").link_sync(move |ctx: Context| {
@@ -87,7 +61,6 @@ fn bus_throughput(runtime: &Runtime, iterations: u64) -> Duration {
             .await
             .unwrap_or_else(|error| panic!("{error}"));
         let total = iterations * EVENTS;
-        done.target.store(total, Ordering::Release);
         let start = Instant::now();
         for n in 0..total {
             bus.publish(event(n))
@@ -121,7 +94,6 @@ fn mpsc_throughput(runtime: &Runtime, iterations: u64) -> Duration {
             })
             .collect();
         let total = iterations * EVENTS;
-        done.target.store(total, Ordering::Release);
         let start = Instant::now();
         for n in 0..total {
             let sender = &senders[n as usize % WORKERS];

@@ -10,7 +10,6 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{AckPolicy, pull};
@@ -20,10 +19,13 @@ use bytes::Bytes;
 use chain_core::{Chain, Context};
 use chain_scaling::events::{Event, EventBus, FollowUps, JetStream, JetStreamConfig, Redelivery};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use done::Done;
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio::runtime::Runtime;
-use tokio::sync::Notify;
+
+#[path = "support/done.rs"]
+mod done;
 
 const EVENTS: u64 = 5_000;
 const PUBLISHERS: u64 = 8;
@@ -67,31 +69,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-#[derive(Default)]
-struct Done {
-    handled: AtomicU64,
-    notify: Notify,
-}
-
-impl Done {
-    fn record(&self) {
-        self.handled.fetch_add(1, Ordering::AcqRel);
-        self.notify.notify_one();
-    }
-
-    async fn wait_for(&self, target: u64) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.handled.load(Ordering::Acquire) >= target {
-                return;
-            }
-            notified.await;
-        }
     }
 }
 

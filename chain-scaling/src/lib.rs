@@ -23,6 +23,7 @@ pub mod balance;
 pub mod events;
 pub mod parallel;
 pub mod stream;
+mod sync;
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -17,6 +17,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use examples::http_get;
 use modulink::deploy::health::{CheckResult, Health, check_fn, routes};
 use modulink::{Chain, Context, Error};
 use serde_json::{Value, json};
@@ -141,41 +142,14 @@ async fn stop_signal() {
     }
 }
 
-async fn get_status(address: &str) -> std::result::Result<(u16, String), Failure> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // A minimal HTTP/1.0 GET keeps the probe free of client dependencies.
-    let url = address.strip_prefix("http://").ok_or("only http:// URLs")?;
-    let (host, path) = url
-        .split_once('/')
-        .map_or((url, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let mut stream =
-        tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(host))
-            .await??;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = String::new();
-    tokio::time::timeout(Duration::from_secs(3), stream.read_to_string(&mut response)).await??;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or("no HTTP status")?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, body)| body)
-        .to_owned();
-    Ok((status, body))
-}
-
 async fn self_test() -> std::result::Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address: SocketAddr = listener.local_addr()?;
     let health = health();
     tokio::spawn(async move { axum::serve(listener, app(health)).await });
     for path in ["/health/live", "/health/ready", "/"] {
-        let (status, body) = get_status(&format!("http://{address}{path}")).await?;
-        println!("GET {path}: {status} {body}");
+        let answer = http_get(&format!("http://{address}{path}")).await?;
+        println!("GET {path}: {} {}", answer.status, answer.body);
     }
     let order =
         json!({"items": [{"price": 29.99, "quantity": 2}, {"price": 49.99, "quantity": 1}]});
@@ -189,7 +163,7 @@ async fn main() -> std::result::Result<(), Failure> {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     match arguments.as_slice() {
         [flag, url] if flag == "--probe" => {
-            let (status, _) = get_status(url).await?;
+            let status = http_get(url).await?.status;
             if (200..300).contains(&status) {
                 Ok(())
             } else {

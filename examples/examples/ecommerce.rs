@@ -27,6 +27,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
+use examples::http_get;
 use modulink::observability::prometheus::Registry;
 use modulink::observability::{ChainMetrics, JsonLogLayer, MetricsServer, Tracer};
 use modulink::resilience::{Backoff, CircuitBreakerConfig, Orchestrator, Retry, ServiceEndpoint};
@@ -568,7 +569,9 @@ async fn main() -> std::result::Result<(), Failure> {
             service.failures
         );
     }
-    let scrape = reqwest_free_get(metrics_server.local_addr()).await?;
+    let scrape = http_get(&format!("http://{}/metrics", metrics_server.local_addr()))
+        .await?
+        .body;
     let executions = scrape
         .lines()
         .filter(|line| line.starts_with("modulink_chain_executions_total"))
@@ -587,16 +590,4 @@ async fn main() -> std::result::Result<(), Failure> {
     );
     metrics_server.shutdown().await?;
     Ok(())
-}
-
-/// GET /metrics with a bare HTTP/1.0 request.
-async fn reqwest_free_get(address: SocketAddr) -> std::result::Result<String, Failure> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: metrics\r\n\r\n")
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    Ok(response)
 }

@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use examples::http_get;
 use modulink::observability::prometheus::Registry;
 use modulink::observability::{ChainMetrics, MetricsServer};
 use modulink::{Chain, Context, Error, Result, named};
@@ -28,19 +29,8 @@ async fn charge(ctx: Context) -> Result<Context> {
     Ok(ctx.with("charged", true))
 }
 
-async fn scrape(address: SocketAddr) -> std::io::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: metrics\r\n\r\n")
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    Ok(response)
-}
-
 #[tokio::main]
-async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let registry = Registry::new();
     let metrics = ChainMetrics::new(&registry)?;
     let server = MetricsServer::serve(registry, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
@@ -78,7 +68,9 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let health = metrics.health("checkout");
     println!("health: {:?} ({})", health.status, health.message);
 
-    let exposition = scrape(server.local_addr()).await?;
+    let exposition = http_get(&format!("http://{}/metrics", server.local_addr()))
+        .await?
+        .body;
     for line in exposition.lines().filter(|line| {
         line.starts_with("modulink_chain_executions_total")
             || line.starts_with("modulink_link_errors_total")

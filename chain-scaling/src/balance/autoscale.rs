@@ -8,6 +8,7 @@ use chain_core::{BoxFuture, Error, Result};
 use tokio::time::Instant;
 
 use super::{LoadBalancer, Node};
+use crate::sync::lock;
 
 /// Load as measured over the pool.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -175,20 +176,13 @@ impl<C: Send + 'static> Scaler<C> for LocalScaler<C> {
         let node = (self.factory)(n);
         let id = node.id().to_owned();
         let outcome = balancer.add_node(node).map(|()| {
-            self.started
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(id);
+            lock(&self.started).push(id);
         });
         Box::pin(std::future::ready(outcome))
     }
 
     fn scale_down<'a>(&'a self, balancer: &'a LoadBalancer<C>) -> BoxFuture<'a, Result<()>> {
-        let newest = self
-            .started
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
+        let newest = lock(&self.started).pop();
         let outcome = match newest {
             Some(id) => balancer.remove_node(&id).map(drop),
             None => Err(Error::rejected(

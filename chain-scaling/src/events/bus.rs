@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use chain_core::Chain;
 use uuid::Uuid;
@@ -14,6 +14,7 @@ use super::{
     BusStats, DeadLetterQueue, Event, EventBusError, EventStore, FollowUps, InProcess,
     MemoryEventStore, Redelivery, Routed, Subscription, Transport,
 };
+use crate::sync::lock;
 
 /// Routes events to the chains subscribed to their type.
 ///
@@ -196,12 +197,7 @@ impl<T: Transport> EventBus<T> {
             name: name.to_string(),
         })?;
         let key = (Box::from(event_type.as_ref()), Box::from(name.as_ref()));
-        if !self
-            .names
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key)
-        {
+        if !lock(&self.names).insert(key) {
             return Err(EventBusError::DuplicateSubscription {
                 event_type: event_type.into_owned(),
                 name: name.into_owned(),

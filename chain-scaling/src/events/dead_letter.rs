@@ -1,11 +1,12 @@
 //! Deliveries whose handler failed for the last time, kept with the error.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chain_core::Error;
 
 use super::Event;
+use crate::sync::lock;
 
 /// An event a subscription could not handle, with the last error.
 #[derive(Debug)]
@@ -57,8 +58,7 @@ impl DeadLetterQueue {
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<DeadLetter>> {
-        // A push or take cannot leave the vector half-changed.
-        self.letters.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.letters)
     }
 }
 

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use crossbeam_queue::SegQueue;
@@ -16,6 +16,7 @@ use super::{
     DeadLetter, DeadLetterQueue, Event, EventBusError, Outcome, Priority, Routed, Subscription,
     Transport,
 };
+use crate::sync::{Padded, lock};
 
 /// Events queued in memory and handled by worker tasks of this process.
 ///
@@ -43,29 +44,14 @@ struct Inner {
     /// sparing a wake-up per event while all are busy.
     idle: Padded<AtomicUsize>,
     room: Room,
-    closed: AtomicBool,
     /// Deliveries admitted and not yet ended, including those waiting for
-    /// a redelivery. Raised before `closed` is checked, so shutdown never
+    /// a redelivery. Raised before the room's closed flag is checked, so shutdown never
     /// misses a delivery admitted concurrently.
     pending: Padded<AtomicUsize>,
     drained: Notify,
     runtime: Handle,
     workers: Mutex<Vec<JoinHandle<()>>>,
     dead_letters: DeadLetterQueue,
-}
-
-/// A value on a cache line of its own: the publisher and the workers each
-/// write one of these counters on every event.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Padded<T>(T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
 }
 
 /// Subscriptions by event type.
@@ -109,7 +95,6 @@ impl InProcess {
             work: Notify::new(),
             idle: Padded(AtomicUsize::new(0)),
             room: Room::new(capacity),
-            closed: AtomicBool::new(false),
             pending: Padded(AtomicUsize::new(0)),
             drained: Notify::new(),
             runtime: runtime.clone(),
@@ -202,7 +187,6 @@ impl Transport for InProcess {
 
     async fn shutdown(&self) {
         let inner = &self.inner;
-        inner.closed.store(true, Ordering::SeqCst);
         inner.room.close();
         loop {
             let drained = inner.drained.notified();
@@ -231,7 +215,7 @@ impl Inner {
     /// Counts `deliveries` as pending unless the bus is closed.
     fn begin(&self, deliveries: usize) -> Result<(), EventBusError> {
         self.pending.fetch_add(deliveries, Ordering::SeqCst);
-        if self.closed.load(Ordering::SeqCst) {
+        if self.room.is_closed() {
             for _ in 0..deliveries {
                 self.finish();
             }
@@ -254,7 +238,7 @@ impl Inner {
     }
 
     fn finish(&self) {
-        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 && self.closed.load(Ordering::SeqCst) {
+        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 && self.room.is_closed() {
             self.drained.notify_waiters();
         }
     }
@@ -325,7 +309,7 @@ impl Inner {
                 self.run(delivery).await;
                 continue;
             }
-            if self.closed.load(Ordering::SeqCst) && self.pending.load(Ordering::SeqCst) == 0 {
+            if self.room.is_closed() && self.pending.load(Ordering::SeqCst) == 0 {
                 self.idle.fetch_sub(1, Ordering::SeqCst);
                 return;
             }
@@ -400,18 +384,12 @@ impl Inner {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section is a push, a pop or a swap: nothing is left
-    // half-done by a panic elsewhere.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl fmt::Debug for InProcess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InProcess")
             .field("capacity", &self.capacity())
             .field("pending", &self.pending())
-            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .field("closed", &self.inner.room.is_closed())
             .finish_non_exhaustive()
     }
 }

@@ -4,7 +4,7 @@
 //! one of them dying.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
@@ -19,6 +19,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::{Event, EventBusError, Outcome, Routed, Subscription, Transport};
+use crate::sync::lock;
 
 /// Header naming the subscription that dead-lettered a message.
 pub const DLQ_SUBSCRIPTION_HEADER: &str = "Modulink-Subscription";
@@ -343,10 +344,7 @@ impl Transport for JetStream {
             stopping: Arc::clone(&self.stopping),
         };
         let handle = tokio::spawn(worker.run());
-        self.consumers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(handle);
+        lock(&self.consumers).push(handle);
         Ok(())
     }
 
@@ -370,12 +368,7 @@ impl Transport for JetStream {
     /// handlers running, and flushes their acknowledgements.
     async fn shutdown(&self) {
         self.stopping.stop();
-        let consumers = std::mem::take(
-            &mut *self
-                .consumers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let consumers = std::mem::take(&mut *lock(&self.consumers));
         for consumer in consumers {
             if let Err(error) = consumer.await {
                 tracing::error!(%error, "JetStream consume loop ended abnormally");

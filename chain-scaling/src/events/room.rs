@@ -35,7 +35,7 @@ impl Room {
     }
 
     pub(crate) fn try_take(&self) -> Result<(), EventBusError> {
-        if self.closed.load(Ordering::SeqCst) {
+        if self.is_closed() {
             return Err(EventBusError::Closed);
         }
         let mut used = self.used.load(Ordering::Relaxed);
@@ -86,6 +86,11 @@ impl Room {
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.freed.notify_one();
         }
+    }
+
+    /// Whether [`close`](Self::close) was called: the bus's one closed flag.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Refuses new slots and wakes every waiting publisher to say so.

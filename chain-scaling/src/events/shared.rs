@@ -9,6 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::EventStore;
+use crate::sync::Padded;
 
 /// How often and how patiently a failing handler is retried.
 ///
@@ -84,11 +85,10 @@ pub enum FollowUps {
 }
 
 /// A counter bumped on hot paths: relaxed, because readers want totals,
-/// not ordering with other memory, and on a cache line of its own, so the
-/// publisher's counter and the workers' do not invalidate each other.
+/// not ordering with other memory, and padded, so the publisher's counter
+/// and the workers' do not invalidate each other.
 #[derive(Debug, Default)]
-#[repr(align(128))]
-pub(crate) struct Counter(AtomicU64);
+pub(crate) struct Counter(Padded<AtomicU64>);
 
 impl Counter {
     pub(crate) fn increment(&self) {

@@ -2,9 +2,10 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::Event;
+use crate::sync::lock;
 
 /// Append-only event history.
 ///
@@ -81,9 +82,7 @@ impl MemoryEventStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, History> {
-        // The history stays consistent whatever panicked while holding it:
-        // every mutation is a single push or pop.
-        self.history.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.history)
     }
 
     /// Sorted by creation time: a handler's follow-up can be appended a

@@ -113,7 +113,7 @@ impl Subscription {
         match inner.chain.execute(ctx).await {
             Ok(result) => {
                 inner.shared.stats.completed.increment();
-                let follow_up = self.follow_up_completed(event, &result);
+                let follow_up = self.follow_up_completed(event, result);
                 Handled {
                     outcome: Outcome::Completed,
                     follow_up,
@@ -142,12 +142,14 @@ impl Subscription {
         }
     }
 
-    fn follow_up_completed(&self, event: &Event, result: &Context) -> Option<Arc<Event>> {
+    fn follow_up_completed(&self, event: &Event, result: Context) -> Option<Arc<Event>> {
         let event_type = &self.inner.completed_type;
         if event.is_report() || !self.inner.shared.observes(event_type) {
             return None;
         }
-        let mut result = result.to_json();
+        // Moved, not cloned: the context is done with, and the payload it
+        // carries as `event_data` may be large.
+        let mut result = result.into_json();
         strip_delivery_fields(&mut result);
         let payload = json!({
             "original_event_id": event.id,

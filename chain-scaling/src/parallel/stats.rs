@@ -2,10 +2,12 @@
 //! max, and a window of recent durations for the 99th percentile.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::sync::lock;
 
 /// How many recent durations the percentile is computed from.
 const WINDOW: usize = 1024;
@@ -63,7 +65,7 @@ impl Recorder {
     /// One execution: its duration, how long it waited for a slot, whether
     /// it failed, and how much of `took` was the chain's own work.
     pub(crate) fn record(&self, took: Duration, waited: Duration, failed: bool, work: Duration) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = lock(&self.state);
         state.count += 1;
         state.work += work;
         state.failures += u64::from(failed);
@@ -78,7 +80,7 @@ impl Recorder {
     }
 
     pub(crate) fn snapshot(&self) -> ExecutionStats {
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = lock(&self.state);
         let mut recent: Vec<Duration> = state.recent.iter().copied().collect();
         recent.sort_unstable();
         let p99 = recent

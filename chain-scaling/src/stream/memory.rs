@@ -3,10 +3,12 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use crate::sync::lock;
 
 /// How many samples the history keeps.
 const HISTORY: usize = 256;
@@ -152,11 +154,7 @@ impl MemoryMonitor {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Every update is a few assignments: consistent whatever panicked.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.inner.state)
     }
 }
 

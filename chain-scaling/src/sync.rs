@@ -1,0 +1,25 @@
+//! Small synchronization helpers shared by the crate's modules.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Locks `mutex`, going on if a panic elsewhere poisoned it: every critical
+/// section in this crate is a push, a pop, a swap or a few assignments, so
+/// nothing is left half-done.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A value on a cache line of its own, for counters that different threads
+/// write on every event: sharing a line would make them invalidate each
+/// other.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
