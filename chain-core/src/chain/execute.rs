@@ -1,12 +1,12 @@
 //! Running a chain: the step loop, error routing and panic capture.
 
 use std::any::Any;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::Poll;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
 use super::{ChainInner, Runner, StepEntry};
@@ -48,13 +48,18 @@ impl<C: Send + 'static> ChainInner<C> {
     /// use constant stack.
     async fn run_steps(self: &Arc<Self>, mut ctx: C, current: &AtomicUsize) -> Result<C> {
         if self.plain {
-            for (index, step) in self.steps.iter().enumerate() {
+            let mut index = 0;
+            while let Some(step) = self.steps.get(index) {
                 current.store(index, Ordering::Relaxed);
-                let outcome = match &step.runner {
-                    Runner::Sync(f) => f(ctx),
-                    Runner::Async(link) => link.call(ctx).await,
+                ctx = match &step.runner {
+                    Runner::Sync(_) => self.run_sync_steps(ctx, &mut index, current)?,
+                    Runner::Async(link) => {
+                        index += 1;
+                        link.call(ctx)
+                            .await
+                            .map_err(|error| self.locate(error, step, index - 1))?
+                    }
                 };
-                ctx = outcome.map_err(|error| self.locate(error, step, index))?;
             }
             return Ok(ctx);
         }
@@ -102,6 +107,22 @@ impl<C: Send + 'static> ChainInner<C> {
         Ok(ctx)
     }
 
+    /// Runs the consecutive synchronous steps from `index` on, leaving
+    /// `index` at the first step after them. A plain function rather than
+    /// part of the async loop: the context stays in registers instead of
+    /// passing through the future's state at every step.
+    fn run_sync_steps(&self, mut ctx: C, index: &mut usize, current: &AtomicUsize) -> Result<C> {
+        while let Some(step) = self.steps.get(*index) {
+            let Runner::Sync(f) = &step.runner else {
+                break;
+            };
+            current.store(*index, Ordering::Relaxed);
+            ctx = f(ctx).map_err(|error| self.locate(error, step, *index))?;
+            *index += 1;
+        }
+        Ok(ctx)
+    }
+
     /// [`run_steps_catching`](Self::run_steps_catching) behind a
     /// type-erased future: running the steps may create a `Next` that runs
     /// the steps again, and the erasure keeps that future type (and its
@@ -115,19 +136,33 @@ impl<C: Send + 'static> ChainInner<C> {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// Polls a future, returning the payload of a panic during any poll. A
+    /// struct rather than an `async fn`: an async wrapper would hold the
+    /// wrapped future twice in its state (as argument and as pinned local),
+    /// and every execution would copy both.
+    pub(crate) struct CatchPanics<F> {
+        #[pin]
+        future: F,
+    }
+}
+
 /// Polls `future`, returning the payload of a panic during any poll.
-pub(crate) async fn catch_panics<T>(
-    future: impl Future<Output = T>,
-) -> std::result::Result<T, Box<dyn Any + Send>> {
-    let mut future = pin!(future);
-    poll_fn(
-        move |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+pub(crate) fn catch_panics<F: Future>(future: F) -> CatchPanics<F> {
+    CatchPanics { future }
+}
+
+impl<F: Future> Future for CatchPanics<F> {
+    type Output = std::result::Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let future = self.project().future;
+        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
             Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => Poll::Ready(Err(payload)),
-        },
-    )
-    .await
+        }
+    }
 }
 
 /// The error for a caught panic; `what` names what panicked.

@@ -72,6 +72,27 @@ async fn a_panic_in_a_sync_link_is_caught() {
 }
 
 #[tokio::test]
+async fn failures_inside_a_run_of_sync_links_name_the_link_and_its_index() {
+    let fail_third = Chain::named("c")
+        .link(ok)
+        .link_sync(Ok)
+        .step(Step::sync(|_ctx: Context| Err(Error::validation("bad sku"))).named("check_sku"))
+        .link_sync(|_ctx: Context| -> Result<Context> { panic!("must not run") });
+    let err = fail_third.execute(Context::new()).await.unwrap_err();
+    let location = err.location().unwrap();
+    assert_eq!((location.link(), location.index()), ("check_sku", 2));
+
+    let panic_fourth = Chain::named("c").link_sync(Ok).link(ok).link_sync(Ok).step(
+        Step::sync(|_ctx: Context| -> Result<Context> { panic!("stock underflow") })
+            .named("reserve"),
+    );
+    let err = panic_fourth.execute(Context::new()).await.unwrap_err();
+    assert!(err.is_panic());
+    let location = err.location().unwrap();
+    assert_eq!((location.link(), location.index()), ("reserve", 3));
+}
+
+#[tokio::test]
 async fn a_panic_while_creating_the_future_is_caught() {
     fn eager(_ctx: Context) -> std::future::Ready<Result<Context>> {
         panic!("panicked before returning a future")
