@@ -2,12 +2,16 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chain_deploy::DeployError;
 use chain_deploy::router::{RouterConfig, RouterServer, Stickiness, TrafficRouter};
 use serde_json::Value;
 use support::{Behaviour, client, get, upstream, version_of};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
 
 /// The router serving on a free port; it stops when the returned server
 /// handle is dropped.
@@ -251,4 +255,113 @@ async fn one_event_loop_per_thread_serves_the_same_split_and_stops() {
     tokio::time::timeout(Duration::from_secs(10), server.shutdown())
         .await
         .expect("the threads stop");
+}
+
+/// An HTTP/1.1 upstream written on raw TCP, counting the connections it
+/// accepts. Every change sent on the returned `watch` makes it close its
+/// open connections without warning, as an upstream whose keep-alive
+/// timeout expires does; each close is reported on the channel.
+async fn counting_upstream() -> (
+    std::net::SocketAddr,
+    Arc<AtomicUsize>,
+    watch::Sender<u32>,
+    mpsc::UnboundedReceiver<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (close_all, close_signal) = watch::channel(0);
+    let (closed, closes) = mpsc::unbounded_channel();
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            let (closed, mut close_signal) = (closed.clone(), close_signal.clone());
+            close_signal.mark_unchanged();
+            tokio::spawn(async move {
+                let mut received = Vec::new();
+                let mut buffer = [0u8; 4096];
+                loop {
+                    let read = tokio::select! {
+                        read = stream.read(&mut buffer) => read.unwrap_or(0),
+                        _ = close_signal.changed() => {
+                            drop(stream);
+                            let _ = closed.send(());
+                            return;
+                        }
+                    };
+                    if read == 0 {
+                        return;
+                    }
+                    received.extend_from_slice(&buffer[..read]);
+                    while let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                        received.drain(..end + 4);
+                        stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await
+                            .unwrap();
+                    }
+                }
+            });
+        }
+    });
+    (address, accepted, close_all, closes)
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let (address, accepted, _close_all, _closes) = counting_upstream().await;
+    let (_router, url, _server) =
+        router_over(RouterConfig::new().upstream("app", format!("http://{address}"))).await;
+    let client = client();
+    for _ in 0..20 {
+        let (status, body) = get(&client, &url, &[]).await;
+        assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "twenty requests one after the other need one upstream connection"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_while_idle_is_replaced_without_an_error() {
+    let (address, accepted, close_all, mut closes) = counting_upstream().await;
+    let (_router, url, _server) =
+        router_over(RouterConfig::new().upstream("app", format!("http://{address}"))).await;
+    let client = client();
+    for round in 1..=5 {
+        let (status, body) = get(&client, &url, &[]).await;
+        assert_eq!((status, &body[..]), (200, &b"ok"[..]), "request {round}");
+        close_all.send_modify(|generation| *generation += 1);
+        tokio::time::timeout(Duration::from_secs(5), closes.recv())
+            .await
+            .expect("the upstream closes its idle connection");
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        5,
+        "every request after a close needs a new connection"
+    );
+}
+
+#[tokio::test]
+async fn an_incoming_forwarded_for_chain_is_extended() {
+    let echo = upstream(Behaviour::version("echo")).await;
+    let (_router, url, _server) =
+        router_over(RouterConfig::new().upstream("echo", format!("http://{echo}"))).await;
+    let (status, body) = get(
+        &client(),
+        &format!("{url}/"),
+        &[("x-forwarded-for", "203.0.113.7")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let received: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        received["headers"]["x-forwarded-for"],
+        "203.0.113.7, 127.0.0.1"
+    );
 }

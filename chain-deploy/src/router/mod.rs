@@ -5,6 +5,7 @@
 mod proxy;
 mod split;
 mod stats;
+mod upstream;
 
 use std::collections::HashSet;
 use std::fmt;

@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -11,28 +12,18 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::TrafficRouter;
 use super::stats::Outcome;
+use super::upstream::{UpstreamBody, UpstreamPool};
 
 /// An upstream's body streamed through, or the router's own answer: no
 /// allocation per response for boxing.
-pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
-
-/// Upstream connections, pooled; one pool per event loop.
-pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
-
-fn upstream_client() -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).build(connector)
-}
+pub(crate) type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
 /// Headers that describe one connection, not the message (RFC 9110
 /// section 7.6.1): a proxy must not forward them.
@@ -70,6 +61,15 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The client's address as an `X-Forwarded-For` value, built once per
+/// connection rather than formatted for every request on it.
+fn client_ip_header(client: SocketAddr) -> HeaderValue {
+    HeaderValue::from_maybe_shared(Bytes::from(client.ip().to_string()))
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
 fn plain(status: StatusCode, message: String) -> Response<ProxyBody> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(message))));
     *response.status_mut() = status;
@@ -85,9 +85,9 @@ impl TrafficRouter {
     /// answer, or 502/503/504 with a body saying what went wrong.
     pub(crate) async fn forward(
         &self,
-        upstreams: &UpstreamClient,
+        upstreams: &Arc<UpstreamPool>,
         mut request: Request<Incoming>,
-        client: SocketAddr,
+        client_ip: &HeaderValue,
     ) -> Response<ProxyBody> {
         let inner = &*self.inner;
         let upstream = {
@@ -102,36 +102,41 @@ impl TrafficRouter {
                 }
             }
         };
-        // The request's own path and query, shared rather than re-parsed.
-        let mut parts = std::mem::take(request.uri_mut()).into_parts();
-        parts.scheme = Some(http::uri::Scheme::HTTP);
-        parts.authority = Some(upstream.authority.clone());
-        if parts.path_and_query.is_none() {
-            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
-        }
-        match Uri::from_parts(parts) {
-            Ok(uri) => *request.uri_mut() = uri,
-            Err(error) => {
-                return plain(
-                    StatusCode::BAD_REQUEST,
-                    format!("cannot forward this request: {error}\n"),
-                );
-            }
+        // Upstreams get the origin form (`/path?query`), also when the client
+        // sent an absolute URI.
+        if request.uri().scheme().is_some() {
+            let path = request
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+            *request.uri_mut() = Uri::from(path);
         }
         let headers = request.headers_mut();
         strip_hop_by_hop(headers);
         headers.insert(header::HOST, upstream.host.clone());
-        let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(previous) => format!("{previous}, {}", client.ip()),
-            None => client.ip().to_string(),
+        let forwarded_for = match headers.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+            Some(previous) => {
+                let mut chain = Vec::with_capacity(previous.len() + 2 + client_ip.len());
+                chain.extend_from_slice(previous);
+                chain.extend_from_slice(b", ");
+                chain.extend_from_slice(client_ip.as_bytes());
+                HeaderValue::from_maybe_shared(Bytes::from(chain)).ok()
+            }
+            None => Some(client_ip.clone()),
         };
-        if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(forwarded_for)) {
-            headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+        if let Some(value) = forwarded_for {
+            headers.insert(X_FORWARDED_FOR, value);
         }
 
         let started = Instant::now();
-        let answer = tokio::time::timeout(inner.upstream_timeout, upstreams.request(request)).await;
-        let latency = started.elapsed();
+        let answer = tokio::time::timeout(
+            inner.upstream_timeout,
+            upstreams.send(&upstream.authority, request),
+        )
+        .await;
+        let finished = Instant::now();
+        let latency = finished.saturating_duration_since(started);
         match answer {
             Ok(Ok(mut response)) => {
                 let outcome = if response.status().is_server_error() {
@@ -139,12 +144,14 @@ impl TrafficRouter {
                 } else {
                     Outcome::Answered
                 };
-                upstream.stats.record(latency, outcome);
+                upstream.stats.record(finished, latency, outcome);
                 strip_hop_by_hop(response.headers_mut());
                 response.map(Either::Left)
             }
             Ok(Err(error)) => {
-                upstream.stats.record(latency, Outcome::ConnectionError);
+                upstream
+                    .stats
+                    .record(finished, latency, Outcome::ConnectionError);
                 plain(
                     StatusCode::BAD_GATEWAY,
                     format!(
@@ -154,7 +161,9 @@ impl TrafficRouter {
                 )
             }
             Err(_) => {
-                upstream.stats.record(latency, Outcome::ConnectionError);
+                upstream
+                    .stats
+                    .record(finished, latency, Outcome::ConnectionError);
                 plain(
                     StatusCode::GATEWAY_TIMEOUT,
                     format!(
@@ -175,7 +184,7 @@ pub(crate) async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
-    let upstreams = upstream_client();
+    let upstreams = Arc::new(UpstreamPool::default());
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -192,10 +201,12 @@ pub(crate) async fn accept_loop(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "could not disable Nagle's algorithm");
         }
-        let (router, upstreams) = (router.clone(), upstreams.clone());
+        let client_ip = client_ip_header(client);
+        let (router, upstreams) = (router.clone(), Arc::clone(&upstreams));
         let service = service_fn(move |request| {
-            let (router, upstreams) = (router.clone(), upstreams.clone());
-            async move { Ok::<_, Infallible>(router.forward(&upstreams, request, client).await) }
+            let (router, upstreams, client_ip) =
+                (router.clone(), Arc::clone(&upstreams), client_ip.clone());
+            async move { Ok::<_, Infallible>(router.forward(&upstreams, request, &client_ip).await) }
         });
         let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);

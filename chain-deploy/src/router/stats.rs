@@ -73,8 +73,10 @@ impl Window {
         }
     }
 
-    pub(crate) fn record(&self, latency: Duration, outcome: Outcome) {
-        let now = Instant::now();
+    /// Records a request that ended `at` (the caller's clock reading, so a
+    /// request costs one).
+    pub(crate) fn record(&self, at: Instant, latency: Duration, outcome: Outcome) {
+        let now = at;
         let mut samples = self.shards[shard_index()]
             .0
             .lock()
@@ -152,7 +154,7 @@ mod tests {
                 4 => Outcome::ConnectionError,
                 _ => Outcome::Answered,
             };
-            window.record(Duration::from_millis(ms), outcome);
+            window.record(Instant::now(), Duration::from_millis(ms), outcome);
         }
         let stats = window.stats(Duration::from_secs(60));
         assert_eq!(stats.requests, 100);
@@ -168,7 +170,7 @@ mod tests {
     fn capacity_bounds_the_samples() {
         let window = Window::new(Duration::from_secs(60), 10);
         for _ in 0..25 {
-            window.record(Duration::from_millis(1), Outcome::Answered);
+            window.record(Instant::now(), Duration::from_millis(1), Outcome::Answered);
         }
         assert_eq!(window.stats(Duration::from_secs(60)).requests, 10);
     }
@@ -181,7 +183,11 @@ mod tests {
                 let window = std::sync::Arc::clone(&window);
                 std::thread::spawn(move || {
                     for _ in 0..25 {
-                        window.record(Duration::from_millis(2), Outcome::ServerError);
+                        window.record(
+                            Instant::now(),
+                            Duration::from_millis(2),
+                            Outcome::ServerError,
+                        );
                     }
                 })
             })
