@@ -3,11 +3,12 @@
 # side with nginx as a weighted reverse proxy and with no proxy at all, all
 # driven by wrk against the same two upstreams (a 90/10 split).
 #
-# Usage: bench/router_vs_nginx.sh [seconds per run, default 10]
+# Usage: bench/router_vs_nginx.sh [seconds per run, default 10] [rounds, default 5]
 # Installs wrk and nginx from Debian's packages when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
+rounds=${2:-5}
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 for tool in wrk nginx; do
@@ -69,22 +70,36 @@ CONF
 "$nginx_bin" -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
 wait_port "$proxy"
 
-run() {
-    local name=$1 port=$2
+# One measurement: requests/s, p50 and p99, tab-separated.
+measure() {
+    local port=$1 out
     # Warm up connections and caches, then measure.
     wrk -t2 -c64 -d2s "http://127.0.0.1:$port/" >/dev/null
-    local out
     out=$(wrk -t2 -c64 -d"${duration}s" --latency "http://127.0.0.1:$port/")
-    local rps p50 p99
-    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-    p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-    p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-    printf '| %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99"
+    printf '%s\t%s\t%s\n' \
+        "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
+        "$(awk '$1=="50%" {print $2}' <<<"$out")" \
+        "$(awk '$1=="99%" {print $2}' <<<"$out")"
 }
 
-echo "| target | requests/s | p50 | p99 |"
-echo "|---|---|---|---|"
-run "upstream directly (no proxy)" "$blue"
-run "TrafficRouter (90/10, work-stealing runtime)" "$router"
-run "TrafficRouter (90/10, 2 event loops)" "$router_threads"
-run "nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///') (90/10, keepalive)" "$proxy"
+# The targets take turns, round after round, so a slow spell of this shared
+# machine hits them alike; each row is the round with the median requests/s.
+names=("upstream directly (no proxy)" "TrafficRouter (90/10, work-stealing runtime)"
+    "TrafficRouter (90/10, 2 event loops)"
+    "nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///') (90/10, keepalive)")
+ports=("$blue" "$router" "$router_threads" "$proxy")
+for round in $(seq 1 "$rounds"); do
+    for index in "${!ports[@]}"; do
+        measure "${ports[$index]}" >>"$work/target-$index"
+    done
+done
+
+echo "| target | requests/s (median of $rounds) | p50 | p99 | every round's requests/s |"
+echo "|---|---|---|---|---|"
+for index in "${!ports[@]}"; do
+    sorted=$(sort -n -k1,1 "$work/target-$index")
+    median=$(sed -n "$(((rounds + 1) / 2))p" <<<"$sorted")
+    all=$(cut -f1 "$work/target-$index" | paste -sd' ')
+    IFS=$'\t' read -r rps p50 p99 <<<"$median"
+    printf '| %s | %s | %s | %s | %s |\n' "${names[$index]}" "$rps" "$p50" "$p99" "$all"
+done
