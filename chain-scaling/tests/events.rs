@@ -49,6 +49,28 @@ fn gated(gate: Arc<Semaphore>, started: Arc<Semaphore>) -> Chain {
     })
 }
 
+/// A bus with one worker, held busy by a `block` event until the returned
+/// gate gets a permit (each later `block` event waits for one too).
+async fn bus_with_busy_worker(capacity: usize) -> (EventBus, Arc<Semaphore>) {
+    let bus = EventBus::builder()
+        .workers(1)
+        .capacity(capacity)
+        .build()
+        .unwrap();
+    let gate = Arc::new(Semaphore::new(0));
+    let started = Arc::new(Semaphore::new(0));
+    bus.subscribe("block", gated(Arc::clone(&gate), Arc::clone(&started)))
+        .await
+        .unwrap();
+    bus.publish(Event::new("block", json!(null))).await.unwrap();
+    tokio::time::timeout(WAIT, started.acquire())
+        .await
+        .unwrap()
+        .unwrap()
+        .forget();
+    (bus, gate)
+}
+
 // The seed's registration and order chains.
 
 async fn validate_user_data(ctx: Context) -> Result<Context> {
@@ -223,24 +245,13 @@ async fn every_subscription_gets_every_event_with_the_event_in_its_context() {
 
 #[tokio::test]
 async fn queued_events_run_highest_priority_first_and_fifo_within_one() {
-    let bus = EventBus::builder().workers(1).build().unwrap();
-    let gate = Arc::new(Semaphore::new(0));
-    let started = Arc::new(Semaphore::new(0));
-    bus.subscribe("block", gated(Arc::clone(&gate), Arc::clone(&started)))
-        .await
-        .unwrap();
+    let (bus, gate) = bus_with_busy_worker(1024).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     bus.subscribe("work", recorder("recorder", Arc::clone(&seen)))
         .await
         .unwrap();
 
-    // Occupy the only worker, then queue a mix of priorities.
-    bus.publish(Event::new("block", json!(null))).await.unwrap();
-    tokio::time::timeout(WAIT, started.acquire())
-        .await
-        .unwrap()
-        .unwrap()
-        .forget();
+    // The only worker is busy: queue a mix of priorities.
     let order = [
         ("low-1", Priority::Low),
         ("medium-1", Priority::Medium),
@@ -265,23 +276,12 @@ async fn queued_events_run_highest_priority_first_and_fifo_within_one() {
 
 #[tokio::test]
 async fn a_critical_event_is_handled_before_publish_returns_even_behind_a_full_queue() {
-    let bus = EventBus::builder().workers(1).capacity(1).build().unwrap();
-    let gate = Arc::new(Semaphore::new(0));
-    let started = Arc::new(Semaphore::new(0));
-    bus.subscribe("block", gated(Arc::clone(&gate), Arc::clone(&started)))
-        .await
-        .unwrap();
+    let (bus, gate) = bus_with_busy_worker(1).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     bus.subscribe("alarm", recorder("alarm", Arc::clone(&seen)))
         .await
         .unwrap();
 
-    bus.publish(Event::new("block", json!(null))).await.unwrap();
-    tokio::time::timeout(WAIT, started.acquire())
-        .await
-        .unwrap()
-        .unwrap()
-        .forget();
     assert!(matches!(
         bus.try_publish(Event::new("alarm", json!("queued"))),
         Err(EventBusError::Full { capacity: 1 })
@@ -296,20 +296,8 @@ async fn a_critical_event_is_handled_before_publish_returns_even_behind_a_full_q
 
 #[tokio::test]
 async fn a_full_queue_makes_publish_wait_and_try_publish_fail() {
-    let bus = EventBus::builder().workers(1).capacity(2).build().unwrap();
-    let gate = Arc::new(Semaphore::new(0));
-    let started = Arc::new(Semaphore::new(0));
-    bus.subscribe("block", gated(Arc::clone(&gate), Arc::clone(&started)))
-        .await
-        .unwrap();
-
     // Two events fill the queue (the one being handled still holds its slot).
-    bus.publish(Event::new("block", json!(1))).await.unwrap();
-    tokio::time::timeout(WAIT, started.acquire())
-        .await
-        .unwrap()
-        .unwrap()
-        .forget();
+    let (bus, gate) = bus_with_busy_worker(2).await;
     bus.try_publish(Event::new("block", json!(2))).unwrap();
     assert!(matches!(
         bus.try_publish(Event::new("block", json!(3))),
@@ -372,18 +360,7 @@ async fn shutdown_drains_admitted_events_and_then_refuses_new_ones() {
 
 #[tokio::test]
 async fn a_publisher_waiting_for_room_is_refused_when_the_bus_shuts_down() {
-    let bus = EventBus::builder().workers(1).capacity(1).build().unwrap();
-    let gate = Arc::new(Semaphore::new(0));
-    let started = Arc::new(Semaphore::new(0));
-    bus.subscribe("block", gated(Arc::clone(&gate), Arc::clone(&started)))
-        .await
-        .unwrap();
-    bus.publish(Event::new("block", json!(1))).await.unwrap();
-    tokio::time::timeout(WAIT, started.acquire())
-        .await
-        .unwrap()
-        .unwrap()
-        .forget();
+    let (bus, gate) = bus_with_busy_worker(1).await;
 
     let waiting = bus.publish(Event::new("block", json!(2)));
     tokio::pin!(waiting);
