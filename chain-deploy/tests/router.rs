@@ -258,26 +258,33 @@ async fn one_event_loop_per_thread_serves_the_same_split_and_stops() {
 }
 
 /// An HTTP/1.1 upstream written on raw TCP, counting the connections it
-/// accepts. Every change sent on the returned `watch` makes it close its
-/// open connections without warning, as an upstream whose keep-alive
-/// timeout expires does; each close is reported on the channel.
-async fn counting_upstream() -> (
-    std::net::SocketAddr,
-    Arc<AtomicUsize>,
-    watch::Sender<u32>,
-    mpsc::UnboundedReceiver<()>,
-) {
+/// accepts and reporting how they end.
+struct CountingUpstream {
+    address: std::net::SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    /// Every change makes the upstream close its open connections without
+    /// warning, as an upstream whose keep-alive timeout expires does.
+    close_all: watch::Sender<u32>,
+    /// One message per connection the upstream closed.
+    closed_by_upstream: mpsc::UnboundedReceiver<()>,
+    /// One message per connection the router closed.
+    closed_by_router: mpsc::UnboundedReceiver<()>,
+}
+
+async fn counting_upstream() -> CountingUpstream {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let (close_all, close_signal) = watch::channel(0);
-    let (closed, closes) = mpsc::unbounded_channel();
+    let (upstream_closed, closed_by_upstream) = mpsc::unbounded_channel();
+    let (router_closed, closed_by_router) = mpsc::unbounded_channel();
     let counter = Arc::clone(&accepted);
     tokio::spawn(async move {
         loop {
             let (mut stream, _) = listener.accept().await.unwrap();
             counter.fetch_add(1, Ordering::SeqCst);
-            let (closed, mut close_signal) = (closed.clone(), close_signal.clone());
+            let (upstream_closed, router_closed) = (upstream_closed.clone(), router_closed.clone());
+            let mut close_signal = close_signal.clone();
             close_signal.mark_unchanged();
             tokio::spawn(async move {
                 let mut received = Vec::new();
@@ -287,11 +294,12 @@ async fn counting_upstream() -> (
                         read = stream.read(&mut buffer) => read.unwrap_or(0),
                         _ = close_signal.changed() => {
                             drop(stream);
-                            let _ = closed.send(());
+                            let _ = upstream_closed.send(());
                             return;
                         }
                     };
                     if read == 0 {
+                        let _ = router_closed.send(());
                         return;
                     }
                     received.extend_from_slice(&buffer[..read]);
@@ -306,21 +314,28 @@ async fn counting_upstream() -> (
             });
         }
     });
-    (address, accepted, close_all, closes)
+    CountingUpstream {
+        address,
+        accepted,
+        close_all,
+        closed_by_upstream,
+        closed_by_router,
+    }
 }
 
 #[tokio::test]
 async fn upstream_connections_are_kept_alive_and_reused() {
-    let (address, accepted, _close_all, _closes) = counting_upstream().await;
+    let upstream = counting_upstream().await;
     let (_router, url, _server) =
-        router_over(RouterConfig::new().upstream("app", format!("http://{address}"))).await;
+        router_over(RouterConfig::new().upstream("app", format!("http://{}", upstream.address)))
+            .await;
     let client = client();
     for _ in 0..20 {
         let (status, body) = get(&client, &url, &[]).await;
         assert_eq!((status, &body[..]), (200, &b"ok"[..]));
     }
     assert_eq!(
-        accepted.load(Ordering::SeqCst),
+        upstream.accepted.load(Ordering::SeqCst),
         1,
         "twenty requests one after the other need one upstream connection"
     );
@@ -328,23 +343,46 @@ async fn upstream_connections_are_kept_alive_and_reused() {
 
 #[tokio::test]
 async fn a_connection_the_upstream_closed_while_idle_is_replaced_without_an_error() {
-    let (address, accepted, close_all, mut closes) = counting_upstream().await;
+    let mut upstream = counting_upstream().await;
     let (_router, url, _server) =
-        router_over(RouterConfig::new().upstream("app", format!("http://{address}"))).await;
+        router_over(RouterConfig::new().upstream("app", format!("http://{}", upstream.address)))
+            .await;
     let client = client();
     for round in 1..=5 {
         let (status, body) = get(&client, &url, &[]).await;
         assert_eq!((status, &body[..]), (200, &b"ok"[..]), "request {round}");
-        close_all.send_modify(|generation| *generation += 1);
-        tokio::time::timeout(Duration::from_secs(5), closes.recv())
+        upstream
+            .close_all
+            .send_modify(|generation| *generation += 1);
+        tokio::time::timeout(Duration::from_secs(5), upstream.closed_by_upstream.recv())
             .await
             .expect("the upstream closes its idle connection");
     }
     assert_eq!(
-        accepted.load(Ordering::SeqCst),
+        upstream.accepted.load(Ordering::SeqCst),
         5,
         "every request after a close needs a new connection"
     );
+}
+
+#[tokio::test]
+async fn idle_upstream_connections_are_closed_after_the_idle_timeout() {
+    let mut upstream = counting_upstream().await;
+    let (_router, url, _server) = router_over(
+        RouterConfig::new()
+            .upstream("app", format!("http://{}", upstream.address))
+            .upstream_idle_timeout(Duration::from_millis(100)),
+    )
+    .await;
+    let client = client();
+    let (status, _) = get(&client, &url, &[]).await;
+    assert_eq!(status, 200);
+    tokio::time::timeout(Duration::from_secs(5), upstream.closed_by_router.recv())
+        .await
+        .expect("the router closes a connection idle past its timeout");
+    let (status, _) = get(&client, &url, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(upstream.accepted.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

@@ -31,6 +31,7 @@ pub struct RouterConfig {
     upstreams: Vec<(String, String)>,
     stickiness: Stickiness,
     upstream_timeout: Duration,
+    upstream_idle_timeout: Duration,
     stats_window: Duration,
     stats_capacity: usize,
 }
@@ -41,6 +42,7 @@ impl Default for RouterConfig {
             upstreams: Vec::new(),
             stickiness: Stickiness::None,
             upstream_timeout: Duration::from_secs(30),
+            upstream_idle_timeout: Duration::from_secs(90),
             stats_window: Duration::from_secs(300),
             stats_capacity: 100_000,
         }
@@ -70,6 +72,14 @@ impl RouterConfig {
     /// (default 30 s).
     pub fn upstream_timeout(mut self, timeout: Duration) -> Self {
         self.upstream_timeout = timeout;
+        self
+    }
+
+    /// How long a kept-alive upstream connection may sit unused before the
+    /// router closes it (default 90 s): connections to an environment that
+    /// no longer gets traffic do not stay open.
+    pub fn upstream_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.upstream_idle_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
@@ -110,6 +120,7 @@ struct Inner {
     table: ArcSwap<Table>,
     stickiness: Stickiness,
     upstream_timeout: Duration,
+    upstream_idle_timeout: Duration,
 }
 
 impl TrafficRouter {
@@ -139,6 +150,7 @@ impl TrafficRouter {
                 table: ArcSwap::from_pointee(Table { routes }),
                 stickiness: config.stickiness,
                 upstream_timeout: config.upstream_timeout,
+                upstream_idle_timeout: config.upstream_idle_timeout,
             }),
         })
     }

@@ -184,7 +184,7 @@ pub(crate) async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
-    let upstreams = Arc::new(UpstreamPool::default());
+    let upstreams = UpstreamPool::new(router.inner.upstream_idle_timeout);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,

@@ -7,8 +7,9 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::Authority;
@@ -32,13 +33,30 @@ pub(crate) enum UpstreamError {
 
 type Sender = SendRequest<Incoming>;
 
-/// Idle connections by upstream address.
-#[derive(Default)]
+/// A connection waiting for its next request, and since when.
+struct Idle {
+    since: Instant,
+    sender: Sender,
+}
+
+/// Idle connections by upstream address, oldest first.
 pub(crate) struct UpstreamPool {
-    idle: Mutex<Vec<(Authority, Vec<Sender>)>>,
+    idle: Mutex<Vec<(Authority, Vec<Idle>)>>,
+    idle_timeout: Duration,
 }
 
 impl UpstreamPool {
+    /// An empty pool whose connections close after `idle_timeout` unused;
+    /// a task sweeps them out as long as the pool lives.
+    pub(crate) fn new(idle_timeout: Duration) -> Arc<Self> {
+        let pool = Arc::new(UpstreamPool {
+            idle: Mutex::new(Vec::new()),
+            idle_timeout,
+        });
+        tokio::spawn(sweep_idle(Arc::downgrade(&pool), idle_timeout));
+        pool
+    }
+
     /// Sends `request` to the upstream at `authority` on an idle connection,
     /// or a new one. A request the upstream never received (it closed an
     /// idle connection meanwhile) is sent again on a fresh connection.
@@ -74,23 +92,47 @@ impl UpstreamPool {
         }
     }
 
+    /// The most recently used idle connection: the likeliest to be open.
     fn take_idle(&self, authority: &Authority) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.iter_mut()
-            .find(|(address, _)| address == authority)
-            .and_then(|(_, senders)| senders.pop())
+        let (_, waiting) = idle.iter_mut().find(|(address, _)| address == authority)?;
+        let newest = waiting.pop()?;
+        if newest.since.elapsed() > self.idle_timeout {
+            // The rest are older still.
+            waiting.clear();
+            return None;
+        }
+        Some(newest.sender)
     }
 
     fn give_back(&self, authority: &Authority, sender: Sender) {
         if sender.is_closed() {
             return;
         }
+        let returned = Idle {
+            since: Instant::now(),
+            sender,
+        };
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         match idle.iter_mut().find(|(address, _)| address == authority) {
-            Some((_, senders)) if senders.len() < MAX_IDLE_PER_UPSTREAM => senders.push(sender),
+            Some((_, waiting)) if waiting.len() < MAX_IDLE_PER_UPSTREAM => waiting.push(returned),
             Some(_) => {}
-            None => idle.push((authority.clone(), vec![sender])),
+            None => idle.push((authority.clone(), vec![returned])),
         }
+    }
+
+    /// Closes the connections unused for longer than the idle timeout, and
+    /// forgets upstreams with none left.
+    fn close_expired(&self) {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        for (_, waiting) in idle.iter_mut() {
+            let expired = waiting.partition_point(|idle| {
+                now.saturating_duration_since(idle.since) > self.idle_timeout
+            });
+            waiting.drain(..expired);
+        }
+        idle.retain(|(_, waiting)| !waiting.is_empty());
     }
 
     fn with_release(
@@ -107,6 +149,20 @@ impl UpstreamPool {
                 sender,
             }),
         })
+    }
+}
+
+/// Every `period`, closes the pool's expired connections; ends with the pool.
+async fn sweep_idle(pool: Weak<UpstreamPool>, period: Duration) {
+    // `interval` refuses a zero period.
+    let mut ticks = tokio::time::interval(period.max(Duration::from_millis(1)));
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        pool.close_expired();
     }
 }
 
