@@ -13,28 +13,17 @@
 //! a no-op waker: no runtime is in the measurement, for the chain or the
 //! baselines. Run with `cargo bench -p chain-core --bench chain_overhead`.
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
+use bench_support::run_now;
 use chain_core::middleware::{LinkTiming, from_fn, timing};
 use chain_core::{Chain, Context, Error, Next, Result};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::util::BoxService;
 use tower::{Service, ServiceExt};
-
-/// Polls a future that is ready at once.
-fn run_now<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = TaskContext::from_waker(Waker::noop());
-    match future.as_mut().poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => unreachable!("benchmark futures never wait"),
-    }
-}
 
 #[derive(Default)]
 struct Typed {

@@ -3,27 +3,14 @@
 //!
 //! Run with `cargo bench -p chain-observability --bench instrumentation`.
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
+use bench_support::run_now;
 use chain_core::{Chain, Context, Result};
 use chain_observability::{ChainMetrics, SpanStore, Tracer};
 use criterion::{Criterion, criterion_group, criterion_main};
 use prometheus::Registry;
-
-fn run_now<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut TaskContext::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => unreachable!("benchmark futures never wait"),
-    }
-}
 
 #[derive(Default)]
 struct Order {

@@ -3,55 +3,16 @@
 //!
 //! Run with `cargo bench -p chain-resilience --bench circuit_breaker`.
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::Barrier;
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bench_support::{contended, run_now};
 use chain_resilience::{CircuitBreaker, CircuitBreakerConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
 use failsafe::{CircuitBreaker as _, Config, backoff, failure_policy};
 
-fn run_now<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => unreachable!("benchmark futures never wait"),
-    }
-}
-
 fn no_op() -> Result<u64, ()> {
     Ok(black_box(1))
-}
-
-/// Runs `call` `iters` times on each of `threads` threads at once and
-/// returns the wall time, i.e. the time per call as each thread sees it.
-fn contended(threads: usize, iters: u64, call: impl Fn() + Sync) -> Duration {
-    let barrier = Barrier::new(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        call();
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().unwrap_or_default())
-            .max()
-            .unwrap_or_default()
-    })
 }
 
 fn guarded_call(c: &mut Criterion) {

@@ -5,13 +5,12 @@
 //! Run with `cargo bench -p chain-scaling --bench balance`.
 
 use std::convert::Infallible;
-use std::future::{Future, Ready, ready};
+use std::future::{Ready, ready};
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::Barrier;
-use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::task::Poll;
+use std::time::Duration;
 
+use bench_support::{contended, run_now};
 use chain_core::{Chain, Context};
 use chain_scaling::balance::{LoadBalancer, Node, Strategy};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -19,43 +18,6 @@ use tower::balance::p2c::Balance;
 use tower::discover::ServiceList;
 use tower::load::{CompleteOnResponse, PendingRequestsDiscover};
 use tower_service::Service;
-
-/// Polls a future that never waits, once.
-fn run_now<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut std::task::Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => unreachable!("benchmark futures never wait"),
-    }
-}
-
-/// Runs `call` `iters` times on each of `threads` threads at once and
-/// returns the wall time, i.e. the time per call as each thread sees it.
-fn contended(threads: usize, iters: u64, call: impl Fn() + Sync) -> Duration {
-    let barrier = Barrier::new(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        call();
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().unwrap_or_default())
-            .max()
-            .unwrap_or_default()
-    })
-}
 
 fn balancer(strategy: Strategy, nodes: usize) -> LoadBalancer<Context> {
     let balancer = LoadBalancer::new(strategy);

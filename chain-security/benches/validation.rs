@@ -3,27 +3,14 @@
 //!
 //! Run with `cargo bench -p chain-security --bench validation`.
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
+use bench_support::run_now;
 use chain_core::{Chain, Context};
 use chain_security::validation::{Sanitize, UserRegistration, validate_input};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-
-fn run_now<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut TaskContext::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => unreachable!("benchmark futures never wait"),
-    }
-}
 
 fn registration(c: &mut Criterion) {
     let input = json!({
