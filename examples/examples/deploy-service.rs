@@ -17,7 +17,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use examples::http_get;
+use examples::{http_get, price_items};
 use modulink::deploy::health::{CheckResult, Health, check_fn, routes};
 use modulink::{Chain, Context, Error};
 use serde_json::{Value, json};
@@ -35,17 +35,11 @@ fn pricing() -> Chain {
         })
         .link_sync(|ctx: Context| {
             let items: Vec<Value> = ctx.require("items")?;
-            let subtotal: f64 = items
-                .iter()
-                .map(|item| {
-                    item["price"].as_f64().unwrap_or(0.0) * item["quantity"].as_f64().unwrap_or(0.0)
-                })
-                .sum();
-            let tax = (subtotal * 0.08 * 100.0).round() / 100.0;
+            let pricing = price_items(&items)?;
             Ok(ctx
-                .with("subtotal", subtotal)
-                .with("tax", tax)
-                .with("total", subtotal + tax))
+                .with("subtotal", pricing.subtotal)
+                .with("tax", pricing.tax)
+                .with("total", pricing.total))
         })
 }
 

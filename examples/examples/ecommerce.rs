@@ -27,7 +27,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use examples::http_get;
+use examples::{http_get, price_items};
 use modulink::observability::prometheus::Registry;
 use modulink::observability::{ChainMetrics, JsonLogLayer, MetricsServer, Tracer};
 use modulink::resilience::{Backoff, CircuitBreakerConfig, Orchestrator, Retry, ServiceEndpoint};
@@ -202,12 +202,7 @@ async fn validate_order(ctx: Context) -> Result<Context> {
     if items.is_empty() {
         return Err(Error::validation("an order needs at least one item"));
     }
-    let total: f64 = items
-        .iter()
-        .map(|item| {
-            item["price"].as_f64().unwrap_or(0.0) * item["quantity"].as_f64().unwrap_or(0.0)
-        })
-        .sum();
+    let total = price_items(&items)?.subtotal;
     let order_id = order["order_id"].as_str().unwrap_or_default().to_owned();
     tracing::info!(order_id, total, "order received");
     Ok(ctx

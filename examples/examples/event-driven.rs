@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use examples::price_items;
 use modulink::scaling::events::{Event, EventBus, Priority, Redelivery};
 use modulink::{Chain, Context, Error, Result};
 use serde_json::{Value, json};
@@ -64,19 +65,15 @@ async fn validate_inventory(ctx: Context) -> Result<Context> {
 
 async fn calculate_pricing(ctx: Context) -> Result<Context> {
     let order: Value = ctx.require("event_data")?;
-    let subtotal: f64 = order["items"]
+    let items = order["items"]
         .as_array()
-        .into_iter()
-        .flatten()
-        .map(|item| {
-            item["price"].as_f64().unwrap_or(0.0) * item["quantity"].as_f64().unwrap_or(0.0)
-        })
-        .sum();
-    let tax = (subtotal * 0.08 * 100.0).round() / 100.0;
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let pricing = price_items(items)?;
     Ok(ctx
-        .with("subtotal", subtotal)
-        .with("tax", tax)
-        .with("total", subtotal + tax))
+        .with("subtotal", pricing.subtotal)
+        .with("tax", pricing.tax)
+        .with("total", pricing.total))
 }
 
 /// The payment provider fails the first attempt of every order: the bus

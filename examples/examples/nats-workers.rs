@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use examples::price_items;
 use modulink::scaling::events::{Event, EventBus, JetStream, JetStreamConfig};
 use modulink::{Chain, Context, Result};
 use serde_json::{Value, json};
@@ -35,8 +36,7 @@ fn config(run: &str) -> JetStreamConfig {
 fn orders(worker: String) -> Chain {
     Chain::named("orders").link_sync(move |ctx: Context| -> Result<Context> {
         let order: Value = ctx.require("event_data")?;
-        let total =
-            order["quantity"].as_f64().unwrap_or(0.0) * order["price"].as_f64().unwrap_or(0.0);
+        let total = price_items(std::slice::from_ref(&order))?.subtotal;
         Ok(ctx.with("total", total).with("worker", worker.clone()))
     })
 }

@@ -46,3 +46,71 @@ pub async fn http_get(url: &str) -> Result<Answer, Box<dyn Error + Send + Sync>>
         .to_owned();
     Ok(Answer { status, body })
 }
+
+/// An order's prices: the seed's subtotal, 8% tax rounded to cents, and total.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pricing {
+    /// Sum of price × quantity over the items.
+    pub subtotal: f64,
+    /// 8% of the subtotal, rounded to cents.
+    pub tax: f64,
+    /// Subtotal plus tax.
+    pub total: f64,
+}
+
+/// Prices `items` (objects with numeric `price` and `quantity`). An item
+/// without either is a validation error naming it, never a free item.
+pub fn price_items(items: &[serde_json::Value]) -> modulink::Result<Pricing> {
+    let mut subtotal = 0.0;
+    for (index, item) in items.iter().enumerate() {
+        let number = |field: &str| {
+            item[field].as_f64().ok_or_else(|| {
+                modulink::Error::validation(format!("item {index} has no numeric `{field}`"))
+            })
+        };
+        subtotal += number("price")? * number("quantity")?;
+    }
+    let tax = (subtotal * 0.08 * 100.0).round() / 100.0;
+    Ok(Pricing {
+        subtotal,
+        tax,
+        total: subtotal + tax,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn prices_items_with_the_seeds_tax() {
+        let pricing = price_items(&[
+            json!({"price": 10.0, "quantity": 2}),
+            json!({"price": 5.5, "quantity": 1}),
+        ])
+        .unwrap();
+        assert_eq!(
+            pricing,
+            Pricing {
+                subtotal: 25.5,
+                tax: 2.04,
+                total: 27.54
+            }
+        );
+    }
+
+    #[test]
+    fn an_item_without_a_price_is_an_error_naming_it() {
+        let error = price_items(&[
+            json!({"price": 10.0, "quantity": 2}),
+            json!({"quantity": 1}),
+        ])
+        .unwrap_err();
+        assert_eq!(error.kind(), modulink::ErrorKind::Validation);
+        assert!(
+            error.to_string().contains("item 1 has no numeric `price`"),
+            "{error}"
+        );
+    }
+}
