@@ -35,6 +35,9 @@ pub struct CanaryConfig {
     /// Error-rate slack over the relative bound (0.1 points): with no
     /// errors on stable, one canary error would otherwise fail the canary.
     pub error_rate_slack: f64,
+    /// Latency slack over the relative bound (2 ms): for services answering
+    /// in a millisecond, scheduling noise alone exceeds 1.3x.
+    pub latency_slack: Duration,
     /// Fewest canary requests in an interval for a verdict (20); fewer is
     /// inconclusive and holds the share.
     pub min_requests: u64,
@@ -58,6 +61,7 @@ impl Default for CanaryConfig {
             max_error_rate_vs_stable: 1.5,
             max_latency_vs_stable: 1.3,
             error_rate_slack: 0.001,
+            latency_slack: Duration::from_millis(2),
             min_requests: 20,
             max_failed_evaluations: 1,
             max_inconclusive_evaluations: 3,
@@ -320,13 +324,15 @@ impl Canary {
                     stable.error_rate * 100.0
                 ));
             }
-            if canary.average_latency_ms > stable.average_latency_ms * config.max_latency_vs_stable
-            {
+            let latency_bound = stable.average_latency_ms * config.max_latency_vs_stable
+                + config.latency_slack.as_secs_f64() * 1e3;
+            if canary.average_latency_ms > latency_bound {
                 reasons.push(format!(
-                    "average latency {:.1} ms above {}x stable's {:.1} ms",
+                    "average latency {:.1} ms above {}x stable's {:.1} ms + {:?}",
                     canary.average_latency_ms,
                     config.max_latency_vs_stable,
-                    stable.average_latency_ms
+                    stable.average_latency_ms,
+                    config.latency_slack
                 ));
             }
         }

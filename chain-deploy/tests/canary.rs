@@ -81,6 +81,34 @@ async fn a_healthy_canary_is_promoted_to_all_traffic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_millisecond_of_latency_within_the_slack_does_not_fail_a_fast_canary() {
+    // Stable answers at once, the canary a millisecond later: several times
+    // stable's latency, but a millisecond is noise, not a regression.
+    let (router, url, _server) = release(
+        Behaviour::version("v1"),
+        Behaviour::version("v2").delayed(Duration::from_millis(1)),
+    )
+    .await;
+    let config = CanaryConfig {
+        evaluation_interval: Duration::from_secs(1),
+        latency_slack: Duration::from_millis(10),
+        ..quick(50.0, 50.0)
+    };
+    let canary = Canary::new(router.clone(), "stable", "canary", config).unwrap();
+    let load = Load::start(&url, 4);
+    let outcome = tokio::time::timeout(Duration::from_secs(30), canary.run())
+        .await
+        .unwrap()
+        .unwrap();
+    load.stop().await;
+    let CanaryOutcome::Completed(summary) = outcome else {
+        panic!("not promoted: {outcome:?}");
+    };
+    assert_eq!(summary.health_rate, 1.0);
+    assert_eq!(router.share_of("canary").unwrap(), 100.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_answering_five_percent_5xx_is_rolled_back() {
     let (router, url, _server) = release(
         Behaviour::version("v1"),
