@@ -7,6 +7,17 @@ use std::sync::Barrier;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use criterion::Criterion;
+
+/// The workspace's criterion settings: a second of warm-up and three of
+/// measurement, enough for nanosecond-scale figures to settle on this
+/// noisy machine without making a full `cargo bench` take an hour.
+pub fn criterion() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
 /// Polls a future that completes without waiting, once, with a no-op
 /// waker: no async runtime in the measurement.
 ///

@@ -16,7 +16,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bench_support::run_now;
 use chain_core::middleware::{LinkTiming, from_fn, timing};
@@ -242,9 +242,7 @@ fn timing_middleware(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = bench_support::criterion();
     targets = typed, context_insert, timing_middleware
 }
 criterion_main!(benches);

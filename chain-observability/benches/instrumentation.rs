@@ -4,7 +4,6 @@
 //! Run with `cargo bench -p chain-observability --bench instrumentation`.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use bench_support::run_now;
 use chain_core::{Chain, Context, Result};
@@ -79,9 +78,7 @@ fn tracing_overhead(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = bench_support::criterion();
     targets = metrics_overhead, tracing_overhead
 }
 criterion_main!(benches);

@@ -82,9 +82,7 @@ fn rejection(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = bench_support::criterion();
     targets = guarded_call, rejection
 }
 criterion_main!(benches);

@@ -66,9 +66,7 @@ fn full_pipeline(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = bench_support::criterion();
     targets = admission_check, full_pipeline
 }
 criterion_main!(benches);

@@ -4,7 +4,6 @@
 //! Run with `cargo bench -p chain-security --bench jwt`.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use chain_security::auth::{Claims, JwtKeys, JwtSettings, Role, SigningKey};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -40,9 +39,7 @@ fn hs256_verification(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = bench_support::criterion();
     targets = hs256_verification
 }
 criterion_main!(benches);

@@ -4,7 +4,6 @@
 //! Run with `cargo bench -p chain-security --bench validation`.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use bench_support::run_now;
 use chain_core::{Chain, Context};
@@ -41,9 +40,7 @@ fn registration(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = bench_support::criterion();
     targets = registration
 }
 criterion_main!(benches);
