@@ -1,10 +1,12 @@
 //! The flagship: case study 1, the e-commerce order pipeline, end to end.
 //!
 //! Order events go on the event bus; each is handled by one chain:
-//! validate the order, check inventory (behind a circuit breaker), take
-//! the payment (an idempotency key per order, the API key from the
-//! SecretManager, retried safely), check fraud (skipped for orders under
-//! 100), send email and SMS in parallel (retried), notify the warehouse.
+//! validate the order, check inventory (behind a circuit breaker), check
+//! fraud (skipped for orders under 100), take the payment (an idempotency
+//! key per order, the API key from the SecretManager, retried safely), send
+//! email and SMS in parallel (retried), notify the warehouse. The seed
+//! charges before the fraud check; here a suspicious order is held before
+//! any money moves, so it never needs a refund.
 //! Every service is a real HTTP server started in process on 127.0.0.1; the
 //! inventory service goes down for a while and the breaker opens, the
 //! payment and SMS services fail now and then. Prometheus metrics are
@@ -278,7 +280,6 @@ async fn build_pipeline(
     let chain = Chain::named("order_pipeline")
         .link(named("validate_order", validate_order))
         .link(inventory.chain(["inventory_service"])?)
-        .link(payments.chain(["payment_service"])?)
         .when(
             |ctx: &Context| {
                 ctx.get_value("total")
@@ -289,6 +290,7 @@ async fn build_pipeline(
             others.chain(["fraud_service"])?,
         )
         .link(named("reject_fraud", reject_fraud))
+        .link(payments.chain(["payment_service"])?)
         .parallel(
             Parallel::new()
                 .branch(others.chain(["email_service"])?)
