@@ -283,7 +283,9 @@ impl Orchestrator {
         self
     }
 
-    /// A chain calling the services in `flow` in order, named after them.
+    /// A chain calling the services in `flow` in order, named after them
+    /// (`inventory > payment`); see [`chain_named`](Self::chain_named) for
+    /// long flows.
     ///
     /// # Errors
     ///
@@ -294,24 +296,51 @@ impl Orchestrator {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut names = Vec::new();
-        let mut links = Vec::new();
-        for name in flow {
-            let name = name.as_ref();
-            let service = self
-                .services
-                .get(name)
-                .ok_or_else(|| Error::not_found(format!("unknown service `{name}`")))?;
-            names.push(name.to_owned());
-            links.push(ServiceLink {
-                service: Arc::clone(service),
-                client: self.client.clone(),
-                header_hook: self.header_hook.clone(),
-            });
-        }
-        Ok(links
-            .into_iter()
-            .fold(Chain::named(names.join(" > ")), Chain::link))
+        let links = self.service_links(flow)?;
+        let name = links
+            .iter()
+            .map(|link| &*link.service.name)
+            .collect::<Vec<_>>()
+            .join(" > ");
+        Ok(links.into_iter().fold(Chain::named(name), Chain::link))
+    }
+
+    /// A chain calling the services in `flow` in order, with a name of your
+    /// own: errors, metrics and traces then say `checkout` rather than
+    /// every service of the flow.
+    ///
+    /// # Errors
+    ///
+    /// A [`NotFound`](ErrorKind::NotFound) error naming the first unknown
+    /// service.
+    pub fn chain_named<I, S>(&self, name: impl Into<Cow<'static, str>>, flow: I) -> Result<Chain>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let links = self.service_links(flow)?;
+        Ok(links.into_iter().fold(Chain::named(name), Chain::link))
+    }
+
+    fn service_links<I, S>(&self, flow: I) -> Result<Vec<ServiceLink>>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        flow.into_iter()
+            .map(|name| {
+                let name = name.as_ref();
+                let service = self
+                    .services
+                    .get(name)
+                    .ok_or_else(|| Error::not_found(format!("unknown service `{name}`")))?;
+                Ok(ServiceLink {
+                    service: Arc::clone(service),
+                    client: self.client.clone(),
+                    header_hook: self.header_hook.clone(),
+                })
+            })
+            .collect()
     }
 
     /// Metrics of every service, sorted by name.

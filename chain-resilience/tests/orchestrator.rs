@@ -137,6 +137,41 @@ async fn a_flow_posts_the_context_and_merges_each_answer() {
 }
 
 #[tokio::test]
+async fn a_named_flow_reports_errors_under_its_own_name() {
+    let users = start("users").await;
+    let closed = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    let orchestrator = Orchestrator::new([
+        endpoint("user_service", &users),
+        ServiceEndpoint::new("gone_service", format!("http://{closed}/")).retry(quick_retry(1)),
+    ])
+    .unwrap();
+    let chain = orchestrator
+        .chain_named("checkout", ["user_service", "gone_service"])
+        .unwrap();
+    assert_eq!(chain.name(), "checkout");
+    assert_eq!(chain.len(), 2);
+    let error = chain.execute(Context::new()).await.unwrap_err();
+    let location = error.location().expect("a failing link is located");
+    assert_eq!(
+        (location.chain(), location.index()),
+        ("checkout", 1),
+        "{error}"
+    );
+
+    let unknown = orchestrator
+        .chain_named("checkout", ["user_service", "billing_service"])
+        .unwrap_err();
+    assert_eq!(unknown.kind(), ErrorKind::NotFound);
+    assert!(
+        unknown.to_string().contains("`billing_service`"),
+        "{unknown}"
+    );
+}
+
+#[tokio::test]
 async fn unknown_duplicate_and_malformed_services_are_errors() {
     let users = start("users").await;
     let orchestrator = Orchestrator::new([endpoint("user_service", &users)]).unwrap();
