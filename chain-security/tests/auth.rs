@@ -70,9 +70,10 @@ async fn users_are_created_once_with_a_policy_abiding_password() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("72 bytes"), "{err}");
-    assert_eq!(auth.users().unwrap().len(), 1);
+    let users = auth.users().await.unwrap();
+    assert_eq!(users.len(), 1);
     assert!(
-        !format!("{:?}", auth.users().unwrap()[0]).contains("$2"),
+        !format!("{:?}", users[0]).contains("$2"),
         "hashes stay out of Debug"
     );
 }
@@ -107,7 +108,7 @@ async fn every_login_failure_gets_the_same_generic_error() {
     auth.create_user("old", "Analytical1", Role::User)
         .await
         .unwrap();
-    auth.set_active("old", false).unwrap();
+    auth.set_active("old", false).await.unwrap();
     let mut messages = Vec::new();
     for (user, password) in [
         ("ada", "wrong-Password1"),
@@ -383,13 +384,17 @@ async fn the_seed_admin_and_profile_chains() {
     let listing = manager.clone();
     let admin_chain = Chain::named("admin")
         .link(auth(&manager, [Role::Admin]))
-        .link_sync(move |ctx: Context| {
-            let users: Vec<Value> = listing
-                .users()?
-                .into_iter()
-                .map(|user| json!({"username": user.username, "role": user.role.as_str(), "active": user.active}))
-                .collect();
-            Ok(ctx.with("users", users))
+        .link(move |ctx: Context| {
+            let listing = listing.clone();
+            async move {
+                let users: Vec<Value> = listing
+                    .users()
+                    .await?
+                    .into_iter()
+                    .map(|user| json!({"username": user.username, "role": user.role.as_str(), "active": user.active}))
+                    .collect();
+                Ok(ctx.with("users", users))
+            }
         });
     let profile_chain = Chain::named("profile")
         .middleware(auth(&manager, [Role::Admin, Role::User]))

@@ -44,13 +44,17 @@ async fn main() -> Result<()> {
     let listing = manager.clone();
     let admin_chain = Chain::named("admin_users")
         .link(auth(&manager, [Role::Admin]))
-        .link_sync(move |ctx: Context| {
-            let users: Vec<Value> = listing
-                .users()?
-                .into_iter()
-                .map(|user| json!({"username": user.username, "role": user.role.as_str()}))
-                .collect();
-            Ok(ctx.with("users", users))
+        .link(move |ctx: Context| {
+            let listing = listing.clone();
+            async move {
+                let users: Vec<Value> = listing
+                    .users()
+                    .await?
+                    .into_iter()
+                    .map(|user| json!({"username": user.username, "role": user.role.as_str()}))
+                    .collect();
+                Ok(ctx.with("users", users))
+            }
         });
     let profile_chain = Chain::named("profile")
         .middleware(auth(&manager, [Role::Admin, Role::User]))

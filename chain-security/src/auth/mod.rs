@@ -144,16 +144,19 @@ impl AuthManager {
     /// [`Conflict`](ErrorKind::Conflict) error for a taken name.
     pub async fn create_user(&self, username: &str, password: &str, role: Role) -> Result<()> {
         self.inner.config.password_policy.check(password)?;
-        if self.inner.store.get(username)?.is_some() {
+        if self.inner.store.get(username).await?.is_some() {
             return Err(Error::conflict(format!("user `{username}` already exists")));
         }
         let password_hash = self.hash(password).await?;
-        self.inner.store.insert(UserRecord {
-            username: username.to_owned(),
-            password_hash,
-            role,
-            active: true,
-        })
+        self.inner
+            .store
+            .insert(UserRecord {
+                username: username.to_owned(),
+                password_hash,
+                role,
+                active: true,
+            })
+            .await
     }
 
     /// Logs a user in and issues a token.
@@ -169,7 +172,12 @@ impl AuthManager {
         if let Some(retry_after) = self.inner.lockouts.locked_for(username) {
             return Err(AuthFailure::AccountLocked { retry_after }.into_error());
         }
-        let user = self.inner.store.get(username)?.filter(|user| user.active);
+        let user = self
+            .inner
+            .store
+            .get(username)
+            .await?
+            .filter(|user| user.active);
         let hash = match &user {
             Some(user) => user.password_hash.clone(),
             None => self.dummy_hash().await?.clone(),
@@ -233,8 +241,8 @@ impl AuthManager {
     /// # Errors
     ///
     /// The store's failures.
-    pub fn users(&self) -> Result<Vec<UserRecord>> {
-        self.inner.store.list()
+    pub async fn users(&self) -> Result<Vec<UserRecord>> {
+        self.inner.store.list().await
     }
 
     /// Activates or deactivates a user.
@@ -242,14 +250,15 @@ impl AuthManager {
     /// # Errors
     ///
     /// A [`NotFound`](ErrorKind::NotFound) error for an unknown user.
-    pub fn set_active(&self, username: &str, active: bool) -> Result<()> {
+    pub async fn set_active(&self, username: &str, active: bool) -> Result<()> {
         let mut user = self
             .inner
             .store
-            .get(username)?
+            .get(username)
+            .await?
             .ok_or_else(|| Error::not_found(format!("no user `{username}`")))?;
         user.active = active;
-        self.inner.store.update(user)
+        self.inner.store.update(user).await
     }
 
     /// Runs `work` on a blocking thread, at most

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{PoisonError, RwLock};
 
-use chain_core::{Error, Result};
+use chain_core::{BoxFuture, Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// A user's role. Roles other than the four built in are `Custom`.
@@ -89,13 +89,45 @@ impl fmt::Debug for UserRecord {
 
 /// Where users are kept. Implement it over a database; [`MemoryUserStore`]
 /// is the thread-safe in-memory default.
+///
+/// The methods are async, so a store can query a database without holding
+/// up the runtime; they return boxed futures so the trait stays usable as
+/// `dyn UserStore`.
+///
+/// ```
+/// use chain_core::{BoxFuture, Result};
+/// use chain_security::auth::{UserRecord, UserStore};
+///
+/// /// A read-only store in front of a directory service (elided here).
+/// struct Directory;
+///
+/// impl UserStore for Directory {
+///     fn get<'a>(&'a self, username: &'a str) -> BoxFuture<'a, Result<Option<UserRecord>>> {
+///         Box::pin(async move {
+///             let _ = username; // e.g. `SELECT ... WHERE username = $1`
+///             Ok(None)
+///         })
+///     }
+///     fn insert(&self, user: UserRecord) -> BoxFuture<'_, Result<()>> {
+///         Box::pin(async move {
+///             Err(chain_core::Error::forbidden(format!("the directory is read-only: {}", user.username)))
+///         })
+///     }
+///     fn update(&self, user: UserRecord) -> BoxFuture<'_, Result<()>> {
+///         self.insert(user)
+///     }
+///     fn list(&self) -> BoxFuture<'_, Result<Vec<UserRecord>>> {
+///         Box::pin(async { Ok(Vec::new()) })
+///     }
+/// }
+/// ```
 pub trait UserStore: Send + Sync + 'static {
     /// The user named `username`.
     ///
     /// # Errors
     ///
     /// The store's own failures.
-    fn get(&self, username: &str) -> Result<Option<UserRecord>>;
+    fn get<'a>(&'a self, username: &'a str) -> BoxFuture<'a, Result<Option<UserRecord>>>;
 
     /// Adds a new user.
     ///
@@ -103,7 +135,7 @@ pub trait UserStore: Send + Sync + 'static {
     ///
     /// A [`Conflict`](chain_core::ErrorKind::Conflict) error if the name is
     /// taken, or the store's own failures.
-    fn insert(&self, user: UserRecord) -> Result<()>;
+    fn insert(&self, user: UserRecord) -> BoxFuture<'_, Result<()>>;
 
     /// Replaces a user, e.g. to deactivate them.
     ///
@@ -111,14 +143,14 @@ pub trait UserStore: Send + Sync + 'static {
     ///
     /// A [`NotFound`](chain_core::ErrorKind::NotFound) error if there is no
     /// such user, or the store's own failures.
-    fn update(&self, user: UserRecord) -> Result<()>;
+    fn update(&self, user: UserRecord) -> BoxFuture<'_, Result<()>>;
 
     /// Every user, for administration.
     ///
     /// # Errors
     ///
     /// The store's own failures.
-    fn list(&self) -> Result<Vec<UserRecord>>;
+    fn list(&self) -> BoxFuture<'_, Result<Vec<UserRecord>>>;
 }
 
 /// Users in memory, behind a read-write lock.
@@ -134,17 +166,16 @@ impl MemoryUserStore {
     }
 }
 
-impl UserStore for MemoryUserStore {
-    fn get(&self, username: &str) -> Result<Option<UserRecord>> {
-        Ok(self
-            .users
+impl MemoryUserStore {
+    fn get_now(&self, username: &str) -> Option<UserRecord> {
+        self.users
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(username)
-            .cloned())
+            .cloned()
     }
 
-    fn insert(&self, user: UserRecord) -> Result<()> {
+    fn insert_now(&self, user: UserRecord) -> Result<()> {
         let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
         if users.contains_key(&user.username) {
             return Err(Error::conflict(format!(
@@ -156,7 +187,7 @@ impl UserStore for MemoryUserStore {
         Ok(())
     }
 
-    fn update(&self, user: UserRecord) -> Result<()> {
+    fn update_now(&self, user: UserRecord) -> Result<()> {
         let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
         match users.get_mut(&user.username) {
             Some(slot) => {
@@ -167,7 +198,7 @@ impl UserStore for MemoryUserStore {
         }
     }
 
-    fn list(&self) -> Result<Vec<UserRecord>> {
+    fn list_now(&self) -> Vec<UserRecord> {
         let mut users: Vec<UserRecord> = self
             .users
             .read()
@@ -176,6 +207,26 @@ impl UserStore for MemoryUserStore {
             .cloned()
             .collect();
         users.sort_by(|a, b| a.username.cmp(&b.username));
-        Ok(users)
+        users
+    }
+}
+
+/// Every operation completes at once; the lock is never held across an
+/// await.
+impl UserStore for MemoryUserStore {
+    fn get<'a>(&'a self, username: &'a str) -> BoxFuture<'a, Result<Option<UserRecord>>> {
+        Box::pin(std::future::ready(Ok(self.get_now(username))))
+    }
+
+    fn insert(&self, user: UserRecord) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(self.insert_now(user)))
+    }
+
+    fn update(&self, user: UserRecord) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(self.update_now(user)))
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<UserRecord>>> {
+        Box::pin(std::future::ready(Ok(self.list_now())))
     }
 }
