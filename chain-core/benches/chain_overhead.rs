@@ -3,8 +3,9 @@
 //! - `typed`: 10 trivial links on a typed context vs the same 10 async
 //!   functions awaited by hand (the physical limit);
 //! - `context_insert`: 10 links on `Context`, each inserting one key, vs the
-//!   hand-written equivalent and vs the same 10 steps as a tower
-//!   `BoxService` stack;
+//!   hand-written equivalent, vs the same steps type-erased and looped over
+//!   by hand (the floor for any dynamic chain), and vs the same 10 steps as
+//!   a tower `BoxService` stack;
 //! - `timing`: timing over 10 links, as an observer and as middleware, vs
 //!   hand-written timing; plus a pass-through middleware to isolate the cost
 //!   of the middleware mechanism.
@@ -88,6 +89,40 @@ async fn inserts_by_hand(ctx: Context) -> Result<Context> {
     s9(ctx).await
 }
 
+/// The floor for any chain that stores its links type-erased: the same ten
+/// steps as boxed closures returning boxed futures, looped over by hand,
+/// with no names, error locations or panic capture.
+type ErasedStep = Box<dyn Fn(Context) -> chain_core::BoxFuture<'static, Result<Context>>>;
+
+fn erased_steps() -> Vec<ErasedStep> {
+    fn erase<F, Fut>(step: F) -> ErasedStep
+    where
+        F: Fn(Context) -> Fut + 'static,
+        Fut: Future<Output = Result<Context>> + Send + 'static,
+    {
+        Box::new(move |ctx| Box::pin(step(ctx)))
+    }
+    vec![
+        erase(s0),
+        erase(s1),
+        erase(s2),
+        erase(s3),
+        erase(s4),
+        erase(s5),
+        erase(s6),
+        erase(s7),
+        erase(s8),
+        erase(s9),
+    ]
+}
+
+async fn erased_by_hand(mut ctx: Context, steps: &[ErasedStep]) -> Result<Context> {
+    for step in steps {
+        ctx = step(ctx).await?;
+    }
+    Ok(ctx)
+}
+
 macro_rules! insert_steps_sync {
     ($($name:ident => $index:literal),*) => {
         $(
@@ -168,6 +203,10 @@ fn context_insert(c: &mut Criterion) {
     let mut group = c.benchmark_group("context_10_inserts");
     group.bench_function("hand_written", |b| {
         b.iter(|| run_now(inserts_by_hand(black_box(Context::new()))))
+    });
+    let erased = erased_steps();
+    group.bench_function("erased_by_hand", |b| {
+        b.iter(|| run_now(erased_by_hand(black_box(Context::new()), &erased)))
     });
     group.bench_function("chain", |b| {
         b.iter(|| run_now(chain.execute(black_box(Context::new()))))
