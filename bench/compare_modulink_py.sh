@@ -20,12 +20,17 @@ median() {
         "target/criterion/context_10_inserts/$1/new/estimates.json"
 }
 rust_async=$(median chain)
+rust_fused=$(median chain_fused_links)
 rust_sync=$(median chain_sync_links)
 
-python3 - "$py_async" "$rust_async" "$py_sync" "$rust_sync" <<'PY'
+python3 - "$py_async" "$rust_async" "$rust_fused" "$py_sync" "$rust_sync" <<'PY'
 import sys
-py_async, rust_async, py_sync, rust_sync = map(float, sys.argv[1:])
-for kind, py, rs in (("async links", py_async, rust_async), ("sync links", py_sync, rust_sync)):
+py_async, rust_async, rust_fused, py_sync, rust_sync = map(float, sys.argv[1:])
+for kind, py, rs in (
+    ("async links", py_async, rust_async),
+    ("async links, fused", py_async, rust_fused),
+    ("sync links", py_sync, rust_sync),
+):
     print(f"{kind}: modulink-py 4.0.3 {py:7.0f} ns, chain-core {rs:5.0f} ns per 10-link run: "
           f"{py / rs:.0f}x faster")
 PY

@@ -5,7 +5,7 @@
 //! - `context_insert`: 10 links on `Context`, each inserting one key, vs the
 //!   hand-written equivalent, vs the same steps type-erased and looped over
 //!   by hand (the floor for any dynamic chain), and vs the same 10 steps as
-//!   a tower `BoxService` stack;
+//!   a tower `BoxService` stack; also as one fused run and as sync links;
 //! - `timing`: timing over 10 links, as an observer and as middleware, vs
 //!   hand-written timing; plus a pass-through middleware to isolate the cost
 //!   of the middleware mechanism.
@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use bench_support::run_now;
 use chain_core::middleware::{LinkTiming, from_fn, timing};
-use chain_core::{Chain, Context, Error, Next, Result};
+use chain_core::{Chain, Context, Error, Next, Result, fused};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::util::BoxService;
 use tower::{Service, ServiceExt};
@@ -210,6 +210,10 @@ fn context_insert(c: &mut Criterion) {
     });
     group.bench_function("chain", |b| {
         b.iter(|| run_now(chain.execute(black_box(Context::new()))))
+    });
+    let fused_chain = Chain::new().link(fused("inserts", (s0, s1, s2, s3, s4, s5, s6, s7, s8, s9)));
+    group.bench_function("chain_fused_links", |b| {
+        b.iter(|| run_now(fused_chain.execute(black_box(Context::new()))))
     });
     let sync_chain = insert_chain_sync();
     group.bench_function("chain_sync_links", |b| {

@@ -14,6 +14,9 @@
 //!   [`catch`](Chain::catch) and per-link [`on_error`](Step::on_error).
 //! - **Middleware** runs around every link, one link, or the whole
 //!   execution, and can observe, transform, short-circuit or retry.
+//! - A **fused run** ([`fused`]) joins a fixed tuple of async links into
+//!   one statically dispatched link: one boxed future for the run instead
+//!   of one per link, for hot paths.
 //! - **Observers** ([`middleware::Observer`]) only watch: they are told each
 //!   link's duration and outcome without allocating, sharing one clock read
 //!   per link boundary, which makes them the cheap way to time, count and
@@ -95,6 +98,7 @@ pub mod describe;
 mod error;
 mod extensions;
 mod fields;
+mod fused;
 mod link;
 pub mod middleware;
 mod parallel;
@@ -111,6 +115,7 @@ pub use chain::{Chain, Step};
 pub use context::{Context, Key};
 pub use error::{BoxError, Error, ErrorKind, Location, Result, ResultExt};
 pub use extensions::{Extensions, HasExtensions};
+pub use fused::{Fused, LinkSequence, StaticLink, fused};
 pub use link::{BoxFuture, Link, Named, named};
 pub use middleware::{Middleware, Next};
 pub use parallel::{MergePolicy, Parallel};

@@ -87,6 +87,16 @@ pub fn named<C, L: Link<C>>(name: impl Into<Cow<'static, str>>, link: L) -> Name
     }
 }
 
+impl<L> Named<L> {
+    pub(crate) fn link(&self) -> &L {
+        &self.link
+    }
+
+    pub(crate) fn chosen_name(&self) -> &Cow<'static, str> {
+        &self.name
+    }
+}
+
 impl<C, L: Link<C>> Link<C> for Named<L> {
     fn call(&self, ctx: C) -> BoxFuture<'_, Result<C>> {
         self.link.call(ctx)

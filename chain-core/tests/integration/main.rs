@@ -5,6 +5,7 @@ mod concurrency; // one chain shared by many tasks, cancellation
 mod context_props; // property tests of the Context JSON round trip
 mod control_flow; // when, parallel, catch and on_error
 mod errors; // error location, panics
+mod fused; // fused runs of statically dispatched links
 mod inspect; // inspect() and to_mermaid()
 mod middleware; // order, short-circuit, transform, retry, built-ins
 mod support;
