@@ -6,6 +6,7 @@ mod proxy;
 mod split;
 mod stats;
 mod upstream;
+mod wire;
 
 use std::collections::HashSet;
 use std::fmt;

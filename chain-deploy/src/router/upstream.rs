@@ -1,48 +1,81 @@
-//! Keep-alive connections to the upstreams: one pool per event loop.
+//! Keep-alive HTTP/1.1 connections to the upstreams, one pool per event
+//! loop, driven inside the request's own task.
 //!
-//! Built on hyper's connection API rather than its pooled client: the
-//! router knows every upstream by address, so a lookup is a scan of a short
-//! list, with no hashing of a scheme and authority per request, no
-//! connect-or-checkout race and no absolute URI to build.
+//! hyper's client runs each connection as a task of its own and passes the
+//! request, the response head and every body chunk through channels between
+//! it and the request's task. For a proxy on a loopback network those hops
+//! cost more user time than the HTTP itself (about 3 µs of the router's
+//! 5.5 µs per request, against nginx's 3.3 µs in all), so the router writes
+//! the request and reads the response on the socket directly, in the task
+//! that serves the client, and the response body is read by the client
+//! connection as it writes it. The parsing and framing rules are in
+//! [`wire`](super::wire).
 
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use http::request::Parts;
 use http::uri::Authority;
-use http::{Request, Response};
+use http::{Method, Request, Response};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+use super::wire::{
+    Chunked, Decoded, Framing, Head, Malformed, RequestBody, encode_head, keeps_alive, parse_head,
+};
 
 /// Idle connections kept per upstream and event loop; more are closed.
 const MAX_IDLE_PER_UPSTREAM: usize = 1024;
 
+/// How much is read from an upstream at a time.
+const READ_SIZE: usize = 16 * 1024;
+
 /// Why an upstream gave no answer.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum UpstreamError {
-    #[error("cannot connect: {0}")]
-    Connect(#[from] io::Error),
-    #[error("{0}")]
-    Http(#[from] hyper::Error),
+    #[error("is unreachable: cannot connect: {0}")]
+    Connect(io::Error),
+    #[error("failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("closed the connection without answering")]
+    Closed,
+    #[error("sent {0}")]
+    Malformed(#[from] Malformed),
+    #[error("did not get the whole request body, the client's failed: {0}")]
+    RequestBody(hyper::Error),
 }
 
-type Sender = SendRequest<Incoming>;
+/// A connection to an upstream and the bytes read from it but not yet used.
+struct Connection {
+    stream: TcpStream,
+    buffer: BytesMut,
+    /// The request head being written, kept to reuse its allocation.
+    head: Vec<u8>,
+}
 
 /// A connection waiting for its next request, and since when.
 struct Idle {
     since: Instant,
-    sender: Sender,
+    connection: Connection,
 }
 
 /// Idle connections by upstream address, oldest first.
 pub(crate) struct UpstreamPool {
     idle: Mutex<Vec<(Authority, Vec<Idle>)>>,
     idle_timeout: Duration,
+}
+
+/// An exchange that failed, and whether the upstream can have seen the
+/// request (if not, it may be sent again on another connection).
+struct Failed {
+    error: UpstreamError,
+    unanswered: bool,
 }
 
 impl UpstreamPool {
@@ -58,60 +91,92 @@ impl UpstreamPool {
     }
 
     /// Sends `request` to the upstream at `authority` on an idle connection,
-    /// or a new one. A request the upstream never received (it closed an
-    /// idle connection meanwhile) is sent again on a fresh connection.
+    /// or a new one, and returns once the response head has arrived.
+    ///
+    /// A reused connection the upstream closed while it was idle gets no
+    /// answer; a request without a body and with an idempotent method is
+    /// then sent again on a fresh connection, as nginx does. Others fail:
+    /// the upstream may have acted on them.
     pub(crate) async fn send(
         self: &Arc<Self>,
         authority: &Authority,
         request: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let mut request = request;
-        if let Some(mut sender) = self.idle_connection(authority).await {
-            match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.with_release(authority, sender, response)),
-                Err(mut failed) => match failed.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(failed.into_error().into()),
-                },
+        let (parts, body) = request.into_parts();
+        let framing = if body.is_end_stream() {
+            RequestBody::None
+        } else {
+            match body.size_hint().exact() {
+                Some(length) => RequestBody::Length(length),
+                None => RequestBody::Chunked,
+            }
+        };
+        let replayable = framing == RequestBody::None && parts.method.is_idempotent();
+        let mut body = Some(body);
+        while let Some(mut connection) = self.take_idle(authority) {
+            match connection.exchange(&parts, &mut body, framing).await {
+                Ok(head) => return self.respond(authority, connection, &parts.method, head),
+                Err(failed) if failed.unanswered && replayable => continue,
+                Err(failed) => return Err(failed.error),
             }
         }
-        let mut sender = connect(authority).await?;
-        let response = sender.send_request(request).await?;
-        Ok(self.with_release(authority, sender, response))
+        let mut connection = Connection::open(authority).await?;
+        let head = connection
+            .exchange(&parts, &mut body, framing)
+            .await
+            .map_err(|failed| failed.error)?;
+        self.respond(authority, connection, &parts.method, head)
     }
 
-    /// An idle connection ready for a request, dropping closed ones.
-    async fn idle_connection(&self, authority: &Authority) -> Option<Sender> {
-        loop {
-            let mut sender = self.take_idle(authority)?;
-            // A connection given back as its last response body ended may
-            // take a moment to be ready: waiting is cheaper than a new one.
-            if sender.ready().await.is_ok() {
-                return Some(sender);
-            }
-        }
+    fn respond(
+        self: &Arc<Self>,
+        authority: &Authority,
+        connection: Connection,
+        method: &Method,
+        head: Head,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let framing = Framing::of(method, &head)?;
+        let reusable = keeps_alive(&head, framing);
+        let state = match framing {
+            Framing::Empty => State::Done,
+            Framing::Length(length) => State::Length(length),
+            Framing::Chunked => State::Chunked(Chunked::Size),
+            Framing::UntilClose => State::UntilClose,
+        };
+        let mut response = Response::new(UpstreamBody {
+            state,
+            connection: Some(connection),
+            release: reusable.then(|| Release {
+                pool: Arc::clone(self),
+                authority: authority.clone(),
+            }),
+        });
+        *response.status_mut() = head.status;
+        *response.headers_mut() = head.headers;
+        Ok(response)
     }
 
-    /// The most recently used idle connection: the likeliest to be open.
-    fn take_idle(&self, authority: &Authority) -> Option<Sender> {
+    /// The most recently used idle connection that still looks open.
+    fn take_idle(&self, authority: &Authority) -> Option<Connection> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let (_, waiting) = idle.iter_mut().find(|(address, _)| address == authority)?;
-        let newest = waiting.pop()?;
-        if newest.since.elapsed() > self.idle_timeout {
-            // The rest are older still.
-            waiting.clear();
-            return None;
+        while let Some(newest) = waiting.pop() {
+            if newest.since.elapsed() > self.idle_timeout {
+                // The rest are older still.
+                waiting.clear();
+                return None;
+            }
+            if newest.connection.looks_open() {
+                return Some(newest.connection);
+            }
         }
-        Some(newest.sender)
+        None
     }
 
-    fn give_back(&self, authority: &Authority, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
+    fn give_back(&self, authority: &Authority, connection: Connection) {
         let returned = Idle {
             since: Instant::now(),
-            sender,
+            connection,
         };
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         match idle.iter_mut().find(|(address, _)| address == authority) {
@@ -134,22 +199,6 @@ impl UpstreamPool {
         }
         idle.retain(|(_, waiting)| !waiting.is_empty());
     }
-
-    fn with_release(
-        self: &Arc<Self>,
-        authority: &Authority,
-        sender: Sender,
-        response: Response<Incoming>,
-    ) -> Response<UpstreamBody> {
-        response.map(|body| UpstreamBody {
-            body,
-            release: Some(Release {
-                pool: Arc::clone(self),
-                authority: authority.clone(),
-                sender,
-            }),
-        })
-    }
 }
 
 /// Every `period`, closes the pool's expired connections; ends with the pool.
@@ -166,60 +215,263 @@ async fn sweep_idle(pool: Weak<UpstreamPool>, period: Duration) {
     }
 }
 
-async fn connect(authority: &Authority) -> Result<Sender, UpstreamError> {
-    let stream = TcpStream::connect(authority.as_str()).await?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "upstream connection ended with an error");
+impl Connection {
+    async fn open(authority: &Authority) -> Result<Connection, UpstreamError> {
+        let stream = TcpStream::connect(authority.as_str())
+            .await
+            .map_err(UpstreamError::Connect)?;
+        stream.set_nodelay(true).map_err(UpstreamError::Connect)?;
+        Ok(Connection {
+            stream,
+            buffer: BytesMut::new(),
+            head: Vec::new(),
+        })
+    }
+
+    /// Whether an idle connection has neither been closed by the upstream
+    /// nor received anything unasked, as far as the event loop has seen:
+    /// no system call when nothing has arrived, the usual case.
+    fn looks_open(&self) -> bool {
+        let mut probe = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut probe) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            // Readable while idle: closed (EOF), reset, or unasked bytes.
+            Poll::Ready(Ok(())) => matches!(
+                self.stream.try_read(&mut [0; 1]),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock
+            ),
         }
-    });
-    Ok(sender)
+    }
+
+    /// Writes the request and reads the response head.
+    async fn exchange(
+        &mut self,
+        request: &Parts,
+        body: &mut Option<Incoming>,
+        framing: RequestBody,
+    ) -> Result<Head, Failed> {
+        self.head.clear();
+        encode_head(request, framing, &mut self.head);
+        self.stream
+            .write_all(&self.head)
+            .await
+            .map_err(|error| Failed {
+                error: error.into(),
+                unanswered: true,
+            })?;
+        if framing != RequestBody::None
+            && let Some(body) = body.take()
+        {
+            self.write_body(body, framing)
+                .await
+                .map_err(|error| Failed {
+                    error,
+                    unanswered: false,
+                })?;
+        }
+        loop {
+            match parse_head(&mut self.buffer) {
+                // Interim responses (100 Continue, 103 Early Hints) are
+                // not forwarded: the client gets the final one.
+                Ok(Some(head)) if head.status.is_informational() && head.status != 101 => continue,
+                Ok(Some(head)) => return Ok(head),
+                Ok(None) => {}
+                Err(malformed) => {
+                    return Err(Failed {
+                        error: malformed.into(),
+                        unanswered: false,
+                    });
+                }
+            }
+            // Nothing of a response yet: a connection the upstream closed
+            // while idle ends (or is reset) here.
+            let nothing_yet = self.buffer.is_empty();
+            self.buffer.reserve(READ_SIZE);
+            let read = tokio::io::AsyncReadExt::read_buf(&mut self.stream, &mut self.buffer).await;
+            let error = match read {
+                Ok(0) if nothing_yet => UpstreamError::Closed,
+                Ok(0) => Malformed::Head("cut short").into(),
+                Ok(_) => continue,
+                Err(error) => error.into(),
+            };
+            return Err(Failed {
+                error,
+                unanswered: nothing_yet,
+            });
+        }
+    }
+
+    async fn write_body(
+        &mut self,
+        mut body: Incoming,
+        framing: RequestBody,
+    ) -> Result<(), UpstreamError> {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(UpstreamError::RequestBody)?;
+            let Ok(data) = frame.into_data() else {
+                // Trailers are not forwarded.
+                continue;
+            };
+            if data.is_empty() {
+                continue;
+            }
+            if framing == RequestBody::Chunked {
+                let size = format!("{:x}\r\n", data.len());
+                self.stream.write_all(size.as_bytes()).await?;
+                self.stream.write_all(&data).await?;
+                self.stream.write_all(b"\r\n").await?;
+            } else {
+                self.stream.write_all(&data).await?;
+            }
+        }
+        if framing == RequestBody::Chunked {
+            self.stream.write_all(b"0\r\n\r\n").await?;
+        }
+        Ok(())
+    }
+
+    /// Reads more of the response into the buffer: the number of bytes,
+    /// 0 at end of stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.buffer.reserve(READ_SIZE);
+        loop {
+            match self.stream.try_read_buf(&mut self.buffer) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.stream.poll_read_ready(cx))?;
+                }
+                read => return Poll::Ready(read),
+            }
+        }
+    }
 }
 
-/// The connection a response came on, returned to its pool once the body
-/// has been read to the end (HTTP/1.1 carries one message at a time).
+/// Where reading a response body stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Length(u64),
+    Chunked(Chunked),
+    UntilClose,
+    Done,
+}
+
+/// The pool a finished response's connection goes back to.
 struct Release {
     pool: Arc<UpstreamPool>,
     authority: Authority,
-    sender: Sender,
 }
 
-/// An upstream's response body, streamed through; its connection goes
-/// back to the pool when the body ends, and is closed if the body is
+/// An upstream's response body, read from its connection as the client
+/// connection writes it out. The connection goes back to its pool when
+/// the body has been read to its end, and is closed if the body is
 /// dropped unfinished.
 pub(crate) struct UpstreamBody {
-    body: Incoming,
+    state: State,
+    connection: Option<Connection>,
     release: Option<Release>,
+}
+
+/// A failure while reading the response body.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    #[error("reading the upstream's response failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("the upstream's response ended early")]
+    CutShort,
+    #[error("the upstream sent {0}")]
+    Malformed(#[from] Malformed),
+}
+
+impl UpstreamBody {
+    fn next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
+        let Some(connection) = self.connection.as_mut() else {
+            return Poll::Ready(None);
+        };
+        loop {
+            match &mut self.state {
+                State::Done | State::Length(0) => {
+                    self.state = State::Done;
+                    return Poll::Ready(None);
+                }
+                State::Length(left) => {
+                    if !connection.buffer.is_empty() {
+                        let take = usize::try_from(*left)
+                            .unwrap_or(usize::MAX)
+                            .min(connection.buffer.len());
+                        *left -= take as u64;
+                        return Poll::Ready(Some(Ok(connection.buffer.split_to(take).freeze())));
+                    }
+                }
+                State::Chunked(decoder) => match decoder.decode(&mut connection.buffer)? {
+                    Decoded::Data(data) => return Poll::Ready(Some(Ok(data))),
+                    Decoded::End => {
+                        self.state = State::Done;
+                        return Poll::Ready(None);
+                    }
+                    Decoded::NeedMore => {}
+                },
+                State::UntilClose => {
+                    if !connection.buffer.is_empty() {
+                        return Poll::Ready(Some(Ok(connection.buffer.split().freeze())));
+                    }
+                }
+            }
+            if ready!(connection.poll_fill(cx))? == 0 {
+                if self.state == State::UntilClose {
+                    self.state = State::Done;
+                    return Poll::Ready(None);
+                }
+                return Poll::Ready(Some(Err(BodyError::CutShort)));
+            }
+        }
+    }
+
+    fn finished(&self) -> bool {
+        matches!(self.state, State::Done | State::Length(0))
+            || self.state == State::Chunked(Chunked::Done)
+    }
 }
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let frame = ready!(this.next_frame(cx));
+        if let Some(Err(_)) = &frame {
+            // A connection in an unknown state is never reused.
+            this.release = None;
+        }
+        Poll::Ready(frame.map(|data| data.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.finished()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match self.state {
+            State::Length(left) => SizeHint::with_exact(left),
+            State::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
     }
 }
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        if let Some(release) = self.release.take()
-            && self.body.is_end_stream()
+        if !self.finished() {
+            return;
+        }
+        if let (Some(release), Some(connection)) = (self.release.take(), self.connection.take())
+            // Bytes beyond the response mean the upstream is out of step.
+            && connection.buffer.is_empty()
         {
-            release.pool.give_back(&release.authority, release.sender);
+            release.pool.give_back(&release.authority, connection);
         }
     }
 }
