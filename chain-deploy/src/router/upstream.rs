@@ -120,9 +120,21 @@ impl UpstreamPool {
                 Err(failed) => return Err(failed.error),
             }
         }
+        // Boxed, as the body writer is: every request's future is built and
+        // moved in full, and these rarely taken paths would double its size.
+        Box::pin(self.send_on_new_connection(authority, &parts, body, framing)).await
+    }
+
+    async fn send_on_new_connection(
+        self: &Arc<Self>,
+        authority: &Authority,
+        parts: &Parts,
+        mut body: Option<Incoming>,
+        framing: RequestBody,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let mut connection = Connection::open(authority).await?;
         let head = connection
-            .exchange(&parts, &mut body, framing)
+            .exchange(parts, &mut body, framing)
             .await
             .map_err(|failed| failed.error)?;
         self.respond(authority, connection, &parts.method, head)
@@ -263,7 +275,7 @@ impl Connection {
         if framing != RequestBody::None
             && let Some(body) = body.take()
         {
-            self.write_body(body, framing)
+            Box::pin(self.write_body(body, framing))
                 .await
                 .map_err(|error| Failed {
                     error,
