@@ -249,3 +249,72 @@ async fn a_body_cut_short_fails_the_client_response_and_the_connection_is_droppe
         "a cut connection is not reused"
     );
 }
+
+/// An upstream that answers the first request on each connection and
+/// closes the connection, unanswered, on the second: the race in which an
+/// upstream's keep-alive timeout fires just as the router reuses the
+/// connection.
+async fn one_answer_per_connection() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let (mut received, mut buffer, mut answered) = (Vec::new(), [0u8; 4096], false);
+                loop {
+                    let read = stream.read(&mut buffer).await.unwrap_or(0);
+                    if read == 0 {
+                        return;
+                    }
+                    received.extend_from_slice(&buffer[..read]);
+                    if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                        received.drain(..end + 4);
+                        if answered {
+                            return;
+                        }
+                        answered = true;
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        stream.write_all(ok).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    (address, accepted)
+}
+
+#[tokio::test]
+async fn a_request_lost_to_a_closing_connection_is_sent_again_only_when_safe() {
+    let (upstream, accepted) = one_answer_per_connection().await;
+    let (url, _server) = router_to(upstream).await;
+    let client = client();
+    let (status, _) = get(&client, &url, &[]).await;
+    assert_eq!(status, 200);
+
+    // A GET is idempotent: the router sends it again on a new connection.
+    let (status, body) = get(&client, &url, &[]).await;
+    assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+    // A POST may have been acted on: it fails rather than running twice.
+    let request = http::Request::post(&url)
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 502);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains("closed the connection without answering"),
+        "{body}"
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "the POST was not sent again"
+    );
+}
