@@ -131,7 +131,7 @@ impl<C: Send + 'static> ChainInner<C> {
         Box::pin(self.run_steps_catching(ctx))
     }
 
-    fn locate(&self, error: Error, step: &StepEntry<C>, index: usize) -> Error {
+    pub(super) fn locate(&self, error: Error, step: &StepEntry<C>, index: usize) -> Error {
         error.locate(&self.name, step.info.name_arc(), index)
     }
 }

@@ -1,6 +1,7 @@
 //! [`Chain`]: links run in order, wrapped by middleware.
 
 mod execute;
+mod plain;
 mod step;
 
 use std::borrow::Cow;
@@ -10,6 +11,8 @@ use std::sync::Arc;
 
 pub(crate) use execute::{catch_panics, panic_error};
 pub(crate) use step::Runner;
+
+use plain::PlainRun;
 pub use step::Step;
 use step::{Predicate, Recovery};
 
@@ -264,7 +267,16 @@ impl<C: Send + 'static> Chain<C> {
     /// The error of the first link that failed and was not recovered by an
     /// error handler.
     pub fn execute(&self, ctx: C) -> impl Future<Output = Result<C>> + Send + '_ {
-        self.inner.execute(ctx)
+        let inner = &self.inner;
+        if inner.plain && inner.around.is_empty() {
+            Execution::Plain {
+                run: PlainRun::new(inner, ctx),
+            }
+        } else {
+            Execution::General {
+                future: inner.execute(ctx),
+            }
+        }
     }
 
     /// A description of the chain's structure: links, middleware, branches
@@ -371,5 +383,28 @@ impl<C> fmt::Debug for Chain<C> {
             .field("around", &self.inner.around.len())
             .field("observers", &self.inner.observers.len())
             .finish()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A chain's execution: the plain fast path, or the general step loop.
+    #[project = ExecutionProjection]
+    enum Execution<'a, C, G> {
+        Plain { run: PlainRun<'a, C> },
+        General { #[pin] future: G },
+    }
+}
+
+impl<C: Send + 'static, G: Future<Output = Result<C>>> Future for Execution<'_, C, G> {
+    type Output = Result<C>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<C>> {
+        match self.project() {
+            ExecutionProjection::Plain { run } => std::pin::Pin::new(run).poll(cx),
+            ExecutionProjection::General { future } => future.poll(cx),
+        }
     }
 }
