@@ -159,3 +159,21 @@ async fn the_chain_still_works_after_a_caught_panic() {
     let out = chain.execute(Context::new()).await.unwrap();
     assert!(out.contains_key("fine"));
 }
+
+#[test]
+fn polling_a_finished_execution_again_is_an_error_not_a_panic() {
+    use std::future::Future;
+    use std::task::{Context as TaskContext, Poll, Waker};
+
+    let chain = Chain::new().link(ok).link_sync(Ok);
+    let mut execution = std::pin::pin!(chain.execute(Context::new().with("n", 1)));
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    let Poll::Ready(first) = execution.as_mut().poll(&mut cx) else {
+        panic!("nothing here waits");
+    };
+    assert_eq!(first.unwrap().get::<i32>("n").unwrap(), Some(1));
+    let Poll::Ready(again) = execution.as_mut().poll(&mut cx) else {
+        panic!("a finished execution stays finished");
+    };
+    assert_eq!(again.unwrap_err().kind(), ErrorKind::Internal);
+}
