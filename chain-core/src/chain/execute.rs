@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
+use super::plain::PlainRun;
 use super::{ChainInner, Runner, StepEntry};
 use crate::error::{Error, ErrorKind, Result};
 use crate::link::BoxFuture;
@@ -47,22 +48,6 @@ impl<C: Send + 'static> ChainInner<C> {
     /// Runs every step in order. The loop is flat, so chains of any length
     /// use constant stack.
     async fn run_steps(self: &Arc<Self>, mut ctx: C, current: &AtomicUsize) -> Result<C> {
-        if self.plain {
-            let mut index = 0;
-            while let Some(step) = self.steps.get(index) {
-                current.store(index, Ordering::Relaxed);
-                ctx = match &step.runner {
-                    Runner::Sync(_) => self.run_sync_steps(ctx, &mut index, current)?,
-                    Runner::Async(link) => {
-                        index += 1;
-                        link.call(ctx)
-                            .await
-                            .map_err(|error| self.locate(error, step, index - 1))?
-                    }
-                };
-            }
-            return Ok(ctx);
-        }
         // One clock read per link boundary, shared by all observers.
         let mut boundary = (!self.observers.is_empty()).then(Instant::now);
         for (index, step) in self.steps.iter().enumerate() {
@@ -107,28 +92,16 @@ impl<C: Send + 'static> ChainInner<C> {
         Ok(ctx)
     }
 
-    /// Runs the consecutive synchronous steps from `index` on, leaving
-    /// `index` at the first step after them. A plain function rather than
-    /// part of the async loop: the context stays in registers instead of
-    /// passing through the future's state at every step.
-    fn run_sync_steps(&self, mut ctx: C, index: &mut usize, current: &AtomicUsize) -> Result<C> {
-        while let Some(step) = self.steps.get(*index) {
-            let Runner::Sync(f) = &step.runner else {
-                break;
-            };
-            current.store(*index, Ordering::Relaxed);
-            ctx = f(ctx).map_err(|error| self.locate(error, step, *index))?;
-            *index += 1;
-        }
-        Ok(ctx)
-    }
-
     /// [`run_steps_catching`](Self::run_steps_catching) behind a
     /// type-erased future: running the steps may create a `Next` that runs
     /// the steps again, and the erasure keeps that future type (and its
     /// `Send` proof) finite.
     pub(crate) fn run_steps_boxed(self: &Arc<Self>, ctx: C) -> BoxFuture<'_, Result<C>> {
-        Box::pin(self.run_steps_catching(ctx))
+        if self.plain {
+            Box::pin(PlainRun::new(self, ctx))
+        } else {
+            Box::pin(self.run_steps_catching(ctx))
+        }
     }
 
     pub(super) fn locate(&self, error: Error, step: &StepEntry<C>, index: usize) -> Error {
