@@ -51,10 +51,20 @@ async fn echo_upstream() -> SocketAddr {
     address
 }
 
-/// A raw TCP upstream writing `response` for every request head it reads
-/// (requests here carry no body), closing the connection afterwards when
-/// `close` is set. Counts the connections it accepts.
-async fn scripted_upstream(response: &'static [u8], close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+/// What a raw upstream does with a request.
+#[derive(Clone, Copy)]
+enum Reply {
+    Answer(&'static [u8]),
+    AnswerAndClose(&'static [u8]),
+    CloseUnanswered,
+}
+
+/// A raw TCP upstream: for the `n`th request head read on a connection
+/// (requests here carry no body) it does `reply(n)`. Counts the
+/// connections it accepts.
+async fn raw_upstream(
+    reply: impl Fn(usize) -> Reply + Copy + Send + 'static,
+) -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -64,7 +74,7 @@ async fn scripted_upstream(response: &'static [u8], close: bool) -> (SocketAddr,
             let (mut stream, _) = listener.accept().await.unwrap();
             counter.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                let (mut received, mut buffer) = (Vec::new(), [0u8; 4096]);
+                let (mut received, mut buffer, mut served) = (Vec::new(), [0u8; 4096], 0);
                 loop {
                     let read = stream.read(&mut buffer).await.unwrap_or(0);
                     if read == 0 {
@@ -73,6 +83,12 @@ async fn scripted_upstream(response: &'static [u8], close: bool) -> (SocketAddr,
                     received.extend_from_slice(&buffer[..read]);
                     while let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
                         received.drain(..end + 4);
+                        let (response, close) = match reply(served) {
+                            Reply::Answer(response) => (response, false),
+                            Reply::AnswerAndClose(response) => (response, true),
+                            Reply::CloseUnanswered => return,
+                        };
+                        served += 1;
                         if stream.write_all(response).await.is_err() || close {
                             return;
                         }
@@ -82,6 +98,19 @@ async fn scripted_upstream(response: &'static [u8], close: bool) -> (SocketAddr,
         }
     });
     (address, accepted)
+}
+
+/// An upstream writing `response` for every request, closing the
+/// connection afterwards when `close` is set.
+async fn scripted_upstream(response: &'static [u8], close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+    raw_upstream(move |_| {
+        if close {
+            Reply::AnswerAndClose(response)
+        } else {
+            Reply::Answer(response)
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -255,36 +284,11 @@ async fn a_body_cut_short_fails_the_client_response_and_the_connection_is_droppe
 /// upstream's keep-alive timeout fires just as the router reuses the
 /// connection.
 async fn one_answer_per_connection() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let (mut received, mut buffer, mut answered) = (Vec::new(), [0u8; 4096], false);
-                loop {
-                    let read = stream.read(&mut buffer).await.unwrap_or(0);
-                    if read == 0 {
-                        return;
-                    }
-                    received.extend_from_slice(&buffer[..read]);
-                    if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
-                        received.drain(..end + 4);
-                        if answered {
-                            return;
-                        }
-                        answered = true;
-                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                        stream.write_all(ok).await.unwrap();
-                    }
-                }
-            });
-        }
-    });
-    (address, accepted)
+    raw_upstream(|served| match served {
+        0 => Reply::Answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+        _ => Reply::CloseUnanswered,
+    })
+    .await
 }
 
 #[tokio::test]

@@ -37,11 +37,7 @@ impl<C: Send + 'static> ChainInner<C> {
             .await
             .unwrap_or_else(|payload| {
                 let index = current.load(Ordering::Relaxed);
-                let error = panic_error("link", payload);
-                Err(match self.steps.get(index) {
-                    Some(step) => self.locate(error, step, index),
-                    None => error,
-                })
+                Err(self.locate_at(panic_error("link", payload), index))
             })
     }
 
@@ -104,7 +100,15 @@ impl<C: Send + 'static> ChainInner<C> {
         }
     }
 
-    pub(super) fn locate(&self, error: Error, step: &StepEntry<C>, index: usize) -> Error {
+    /// `error` located at step `index`, when there is such a step.
+    pub(super) fn locate_at(&self, error: Error, index: usize) -> Error {
+        match self.steps.get(index) {
+            Some(step) => self.locate(error, step, index),
+            None => error,
+        }
+    }
+
+    fn locate(&self, error: Error, step: &StepEntry<C>, index: usize) -> Error {
         error.locate(&self.name, step.info.name_arc(), index)
     }
 }

@@ -44,14 +44,6 @@ impl<'a, C: Send + 'static> PlainRun<'a, C> {
         }
     }
 
-    /// `error` located at step `index`.
-    fn at(&self, error: Error, index: usize) -> Error {
-        match self.chain.steps.get(index) {
-            Some(step) => self.chain.locate(error, step, index),
-            None => error,
-        }
-    }
-
     /// Runs steps from `next` on until an async link starts, the chain
     /// ends or a step fails. Consecutive sync links run in this one loop,
     /// the context in registers, under one panic guard; `next` is left at
@@ -72,7 +64,10 @@ impl<'a, C: Send + 'static> PlainRun<'a, C> {
             }
             Started::Finished(ctx)
         }));
-        started.map_err(|payload| self.at(panic_error("link", payload), self.next))
+        started.map_err(|payload| {
+            self.chain
+                .locate_at(panic_error("link", payload), self.next)
+        })
     }
 }
 
@@ -90,11 +85,13 @@ impl<C: Send + 'static> Future for PlainRun<'_, C> {
                     Ok(Poll::Ready(Ok(ctx))) => ctx,
                     Ok(Poll::Ready(Err(error))) => {
                         this.running = None;
-                        return Poll::Ready(Err(this.at(error, index)));
+                        return Poll::Ready(Err(this.chain.locate_at(error, index)));
                     }
                     Err(payload) => {
                         this.running = None;
-                        return Poll::Ready(Err(this.at(panic_error("link", payload), index)));
+                        return Poll::Ready(Err(this
+                            .chain
+                            .locate_at(panic_error("link", payload), index)));
                     }
                 };
                 this.running = None;
@@ -111,7 +108,7 @@ impl<C: Send + 'static> Future for PlainRun<'_, C> {
                 Ok(Started::Link(future)) => this.running = Some(future),
                 Ok(Started::Finished(ctx)) => return Poll::Ready(Ok(ctx)),
                 Ok(Started::Failed(error)) => {
-                    return Poll::Ready(Err(this.at(error, this.next)));
+                    return Poll::Ready(Err(this.chain.locate_at(error, this.next)));
                 }
                 Err(panicked) => return Poll::Ready(Err(panicked)),
             }

@@ -36,7 +36,8 @@ const MAX_IDLE_PER_UPSTREAM: usize = 1024;
 /// How much is read from an upstream at a time.
 const READ_SIZE: usize = 16 * 1024;
 
-/// Why an upstream gave no answer.
+/// Why an upstream gave no answer, or no whole one; each message reads
+/// after "upstream `name` at host:port".
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum UpstreamError {
     #[error("is unreachable: cannot connect: {0}")]
@@ -45,6 +46,8 @@ pub(crate) enum UpstreamError {
     Io(#[from] io::Error),
     #[error("closed the connection without answering")]
     Closed,
+    #[error("ended its response early")]
+    CutShort,
     #[error("sent {0}")]
     Malformed(#[from] Malformed),
     #[error("did not get the whole request body, the client's failed: {0}")]
@@ -383,19 +386,8 @@ pub(crate) struct UpstreamBody {
     release: Option<Release>,
 }
 
-/// A failure while reading the response body.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum BodyError {
-    #[error("reading the upstream's response failed: {0}")]
-    Io(#[from] io::Error),
-    #[error("the upstream's response ended early")]
-    CutShort,
-    #[error("the upstream sent {0}")]
-    Malformed(#[from] Malformed),
-}
-
 impl UpstreamBody {
-    fn next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
+    fn next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, UpstreamError>>> {
         let Some(connection) = self.connection.as_mut() else {
             return Poll::Ready(None);
         };
@@ -433,25 +425,27 @@ impl UpstreamBody {
                     self.state = State::Done;
                     return Poll::Ready(None);
                 }
-                return Poll::Ready(Some(Err(BodyError::CutShort)));
+                return Poll::Ready(Some(Err(UpstreamError::CutShort)));
             }
         }
     }
 
     fn finished(&self) -> bool {
-        matches!(self.state, State::Done | State::Length(0))
-            || self.state == State::Chunked(Chunked::Done)
+        matches!(
+            self.state,
+            State::Done | State::Length(0) | State::Chunked(Chunked::Done)
+        )
     }
 }
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = BodyError;
+    type Error = UpstreamError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamError>>> {
         let this = self.get_mut();
         let frame = ready!(this.next_frame(cx));
         if let Some(Err(_)) = &frame {
