@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chain_core::{Chain, Context, Error, ErrorKind};
 use chain_security::auth::{
     AuthConfig, AuthFailure, AuthManager, AuthenticatedUser, Claims, JwtKeys, JwtSettings,
-    LockoutPolicy, MemoryUserStore, Role, SigningKey, auth,
+    MemoryUserStore, Role, SigningKey, auth,
 };
 use serde_json::{Value, json};
 
@@ -154,28 +154,6 @@ async fn repeated_failures_lock_the_account_and_success_clears_them() {
     assert!(*retry_after > Duration::from_secs(29 * 60));
 }
 
-#[tokio::test]
-async fn a_lock_ends_after_its_duration() {
-    let config = AuthConfig {
-        bcrypt_cost: 4,
-        lockout: LockoutPolicy {
-            max_failures: 2,
-            window: Duration::from_secs(60),
-            duration: Duration::ZERO,
-        },
-        ..AuthConfig::default()
-    };
-    let auth = AuthManager::new(MemoryUserStore::new(), keys(), config);
-    auth.create_user("ada", "Analytical1", Role::User)
-        .await
-        .unwrap();
-    auth.authenticate("ada", "x").await.unwrap_err();
-    auth.authenticate("ada", "x").await.unwrap_err();
-    auth.authenticate("ada", "Analytical1")
-        .await
-        .expect("a zero-length lock is over at once");
-}
-
 fn forge(header: Value, claims: Value, signature: &str) -> String {
     format!(
         "{}.{}.{}",
@@ -208,9 +186,16 @@ fn hostile_tokens_are_refused_each_with_its_own_error() {
         &AuthFailure::UnsignedToken
     );
 
-    let mut tampered = valid.clone();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    // The signature's first character changed: its last one carries padding
+    // bits, so changing it could make the base64 malformed instead.
+    let at = valid.rfind('.').unwrap() + 1;
+    let first = &valid[at..=at];
+    let tampered = format!(
+        "{}{}{}",
+        &valid[..at],
+        if first == "A" { "B" } else { "A" },
+        &valid[at + 1..]
+    );
     assert_eq!(
         failure(&keys.verify(&tampered).unwrap_err()),
         &AuthFailure::InvalidSignature
@@ -361,6 +346,166 @@ fn issuer_and_audience_are_enforced_when_set() {
         failure(&other.verify(&token).unwrap_err()),
         AuthFailure::InvalidClaims(_)
     ));
+}
+
+/// A token without `iss` or `aud` is refused when the settings name them:
+/// jsonwebtoken checks those claims only when they are present.
+#[test]
+fn missing_issuer_or_audience_is_refused_when_required() {
+    let settings = JwtSettings {
+        issuer: Some("modulink".into()),
+        audience: Some("orders".into()),
+        ..JwtSettings::default()
+    };
+    let keys = JwtKeys::new(SigningKey::hmac("k1", SECRET).unwrap(), settings).unwrap();
+    let full = keys.claims_for("ada", &Role::User);
+    for (claims, missing) in [
+        (
+            Claims {
+                iss: None,
+                ..full.clone()
+            },
+            "iss",
+        ),
+        (
+            Claims {
+                aud: None,
+                ..full.clone()
+            },
+            "aud",
+        ),
+        (
+            Claims {
+                iss: None,
+                aud: None,
+                ..full.clone()
+            },
+            "iss",
+        ),
+    ] {
+        let token = keys.sign(&claims).unwrap();
+        let error = keys.verify(&token).unwrap_err();
+        let AuthFailure::InvalidClaims(why) = failure(&error) else {
+            panic!("expected invalid claims, got {error}");
+        };
+        assert!(why.contains(missing), "{why}");
+    }
+    assert!(keys.verify(&keys.sign(&full).unwrap()).is_ok());
+
+    // Only the issuer set: the audience may be absent.
+    let keys = JwtKeys::new(
+        SigningKey::hmac("k1", SECRET).unwrap(),
+        JwtSettings {
+            issuer: Some("modulink".into()),
+            ..JwtSettings::default()
+        },
+    )
+    .unwrap();
+    let claims = keys.claims_for("ada", &Role::User);
+    assert!(claims.aud.is_none());
+    assert!(keys.verify(&keys.sign(&claims).unwrap()).is_ok());
+    let no_issuer = keys
+        .sign(&Claims {
+            iss: None,
+            ..claims
+        })
+        .unwrap();
+    assert!(keys.verify(&no_issuer).is_err());
+}
+
+/// Rotation through the manager: tokens of the old key verify until the
+/// old key is retired, then are refused; new tokens use the new key.
+#[tokio::test]
+async fn rotation_through_the_manager_retires_old_tokens() {
+    let auth = manager();
+    auth.create_user("ada", "Analytical1", Role::User)
+        .await
+        .unwrap();
+    let old = auth.authenticate("ada", "Analytical1").await.unwrap();
+    auth.update_keys(|keys| {
+        keys.rotate(SigningKey::hmac("k2", b"another-secret-of-at-least-32-by")?)
+    })
+    .unwrap();
+    let new = auth.authenticate("ada", "Analytical1").await.unwrap();
+    let kid = |token: &str| {
+        jsonwebtoken::decode_header(token)
+            .unwrap()
+            .kid
+            .unwrap_or_default()
+    };
+    assert_eq!(kid(&old.access_token), "k1");
+    assert_eq!(kid(&new.access_token), "k2");
+    assert_eq!(auth.verify_token(&old.access_token).unwrap().sub, "ada");
+    assert_eq!(auth.verify_token(&new.access_token).unwrap().sub, "ada");
+
+    auth.update_keys(|keys| {
+        assert!(keys.retire("k1"));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        failure(&auth.verify_token(&old.access_token).unwrap_err()),
+        &AuthFailure::UnknownKey
+    );
+    assert!(auth.verify_token(&new.access_token).is_ok());
+    // A failing change leaves the keys as they were.
+    assert!(
+        auth.update_keys(|keys| keys.rotate(SigningKey::hmac("k3", b"short")?))
+            .is_err()
+    );
+    assert_eq!(
+        kid(&auth
+            .authenticate("ada", "Analytical1")
+            .await
+            .unwrap()
+            .access_token),
+        "k2"
+    );
+}
+
+/// A lifetime of any size neither panics nor wraps around into the past.
+#[tokio::test]
+async fn huge_token_lifetimes_saturate() {
+    let keys = JwtKeys::new(
+        SigningKey::hmac("k1", SECRET).unwrap(),
+        JwtSettings {
+            ttl: Duration::MAX,
+            ..JwtSettings::default()
+        },
+    )
+    .unwrap();
+    // A leeway past a day is a mistake (it would make expiry meaningless,
+    // and jsonwebtoken subtracts it from the time unchecked): refused.
+    let error = JwtKeys::new(
+        SigningKey::hmac("k1", SECRET).unwrap(),
+        JwtSettings {
+            leeway: Duration::MAX,
+            ..JwtSettings::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        error.is_validation() && error.to_string().contains("leeway"),
+        "{error}"
+    );
+    let claims = keys.claims_for("ada", &Role::User);
+    assert_eq!(claims.exp, u64::MAX);
+    let token = keys.sign(&claims).unwrap();
+    assert_eq!(keys.verify(&token).unwrap().sub, "ada");
+}
+
+/// Token ids come from the operating system's CSPRNG: reseeding the
+/// thread's fast (predictable) generator does not repeat them.
+#[test]
+fn token_ids_are_unpredictable() {
+    let keys = keys();
+    fastrand::seed(7);
+    let first = keys.claims_for("ada", &Role::User).jti.unwrap();
+    fastrand::seed(7);
+    let second = keys.claims_for("ada", &Role::User).jti.unwrap();
+    assert_ne!(first, second);
+    assert_eq!(first.len(), 32, "128 bits in hex: {first}");
+    assert!(first.chars().all(|c| c.is_ascii_hexdigit()));
 }
 
 /// The seed's user-management chains: admin-only listing and a profile for

@@ -210,6 +210,18 @@ pub struct JwtKeys {
     settings: JwtSettings,
 }
 
+/// The longest clock skew tolerated: beyond a day, expiry would mean little.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(24 * 3600);
+
+/// 128 bits from the operating system's CSPRNG: token ids and the dummy
+/// password must not be predictable from earlier ones.
+pub(crate) fn random_u128() -> Result<u128> {
+    let mut bytes = [0_u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|source| Error::internal(format!("no operating-system randomness: {source}")))?;
+    Ok(u128::from_le_bytes(bytes))
+}
+
 pub(crate) fn now_seconds() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -222,8 +234,15 @@ impl JwtKeys {
     /// # Errors
     ///
     /// A [`Validation`](chain_core::ErrorKind::Validation) error if the key
-    /// cannot sign (it has no private half).
+    /// cannot sign (it has no private half), or if the leeway is longer
+    /// than [`MAX_LEEWAY`].
     pub fn new(current: SigningKey, settings: JwtSettings) -> Result<Self> {
+        if settings.leeway > MAX_LEEWAY {
+            return Err(Error::validation(format!(
+                "a JWT leeway of {:?} is longer than the {:?} allowed",
+                settings.leeway, MAX_LEEWAY
+            )));
+        }
         if current.encoding.is_none() {
             return Err(Error::validation(format!(
                 "key `{}` cannot sign: no private key",
@@ -273,18 +292,21 @@ impl JwtKeys {
         &self.settings
     }
 
-    /// Claims for a new token of `username` with `role`.
+    /// Claims for a new token of `username` with `role`. The token id is
+    /// 128 random bits from the operating system's CSPRNG (or absent, in
+    /// the unheard-of case that it has none to give); the expiry saturates
+    /// at the largest time a token can state.
     pub fn claims_for(&self, username: &str, role: &Role) -> Claims {
         let now = now_seconds();
         Claims {
             sub: username.to_owned(),
             role: role.clone(),
             iat: now,
-            exp: now + self.settings.ttl.as_secs(),
+            exp: now.saturating_add(self.settings.ttl.as_secs()),
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
             nbf: None,
-            jti: Some(format!("{:032x}", fastrand::u128(..))),
+            jti: random_u128().ok().map(|id| format!("{id:032x}")),
         }
     }
 
@@ -334,14 +356,21 @@ impl JwtKeys {
         let mut validation = Validation::new(key.algorithm);
         validation.leeway = self.settings.leeway.as_secs();
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        // jsonwebtoken checks `iss` and `aud` only when a token has them:
+        // when the settings name them, they are required as well.
+        let mut required = vec!["exp", "sub"];
         if let Some(issuer) = &self.settings.issuer {
             validation.set_issuer(&[issuer]);
+            required.push("iss");
         }
         match &self.settings.audience {
-            Some(audience) => validation.set_audience(&[audience]),
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
             .map(|data| data.claims)
             .map_err(|error| match error.kind() {

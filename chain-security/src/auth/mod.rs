@@ -35,7 +35,7 @@ use serde::Serialize;
 use tokio::sync::{OnceCell, Semaphore};
 
 pub use error::AuthFailure;
-pub use jwt::{Claims, JwtKeys, JwtSettings, MIN_HMAC_SECRET_BYTES, SigningKey};
+pub use jwt::{Claims, JwtKeys, JwtSettings, MAX_LEEWAY, MIN_HMAC_SECRET_BYTES, SigningKey};
 pub use lockout::LockoutPolicy;
 use lockout::Lockouts;
 pub use middleware::{Auth, AuthenticatedUser, auth};
@@ -169,9 +169,20 @@ impl AuthManager {
     /// [`Rejected`](ErrorKind::Rejected) error with
     /// [`AuthFailure::AccountLocked`] while the account is locked.
     pub async fn authenticate(&self, username: &str, password: &str) -> Result<AuthResponse> {
-        if let Some(retry_after) = self.inner.lockouts.locked_for(username) {
-            return Err(AuthFailure::AccountLocked { retry_after }.into_error());
+        // No account has a password bcrypt cannot read, so such a guess is
+        // refused at once, the same way for every name, and costs nothing
+        // to track.
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(AuthFailure::InvalidCredentials.into_error());
         }
+        // The attempt is reserved before anything is compared, so parallel
+        // guesses cannot outrun the lockout; dropping this future releases
+        // the reservation.
+        let attempt = self
+            .inner
+            .lockouts
+            .begin(username)
+            .map_err(|locked| locked_error(locked.retry_after))?;
         let user = self
             .inner
             .store
@@ -182,12 +193,14 @@ impl AuthManager {
             Some(user) => user.password_hash.clone(),
             None => self.dummy_hash().await?.clone(),
         };
-        let matches = self.verify_password(password, hash).await;
+        let matches = self.verify_password(password, hash).await?;
         let Some(user) = user.filter(|_| matches) else {
-            self.inner.lockouts.fail(username);
+            attempt.failed();
             return Err(AuthFailure::InvalidCredentials.into_error());
         };
-        self.inner.lockouts.clear(username);
+        attempt
+            .succeeded()
+            .map_err(|locked| locked_error(locked.retry_after))?;
         let keys = self
             .inner
             .keys
@@ -234,6 +247,11 @@ impl AuthManager {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner),
         )
+    }
+
+    /// Accounts the lockout tracks.
+    pub fn tracked_accounts(&self) -> usize {
+        self.inner.lockouts.tracked()
     }
 
     /// The users, for administration.
@@ -288,14 +306,16 @@ impl AuthManager {
             })
     }
 
-    async fn verify_password(&self, password: &str, hash: String) -> bool {
-        if password.len() > MAX_PASSWORD_BYTES {
-            return false;
-        }
+    /// Whether `password` matches `hash`. A hash that cannot be read (a
+    /// corrupt store) is an error, not a silent mismatch.
+    async fn verify_password(&self, password: &str, hash: String) -> Result<bool> {
         let password = password.to_owned();
-        self.off_runtime(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false)
+        self.off_runtime(move || bcrypt::verify(password, &hash))
+            .await?
+            .map_err(|source| {
+                Error::new(ErrorKind::Internal, "stored password hash is unreadable")
+                    .with_source(source)
+            })
     }
 
     /// A hash of nothing anyone knows, checked for unknown users so they take
@@ -304,11 +324,15 @@ impl AuthManager {
         self.inner
             .dummy_hash
             .get_or_try_init(|| async {
-                let unguessable = format!("{:032x}", fastrand::u128(..));
+                let unguessable = format!("{:032x}", jwt::random_u128()?);
                 self.hash(&unguessable).await
             })
             .await
     }
+}
+
+fn locked_error(retry_after: std::time::Duration) -> Error {
+    AuthFailure::AccountLocked { retry_after }.into_error()
 }
 
 impl fmt::Debug for AuthManager {
