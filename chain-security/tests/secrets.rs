@@ -145,7 +145,7 @@ async fn environment_names_are_upper_cased_with_underscores() {
         "MODULINK_DB_URL"
     );
     // Cargo sets CARGO_MANIFEST_DIR for every test process.
-    let secrets = SecretManager::new().source(EnvSource::new());
+    let secrets = SecretManager::builder().source(EnvSource::new()).build();
     let dir = secrets.get("cargo-manifest-dir").await.unwrap();
     assert_eq!(dir.expose(), env!("CARGO_MANIFEST_DIR"));
 }
@@ -154,7 +154,7 @@ async fn environment_names_are_upper_cased_with_underscores() {
 async fn missing_empty_and_undecryptable_secrets_are_errors() {
     let key = Fernet::new(&Fernet::generate_key().unwrap()).unwrap();
     let other = Fernet::new(&Fernet::generate_key().unwrap()).unwrap();
-    let secrets = SecretManager::new()
+    let secrets = SecretManager::builder()
         .source(StaticSource::new([
             ("empty", String::new()),
             (
@@ -168,7 +168,8 @@ async fn missing_empty_and_undecryptable_secrets_are_errors() {
             ("garbage", "enc:not-a-token".to_owned()),
         ]))
         .source(EnvSource::new())
-        .fernet(MultiFernet::new(vec![key]).unwrap());
+        .fernet(MultiFernet::new(vec![key]).unwrap())
+        .build();
 
     assert_eq!(secrets.get("good").await.unwrap().expose(), "sk_live_1");
 
@@ -196,7 +197,9 @@ async fn missing_empty_and_undecryptable_secrets_are_errors() {
         assert!(!err.to_string().contains("sk_live"), "{err}");
     }
 
-    let no_key = SecretManager::new().source(StaticSource::new([("x", "enc:abc")]));
+    let no_key = SecretManager::builder()
+        .source(StaticSource::new([("x", "enc:abc")]))
+        .build();
     assert!(
         no_key
             .get("x")
@@ -224,9 +227,10 @@ impl SecretSource for Counting {
 #[tokio::test]
 async fn values_are_cached_until_refreshed_and_the_cache_is_bounded() {
     let fetches = Arc::new(AtomicUsize::new(0));
-    let secrets = SecretManager::new()
+    let secrets = SecretManager::builder()
         .source(Counting(fetches.clone()))
-        .cache(Duration::from_secs(300), 2);
+        .cache(Duration::from_secs(300), 2)
+        .build();
     assert_eq!(secrets.get("a").await.unwrap().expose(), "a-v1");
     assert_eq!(secrets.get("a").await.unwrap().expose(), "a-v1");
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
@@ -235,19 +239,54 @@ async fn values_are_cached_until_refreshed_and_the_cache_is_bounded() {
     secrets.get("c").await.unwrap();
     assert_eq!(secrets.cached_count(), 2);
 
-    let uncached = SecretManager::new()
+    let uncached = SecretManager::builder()
         .source(Counting(Arc::new(AtomicUsize::new(0))))
-        .cache(Duration::ZERO, 10);
+        .cache(Duration::ZERO, 10)
+        .build();
     assert_ne!(
         uncached.get("a").await.unwrap(),
         uncached.get("a").await.unwrap()
     );
 }
 
+/// A secret's value is wiped from memory when its last clone goes, is
+/// compared in constant time, reads from JSON, and never shows.
+#[test]
+fn secrets_redact_compare_and_deserialize() {
+    let key: Secret = serde_json::from_str("\"sk_live_9\"").unwrap();
+    assert_eq!(key.expose(), "sk_live_9");
+    assert_eq!(key, Secret::new("sk_live_9"));
+    assert_ne!(key, Secret::new("sk_live_8"));
+    assert_ne!(key, Secret::new("sk_live_99"));
+    let shown = format!("{key} {key:?} {}", serde_json::to_string(&key).unwrap());
+    assert!(!shown.contains("sk_live"), "{shown}");
+}
+
+/// The manager is built once, by its builder: a configured manager has no
+/// method that could configure a clone of it and silently drop its sources.
+#[tokio::test]
+async fn a_built_manager_keeps_its_sources_in_every_clone() {
+    let secrets = SecretManager::builder()
+        .source(StaticSource::new([("a", "1")]))
+        .build();
+    let clone = secrets.clone();
+    assert_eq!(clone.get("a").await.unwrap().expose(), "1");
+    assert_eq!(secrets.get("a").await.unwrap().expose(), "1");
+    // Building again from the built manager's settings keeps them all.
+    let more = secrets
+        .to_builder()
+        .source(StaticSource::new([("b", "2")]))
+        .build();
+    assert_eq!(more.get("a").await.unwrap().expose(), "1");
+    assert_eq!(more.get("b").await.unwrap().expose(), "2");
+    assert!(secrets.get("b").await.is_err(), "the original is unchanged");
+}
+
 #[tokio::test]
 async fn injected_secrets_live_in_an_extension_and_never_show() {
-    let secrets =
-        SecretManager::new().source(StaticSource::new([("payment_api_key", "sk_live_42")]));
+    let secrets = SecretManager::builder()
+        .source(StaticSource::new([("payment_api_key", "sk_live_42")]))
+        .build();
     let chain = Chain::new()
         .middleware(secrets.inject(["payment_api_key"]))
         .link_sync(|ctx: Context| {

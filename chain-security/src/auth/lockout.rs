@@ -7,8 +7,10 @@
 //!   compared ([`Lockouts::begin`]). Failures already counted plus attempts
 //!   still being compared never exceed `max_failures`, so a burst of
 //!   parallel guesses cannot have more passwords compared than a patient
-//!   attacker could. A success that finishes after the account was locked
-//!   does not clear the lock.
+//!   attacker could. Attempts beyond that wait (without holding any lock)
+//!   until one in flight ends: then they go on if it succeeded, and are
+//!   refused if it locked the account. A success that finishes after the
+//!   account was locked does not clear the lock.
 //! - **Memory.** At most `max_tracked` accounts are tracked, each in a fixed
 //!   amount of memory (names are kept as a keyed 128-bit hash, not as the
 //!   text an attacker sent). Each call does a constant amount of work,
@@ -23,6 +25,9 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// When repeated failed logins lock an account. Default as the seed and
@@ -84,6 +89,8 @@ struct Account {
     /// Attempts whose password is being compared.
     in_flight: usize,
     locked_until: Option<Instant>,
+    /// Wakes attempts waiting for one in flight to end.
+    settled: Arc<Notify>,
     /// The entry's place in the eviction order: the stamp of its newest
     /// entry in [`Table::order`].
     stamp: u64,
@@ -234,16 +241,38 @@ impl Lockouts {
     /// Reserves an attempt for `username`, or says how long it stays locked.
     ///
     /// While failures counted plus attempts in flight reach `max_failures`,
-    /// the account counts as locked: the attempts in flight may lock it for
-    /// the policy's duration, which is the `retry_after` given then.
-    pub(crate) fn begin(&self, username: &str) -> Result<Attempt<'_>, Locked> {
-        let now = Instant::now();
+    /// it waits for an attempt in flight to end, then decides again. When
+    /// the table is full of accounts with attempts in flight, it refuses
+    /// with the policy's duration as `retry_after`.
+    pub(crate) async fn begin(&self, username: &str) -> Result<Attempt<'_>, Locked> {
         let key = self.key(username);
+        loop {
+            let settled = match self.try_begin(key) {
+                Reservation::Granted(attempt) => return Ok(attempt),
+                Reservation::Locked(locked) => return Err(locked),
+                Reservation::Busy(settled) => settled,
+            };
+            // Registered before deciding again, so an attempt that ends in
+            // between is not missed.
+            let notified = settled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.try_begin(key) {
+                Reservation::Granted(attempt) => return Ok(attempt),
+                Reservation::Locked(locked) => return Err(locked),
+                Reservation::Busy(_) => notified.await,
+            }
+        }
+    }
+
+    fn try_begin(&self, key: AccountKey) -> Reservation<'_> {
+        let now = Instant::now();
+        let duration = self.policy.duration;
         let mut table = self.table();
         if !table.accounts.contains_key(&key) {
             if table.accounts.len() >= self.policy.max_tracked && !table.evict_one(now) {
-                return Err(Locked {
-                    retry_after: self.policy.duration,
+                return Reservation::Locked(Locked {
+                    retry_after: duration,
                 });
             }
             table.accounts.insert(
@@ -252,29 +281,29 @@ impl Lockouts {
                     failures: VecDeque::new(),
                     in_flight: 0,
                     locked_until: None,
+                    settled: Arc::new(Notify::new()),
                     stamp: 0,
                 },
             );
         }
         let window = self.policy.window;
         let max_failures = self.policy.max_failures;
-        let duration = self.policy.duration;
-        let account = table.accounts.get_mut(&key).ok_or(Locked {
-            retry_after: duration,
-        })?;
+        let Some(account) = table.accounts.get_mut(&key) else {
+            return Reservation::Locked(Locked {
+                retry_after: duration,
+            });
+        };
         if let Some(retry_after) = account.locked_at(now) {
-            return Err(Locked { retry_after });
+            return Reservation::Locked(Locked { retry_after });
         }
         account.locked_until = None;
         account.forget_old_failures(now, window);
         if account.failures.len() + account.in_flight >= max_failures {
-            return Err(Locked {
-                retry_after: duration,
-            });
+            return Reservation::Busy(Arc::clone(&account.settled));
         }
         account.in_flight += 1;
         table.touch(key);
-        Ok(Attempt {
+        Reservation::Granted(Attempt {
             lockouts: self,
             key,
             settled: false,
@@ -294,6 +323,7 @@ impl Lockouts {
         let mut table = self.table();
         let account = table.accounts.get_mut(&key)?;
         account.in_flight = account.in_flight.saturating_sub(1);
+        account.settled.notify_waiters();
         let locked = match outcome {
             Outcome::Failed => {
                 account.forget_old_failures(now, self.policy.window);
@@ -326,6 +356,14 @@ fn far_future(now: Instant) -> Instant {
     // About thirty years, as tokio's own "far future"; an `Instant` cannot
     // hold much more on every platform.
     now + Duration::from_secs(86_400 * 365 * 30)
+}
+
+enum Reservation<'a> {
+    Granted(Attempt<'a>),
+    Locked(Locked),
+    /// Attempts in flight may use up the account's remaining failures: wait
+    /// for one to end.
+    Busy(Arc<Notify>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -385,12 +423,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn accounts_being_checked_are_never_forgotten() {
         let lockouts = Lockouts::new(policy(2));
-        let a = lockouts.begin("a").unwrap();
-        let b = lockouts.begin("b").unwrap();
-        assert!(lockouts.begin("c").is_err(), "both candidates in flight");
+        let a = lockouts.begin("a").await.unwrap();
+        let b = lockouts.begin("b").await.unwrap();
+        assert!(
+            lockouts.begin("c").await.is_err(),
+            "both candidates in flight"
+        );
         b.failed();
         let c = lockouts
             .begin("c")
+            .await
             .expect("b is idle in flight, so it goes");
         assert_eq!(lockouts.tracked(), 2);
         drop((a, c));
@@ -405,7 +447,11 @@ mod tests {
         });
         for _ in 0..50 {
             for name in 0..150 {
-                lockouts.begin(&format!("user-{name}")).unwrap().failed();
+                lockouts
+                    .begin(&format!("user-{name}"))
+                    .await
+                    .unwrap()
+                    .failed();
             }
         }
         let table = lockouts.table();
@@ -425,10 +471,10 @@ mod tests {
             ..policy(3)
         });
         for name in ["a", "b", "c"] {
-            lockouts.begin(name).unwrap().failed();
+            lockouts.begin(name).await.unwrap().failed();
             tokio::time::advance(Duration::from_secs(1)).await;
         }
-        lockouts.begin("d").unwrap().failed();
+        lockouts.begin("d").await.unwrap().failed();
         let table = lockouts.table();
         assert!(
             !table.accounts.contains_key(&lockouts.key("a")),

@@ -33,6 +33,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use chain_core::{Error, ErrorKind, Result};
 use serde::Serialize;
 use tokio::sync::{OnceCell, Semaphore};
+use zeroize::Zeroizing;
 
 pub use error::AuthFailure;
 pub use jwt::{Claims, JwtKeys, JwtSettings, MAX_LEEWAY, MIN_HMAC_SECRET_BYTES, SigningKey};
@@ -72,8 +73,9 @@ impl Default for AuthConfig {
     }
 }
 
-/// The answer to a successful login, as the seed's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The answer to a successful login, as the seed's. It serializes whole
+/// (it is the body of a login response); its `Debug` redacts the token.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct AuthResponse {
     /// The signed JWT.
     pub access_token: String,
@@ -83,6 +85,17 @@ pub struct AuthResponse {
     pub expires_in: u64,
     /// Who logged in.
     pub user: AuthenticatedUser,
+}
+
+impl fmt::Debug for AuthResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthResponse")
+            .field("access_token", &crate::secrets::REDACTED)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("user", &self.user)
+            .finish()
+    }
 }
 
 /// Creates users and logs them in. Cloning is cheap; clones share state.
@@ -182,6 +195,7 @@ impl AuthManager {
             .inner
             .lockouts
             .begin(username)
+            .await
             .map_err(|locked| locked_error(locked.retry_after))?;
         let user = self
             .inner
@@ -297,9 +311,10 @@ impl AuthManager {
     }
 
     async fn hash(&self, password: &str) -> Result<String> {
-        let password = password.to_owned();
+        // Copies of the password are wiped once hashed.
+        let password = Zeroizing::new(password.to_owned());
         let cost = self.inner.config.bcrypt_cost;
-        self.off_runtime(move || bcrypt::hash(password, cost))
+        self.off_runtime(move || bcrypt::hash(password.as_bytes(), cost))
             .await?
             .map_err(|source| {
                 Error::new(ErrorKind::Internal, "password hashing failed").with_source(source)
@@ -309,8 +324,8 @@ impl AuthManager {
     /// Whether `password` matches `hash`. A hash that cannot be read (a
     /// corrupt store) is an error, not a silent mismatch.
     async fn verify_password(&self, password: &str, hash: String) -> Result<bool> {
-        let password = password.to_owned();
-        self.off_runtime(move || bcrypt::verify(password, &hash))
+        let password = Zeroizing::new(password.to_owned());
+        self.off_runtime(move || bcrypt::verify(password.as_bytes(), &hash))
             .await?
             .map_err(|source| {
                 Error::new(ErrorKind::Internal, "stored password hash is unreadable")

@@ -25,15 +25,20 @@ pub const ENCRYPTED_PREFIX: &str = "enc:";
 /// - Values are cached for 300 s by default (AWS's caching client's
 ///   figure), at most 1,000 of them; [`refresh`](Self::refresh) reloads one.
 ///
+/// It is configured once, by [`SecretManager::builder`]; a built manager
+/// has no setters, so no clone of it can be reconfigured apart from the
+/// others. Clones share the sources and the cache.
+///
 /// ```
 /// use chain_security::secrets::{Fernet, MultiFernet, SecretManager, StaticSource};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> chain_core::Result<()> {
 /// let key = Fernet::new(&Fernet::generate_key()?)?;
 /// let token = key.encrypt(b"sk_live_123")?;
-/// let secrets = SecretManager::new()
+/// let secrets = SecretManager::builder()
 ///     .source(StaticSource::new([("payment_api_key", format!("enc:{token}"))]))
-///     .fernet(MultiFernet::new(vec![key])?);
+///     .fernet(MultiFernet::new(vec![key])?)
+///     .build();
 /// assert_eq!(secrets.get("payment_api_key").await?.expose(), "sk_live_123");
 /// assert!(secrets.get("missing").await.unwrap_err().to_string().contains("`missing`"));
 /// # Ok(()) }
@@ -44,70 +49,91 @@ pub struct SecretManager {
 }
 
 struct Inner {
-    sources: Vec<Box<dyn SecretSource>>,
-    fernet: Option<MultiFernet>,
-    ttl: Duration,
-    capacity: usize,
+    settings: SecretManagerBuilder,
     cache: Mutex<HashMap<String, (Secret, Instant)>>,
 }
 
-impl Default for SecretManager {
+/// Configures a [`SecretManager`]: its sources in order, its Fernet keys
+/// and its cache. Made by [`SecretManager::builder`].
+#[derive(Clone)]
+pub struct SecretManagerBuilder {
+    sources: Vec<Arc<dyn SecretSource>>,
+    fernet: Option<MultiFernet>,
+    ttl: Duration,
+    capacity: usize,
+}
+
+impl Default for SecretManagerBuilder {
     fn default() -> Self {
-        Self::new()
+        Self {
+            sources: Vec::new(),
+            fernet: None,
+            ttl: Duration::from_secs(300),
+            capacity: 1_000,
+        }
     }
 }
 
-impl SecretManager {
-    /// No sources yet; a 300 s cache of at most 1,000 secrets.
-    pub fn new() -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                sources: Vec::new(),
-                fernet: None,
-                ttl: Duration::from_secs(300),
-                capacity: 1_000,
-                cache: Mutex::new(HashMap::new()),
-            }),
-        }
-    }
-
-    fn settings_mut(&mut self) -> &mut Inner {
-        if Arc::get_mut(&mut self.inner).is_none() {
-            self.inner = Arc::new(Inner {
-                sources: Vec::new(),
-                fernet: self.inner.fernet.clone(),
-                ttl: self.inner.ttl,
-                capacity: self.inner.capacity,
-                cache: Mutex::new(HashMap::new()),
-            });
-        }
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner,
-            None => unreachable!("a freshly made Arc has one owner"),
-        }
-    }
-
+impl SecretManagerBuilder {
     /// Adds a source, asked after the ones added before.
     #[must_use]
     pub fn source(mut self, source: impl SecretSource) -> Self {
-        self.settings_mut().sources.push(Box::new(source));
+        self.sources.push(Arc::new(source));
         self
     }
 
     /// Decrypts `enc:` values with these keys.
     #[must_use]
     pub fn fernet(mut self, keys: MultiFernet) -> Self {
-        self.settings_mut().fernet = Some(keys);
+        self.fernet = Some(keys);
         self
     }
 
-    /// How long values are cached (zero: not at all) and how many.
+    /// How long values are cached (zero: not at all) and how many (at least
+    /// one).
     #[must_use]
     pub fn cache(mut self, ttl: Duration, capacity: usize) -> Self {
-        let inner = self.settings_mut();
-        inner.ttl = ttl;
-        inner.capacity = capacity.max(1);
+        self.ttl = ttl;
+        self.capacity = capacity.max(1);
         self
+    }
+
+    /// The manager, with an empty cache.
+    pub fn build(self) -> SecretManager {
+        SecretManager {
+            inner: Arc::new(Inner {
+                settings: self,
+                cache: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for SecretManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretManagerBuilder")
+            .field(
+                "sources",
+                &self.sources.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .field("fernet", &self.fernet.is_some())
+            .field("ttl", &self.ttl)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl SecretManager {
+    /// A builder with no sources yet and a 300 s cache of at most 1,000
+    /// secrets.
+    pub fn builder() -> SecretManagerBuilder {
+        SecretManagerBuilder::default()
+    }
+
+    /// A builder holding this manager's settings (sources, keys, cache
+    /// bounds), to build another manager from; this one is unchanged.
+    pub fn to_builder(&self) -> SecretManagerBuilder {
+        self.inner.settings.clone()
     }
 
     /// The secret `name`.
@@ -152,15 +178,15 @@ impl SecretManager {
     fn cached(&self, name: &str) -> Option<Secret> {
         let cache = self.entries();
         let (secret, loaded) = cache.get(name)?;
-        (loaded.elapsed() < self.inner.ttl).then(|| secret.clone())
+        (loaded.elapsed() < self.inner.settings.ttl).then(|| secret.clone())
     }
 
     fn remember(&self, name: &str, secret: &Secret) {
-        if self.inner.ttl.is_zero() {
+        if self.inner.settings.ttl.is_zero() {
             return;
         }
         let mut cache = self.entries();
-        if cache.len() >= self.inner.capacity && !cache.contains_key(name) {
+        if cache.len() >= self.inner.settings.capacity && !cache.contains_key(name) {
             let oldest = cache
                 .iter()
                 .min_by_key(|(_, (_, loaded))| *loaded)
@@ -173,7 +199,7 @@ impl SecretManager {
     }
 
     async fn load(&self, name: &str) -> Result<Secret> {
-        for source in &self.inner.sources {
+        for source in &self.inner.settings.sources {
             let Some(value) = source.fetch(name).await? else {
                 continue;
             };
@@ -190,6 +216,7 @@ impl SecretManager {
         }
         let searched: Vec<&str> = self
             .inner
+            .settings
             .sources
             .iter()
             .map(|source| source.name())
@@ -201,7 +228,7 @@ impl SecretManager {
     }
 
     fn decrypt(&self, name: &str, token: &str) -> Result<Secret> {
-        let keys = self.inner.fernet.as_ref().ok_or_else(|| {
+        let keys = self.inner.settings.fernet.as_ref().ok_or_else(|| {
             Error::validation(format!(
                 "secret `{name}` is encrypted but no Fernet key is configured"
             ))
@@ -245,12 +272,13 @@ impl fmt::Debug for SecretManager {
                 "sources",
                 &self
                     .inner
+                    .settings
                     .sources
                     .iter()
                     .map(|s| s.name())
                     .collect::<Vec<_>>(),
             )
-            .field("ttl", &self.inner.ttl)
+            .field("ttl", &self.inner.settings.ttl)
             .field("cached", &self.cached_count())
             .finish()
     }

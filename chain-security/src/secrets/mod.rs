@@ -18,6 +18,6 @@ mod sources;
 #[cfg_attr(docsrs, doc(cfg(feature = "aws")))]
 pub use aws::{AwsSecretsSource, AwsSettings};
 pub use fernet::{Fernet, FernetFailure, MultiFernet};
-pub use manager::{ENCRYPTED_PREFIX, InjectSecrets, SecretManager, Secrets};
+pub use manager::{ENCRYPTED_PREFIX, InjectSecrets, SecretManager, SecretManagerBuilder, Secrets};
 pub use secret::{REDACTED, Secret};
 pub use sources::{EnvSource, SecretSource, StaticSource};

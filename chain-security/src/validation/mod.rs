@@ -29,7 +29,7 @@ mod schema;
 pub use detect::{looks_like_sql_injection, looks_like_xss};
 pub use models::{Comment, UserRegistration};
 pub use rules::{is_email, is_ip, is_phone, is_url, is_username};
-pub use sanitize::{DEFAULT_ALLOWED_TAGS, escape_html, sanitize_html};
+pub use sanitize::{DEFAULT_ALLOWED_TAGS, REFUSED_TAGS, escape_html, sanitize_html};
 pub use schema::{
     FieldError, FieldErrors, Sanitize, Validate, ValidateInput, ValidationErrors, validate_input,
 };

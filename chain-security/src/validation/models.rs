@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::secrets::Secret;
+
 use super::{
     FieldErrors, Validate, is_email, is_phone, is_username, looks_like_sql_injection,
     looks_like_xss,
@@ -16,8 +18,11 @@ pub struct UserRegistration {
     pub username: String,
     /// An email address.
     pub email: String,
-    /// At least 8 characters with upper, lower and digit.
-    pub password: String,
+    /// At least 8 characters with upper, lower and digit. Kept as a
+    /// [`Secret`] and never serialized: it stays out of `validated_data`,
+    /// logs and events, and `Debug` shows it redacted.
+    #[serde(skip_serializing)]
+    pub password: Secret,
     /// Free text, without markup or SQL.
     pub full_name: Option<String>,
     /// A phone number.
@@ -38,7 +43,7 @@ impl Validate for UserRegistration {
             "format",
             "invalid email format",
         );
-        let password = &self.password;
+        let password = self.password.expose();
         errors.check(
             password.len() >= 8,
             "password",

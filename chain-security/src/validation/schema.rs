@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::sanitize::check_allowed_tags;
 use super::{DEFAULT_ALLOWED_TAGS, escape_html, sanitize_html};
 
 /// One failing field: where, why, and what kind of rule failed.
@@ -89,6 +90,15 @@ pub trait Validate {
 /// Deserialization stops at the first field of the wrong type; the rules of
 /// [`Validate`] are all checked.
 ///
+/// # Secrets in the input
+///
+/// A validated input replaces the raw one: the `input_data` (or `data`)
+/// field is removed, and `validated_data` is what `T` serializes. Give a
+/// password field the type [`Secret`](crate::secrets::Secret) and
+/// `#[serde(skip_serializing)]` (as [`UserRegistration`](super::UserRegistration)
+/// does): the plaintext then travels only in the typed extension, never in
+/// the JSON that is logged, published as events or sent to other services.
+///
 /// It is a [`Link`]; as [`Middleware`] it validates before the wrapped link.
 pub struct ValidateInput<T> {
     _type: PhantomData<fn() -> T>,
@@ -114,11 +124,13 @@ impl<T> ValidateInput<T>
 where
     T: DeserializeOwned + Serialize + Validate + Clone + Send + Sync + 'static,
 {
-    fn apply(ctx: Context) -> Result<Context> {
+    fn apply(mut ctx: Context) -> Result<Context> {
+        let field = ["input_data", "data"]
+            .into_iter()
+            .find(|field| ctx.get_value(field).is_some_and(|value| !value.is_null()))
+            .ok_or_else(|| Error::validation("no input data provided for validation"))?;
         let input = ctx
-            .get_value("input_data")
-            .or_else(|| ctx.get_value("data"))
-            .filter(|value| !value.is_null())
+            .get_value(field)
             .ok_or_else(|| Error::validation("no input data provided for validation"))?;
         let value: T = serde_path_to_error::deserialize(input).map_err(|error| {
             let field = error.path().to_string();
@@ -133,7 +145,7 @@ where
         if !errors.is_empty() {
             return Err(failure(errors.0));
         }
-        let mut ctx = ctx;
+        ctx.remove(field);
         ctx.insert_serde("validated_data", &value)?;
         ctx.insert("validation_passed", true);
         ctx.insert_ext(value);
@@ -172,18 +184,30 @@ where
     }
 }
 
-/// A step copying `validated_data` to `sanitized_data`: free-text fields
-/// are sanitized as HTML (allow-list), the password fields are left alone,
-/// and every other string is HTML-escaped.
+/// A step copying `validated_data` to `sanitized_data`, cleaning every
+/// string in it, at any depth (inside nested objects and arrays too), by the
+/// name of the field that holds it:
+///
+/// - free-text fields are sanitized as HTML with an allow-list of tags;
+/// - omitted fields (passwords) are left out of the copy;
+/// - untouched fields are copied as they are;
+/// - every other string is HTML-escaped.
 ///
 /// By default the free-text fields are the seed's `full_name`, `content` and
-/// `description`, and `password` is never touched.
+/// `description`, and `password` is omitted. Strings in an array take the
+/// name of the field holding the array.
 #[derive(Debug, Clone)]
 pub struct Sanitize {
     free_text: Vec<String>,
     untouched: Vec<String>,
-    allowed_tags: Vec<&'static str>,
+    omitted: Vec<String>,
+    allowed_tags: Vec<String>,
 }
+
+/// Nesting deeper than this is refused: serde_json never parses deeper
+/// than 128 levels, so only data built in code gets here, and cleaning it
+/// must not overflow the stack.
+const MAX_DEPTH: usize = 128;
 
 impl Default for Sanitize {
     fn default() -> Self {
@@ -191,8 +215,9 @@ impl Default for Sanitize {
             free_text: ["full_name", "content", "description"]
                 .map(str::to_owned)
                 .to_vec(),
-            untouched: vec!["password".to_owned()],
-            allowed_tags: DEFAULT_ALLOWED_TAGS.to_vec(),
+            untouched: Vec::new(),
+            omitted: vec!["password".to_owned()],
+            allowed_tags: DEFAULT_ALLOWED_TAGS.map(str::to_owned).to_vec(),
         }
     }
 }
@@ -210,39 +235,88 @@ impl Sanitize {
         self
     }
 
-    /// Adds a field never modified (such as a second password field).
+    /// Adds a field copied as it is (an identifier that must not be
+    /// escaped).
     #[must_use]
     pub fn untouched(mut self, field: impl Into<String>) -> Self {
         self.untouched.push(field.into());
         self
     }
 
-    fn clean(&self, data: &Map<String, Value>) -> Map<String, Value> {
-        data.iter()
-            .map(|(key, value)| {
-                let cleaned = match value {
-                    Value::String(text) if self.untouched.iter().any(|field| field == key) => {
-                        Value::String(text.clone())
-                    }
-                    Value::String(text) if self.free_text.iter().any(|field| field == key) => {
-                        Value::String(sanitize_html(text, &self.allowed_tags))
-                    }
-                    Value::String(text) => Value::String(escape_html(text)),
-                    other => other.clone(),
-                };
-                (key.clone(), cleaned)
-            })
-            .collect()
+    /// Adds a field left out of the sanitized copy (a second password
+    /// field, a card number).
+    #[must_use]
+    pub fn omit(mut self, field: impl Into<String>) -> Self {
+        self.omitted.push(field.into());
+        self
+    }
+
+    /// Sets the tags kept in free text (default [`DEFAULT_ALLOWED_TAGS`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`sanitize_html`]: a tag of
+    /// [`REFUSED_TAGS`](super::REFUSED_TAGS), or not a tag name.
+    pub fn allowed_tags<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        mut self,
+        tags: I,
+    ) -> Result<Self> {
+        let tags: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        check_allowed_tags(&tags.iter().map(String::as_str).collect::<Vec<_>>())?;
+        self.allowed_tags = tags;
+        Ok(self)
+    }
+
+    fn is(list: &[String], field: Option<&str>) -> bool {
+        field.is_some_and(|field| list.iter().any(|name| name == field))
+    }
+
+    /// `value` cleaned as the content of `field`; `None` if it is omitted.
+    fn clean(&self, field: Option<&str>, value: &Value, depth: usize) -> Result<Option<Value>> {
+        if Self::is(&self.omitted, field) {
+            return Ok(None);
+        }
+        if depth > MAX_DEPTH {
+            return Err(Error::validation(format!(
+                "validated_data is nested deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(Some(match value {
+            Value::String(text) if Self::is(&self.untouched, field) => Value::String(text.clone()),
+            Value::String(text) if Self::is(&self.free_text, field) => {
+                let tags: Vec<&str> = self.allowed_tags.iter().map(String::as_str).collect();
+                Value::String(sanitize_html(text, &tags)?)
+            }
+            Value::String(text) => Value::String(escape_html(text)),
+            Value::Object(map) => Value::Object(self.clean_object(map, depth + 1)?),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|item| self.clean(field, item, depth + 1))
+                    .filter_map(Result::transpose)
+                    .collect::<Result<_>>()?,
+            ),
+            other => other.clone(),
+        }))
+    }
+
+    fn clean_object(&self, data: &Map<String, Value>, depth: usize) -> Result<Map<String, Value>> {
+        let mut cleaned = Map::with_capacity(data.len());
+        for (key, value) in data {
+            if let Some(value) = self.clean(Some(key), value, depth)? {
+                cleaned.insert(key.clone(), value);
+            }
+        }
+        Ok(cleaned)
     }
 }
 
 impl Link<Context> for Sanitize {
     fn call(&self, ctx: Context) -> BoxFuture<'_, Result<Context>> {
         let outcome = match ctx.get_value("validated_data") {
-            Some(Value::Object(data)) => {
-                let cleaned = self.clean(data);
-                Ok(ctx.with("sanitized_data", Value::Object(cleaned)))
-            }
+            Some(Value::Object(data)) => self
+                .clean_object(data, 0)
+                .map(|cleaned| ctx.with("sanitized_data", Value::Object(cleaned))),
             Some(_) => Err(Error::validation(
                 "validated_data must be an object to be sanitized",
             )),
