@@ -102,6 +102,7 @@ mod fused;
 mod link;
 pub mod middleware;
 mod parallel;
+mod request;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
@@ -119,3 +120,4 @@ pub use fused::{Fused, LinkSequence, StaticLink, fused};
 pub use link::{BoxFuture, Link, Named, named};
 pub use middleware::{Middleware, Next};
 pub use parallel::{MergePolicy, Parallel};
+pub use request::RequestMeta;

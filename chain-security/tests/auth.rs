@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chain_core::{Chain, Context, Error, ErrorKind};
+use chain_core::{Chain, Context, Error, ErrorKind, RequestMeta};
 use chain_security::auth::{
     AuthConfig, AuthFailure, AuthManager, AuthenticatedUser, Claims, JwtKeys, JwtSettings,
     MemoryUserStore, Role, SigningKey, auth,
@@ -554,7 +554,9 @@ async fn the_seed_admin_and_profile_chains() {
             ))
         });
 
-    let token = |login: chain_security::auth::AuthResponse| json!({"Authorization": format!("Bearer {}", login.access_token)});
+    let token = |login: chain_security::auth::AuthResponse| {
+        RequestMeta::new().with_header("Authorization", format!("Bearer {}", login.access_token))
+    };
     let admin = token(manager.authenticate("admin", "Admin1234").await.unwrap());
     let john = token(manager.authenticate("john", "User12345").await.unwrap());
     let reader = token(
@@ -565,7 +567,7 @@ async fn the_seed_admin_and_profile_chains() {
     );
 
     let out = admin_chain
-        .execute(Context::new().with("headers", admin.clone()))
+        .execute(Context::new().with_ext(admin.clone()))
         .await
         .unwrap();
     assert_eq!(out.require::<Vec<Value>>("users").unwrap().len(), 3);
@@ -575,7 +577,7 @@ async fn the_seed_admin_and_profile_chains() {
     );
 
     let denied = admin_chain
-        .execute(Context::new().with("headers", john.clone()))
+        .execute(Context::new().with_ext(john.clone()))
         .await
         .unwrap_err();
     assert_eq!(denied.kind(), ErrorKind::Forbidden);
@@ -585,7 +587,7 @@ async fn the_seed_admin_and_profile_chains() {
     ));
 
     let profile = profile_chain
-        .execute(Context::new().with("headers", john))
+        .execute(Context::new().with_ext(john))
         .await
         .unwrap();
     assert_eq!(
@@ -594,7 +596,7 @@ async fn the_seed_admin_and_profile_chains() {
     );
     assert_eq!(
         profile_chain
-            .execute(Context::new().with("headers", reader))
+            .execute(Context::new().with_ext(reader))
             .await
             .unwrap_err()
             .kind(),
@@ -604,12 +606,24 @@ async fn the_seed_admin_and_profile_chains() {
     let anonymous = profile_chain.execute(Context::new()).await.unwrap_err();
     assert_eq!(anonymous.kind(), ErrorKind::Unauthorized);
     assert_eq!(failure(&anonymous), &AuthFailure::MissingToken);
-    let lowercase = json!({"authorization": admin["Authorization"].clone()});
-    assert!(
-        profile_chain
-            .execute(Context::new().with("headers", lowercase))
-            .await
-            .is_ok(),
-        "header names are case-insensitive"
+    let lowercase = RequestMeta::new().with_header(
+        "authorization",
+        admin.header("AUTHORIZATION").unwrap().to_owned(),
     );
+    let out = profile_chain
+        .execute(Context::new().with_ext(lowercase))
+        .await
+        .expect("header names are case-insensitive");
+    assert!(
+        !out.to_json().to_string().contains("Bearer"),
+        "the token stays out of the JSON"
+    );
+
+    // A token in the JSON is not where credentials travel: it is ignored.
+    let in_json = json!({"Authorization": admin.header("authorization").unwrap()});
+    let refused = profile_chain
+        .execute(Context::new().with("headers", in_json))
+        .await
+        .unwrap_err();
+    assert_eq!(failure(&refused), &AuthFailure::MissingToken);
 }

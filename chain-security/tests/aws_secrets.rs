@@ -112,12 +112,13 @@ async fn secrets_come_from_a_secrets_manager_server() {
         .await
         .unwrap();
 
-    let secrets = SecretManager::new()
+    let secrets = SecretManager::builder()
         .source(AwsSecretsSource::from_client(
             aws.clone(),
             AwsSettings::default(),
         ))
-        .fernet(MultiFernet::new(vec![key]).unwrap());
+        .fernet(MultiFernet::new(vec![key]).unwrap())
+        .build();
     assert_eq!(
         secrets.get("db-password").await.unwrap().expose(),
         "hunter2"
@@ -155,13 +156,15 @@ async fn secrets_come_from_a_secrets_manager_server() {
     );
 
     // The previous version stays readable by its stage.
-    let previous = SecretManager::new().source(AwsSecretsSource::from_client(
-        aws,
-        AwsSettings {
-            version_stage: Some("AWSPREVIOUS".to_owned()),
-            ..AwsSettings::default()
-        },
-    ));
+    let previous = SecretManager::builder()
+        .source(AwsSecretsSource::from_client(
+            aws,
+            AwsSettings {
+                version_stage: Some("AWSPREVIOUS".to_owned()),
+                ..AwsSettings::default()
+            },
+        ))
+        .build();
     assert_eq!(
         previous.get("db-password").await.unwrap().expose(),
         "hunter2"
@@ -174,10 +177,12 @@ async fn an_unreachable_endpoint_is_unavailable_not_missing() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let secrets = SecretManager::new().source(AwsSecretsSource::from_client(
-        client(&format!("http://{closed}")),
-        AwsSettings::default(),
-    ));
+    let secrets = SecretManager::builder()
+        .source(AwsSecretsSource::from_client(
+            client(&format!("http://{closed}")),
+            AwsSettings::default(),
+        ))
+        .build();
     let err = secrets.get("db-password").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
 }

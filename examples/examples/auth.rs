@@ -8,11 +8,13 @@ use modulink::security::auth::{
     AuthConfig, AuthManager, AuthenticatedUser, JwtKeys, JwtSettings, MemoryUserStore, Role,
     SigningKey, auth,
 };
-use modulink::{Chain, Context, Error, Result, named};
+use modulink::{Chain, Context, Error, RequestMeta, Result, named};
 use serde_json::{Value, json};
 
-fn bearer(token: &str) -> Value {
-    json!({"Authorization": format!("Bearer {token}")})
+/// What the HTTP edge records of a request carrying `token`: a typed
+/// extension, never a JSON field, so the token goes nowhere the JSON goes.
+fn bearer(token: &str) -> RequestMeta {
+    RequestMeta::new().with_header("Authorization", format!("Bearer {token}"))
 }
 
 #[tokio::main]
@@ -78,28 +80,28 @@ async fn main() -> Result<()> {
     );
 
     let out = admin_chain
-        .execute(Context::new().with("headers", bearer(&admin.access_token)))
+        .execute(Context::new().with_ext(bearer(&admin.access_token)))
         .await?;
     println!(
         "admin lists users: {}",
         out.get_value("users").cloned().unwrap_or_default()
     );
     match admin_chain
-        .execute(Context::new().with("headers", bearer(&john.access_token)))
+        .execute(Context::new().with_ext(bearer(&john.access_token)))
         .await
     {
         Ok(_) => println!("john listed users (unexpected)"),
         Err(error) => println!("john lists users: {error}"),
     }
     let out = profile_chain
-        .execute(Context::new().with("headers", bearer(&john.access_token)))
+        .execute(Context::new().with_ext(bearer(&john.access_token)))
         .await?;
     println!(
         "john's profile: {}",
         out.get_value("user_profile").cloned().unwrap_or_default()
     );
     match profile_chain
-        .execute(Context::new().with("headers", bearer(&reader.access_token)))
+        .execute(Context::new().with_ext(bearer(&reader.access_token)))
         .await
     {
         Ok(_) => println!("reader saw a profile (unexpected)"),
@@ -107,7 +109,7 @@ async fn main() -> Result<()> {
     }
     let tampered = format!("{}x", john.access_token);
     match profile_chain
-        .execute(Context::new().with("headers", bearer(&tampered)))
+        .execute(Context::new().with_ext(bearer(&tampered)))
         .await
     {
         Ok(_) => println!("tampered token accepted (unexpected)"),

@@ -453,8 +453,9 @@ async fn main() -> std::result::Result<(), Failure> {
 
     let services = Arc::new(Services::default());
     let urls = start_services(Arc::clone(&services)).await?;
-    let secrets =
-        SecretManager::new().source(StaticSource::new([("payment_api_key", PAYMENT_API_KEY)]));
+    let secrets = SecretManager::builder()
+        .source(StaticSource::new([("payment_api_key", PAYMENT_API_KEY)]))
+        .build();
     let registry = Registry::new();
     let metrics = ChainMetrics::new(&registry)?;
     let metrics_server =

@@ -19,7 +19,7 @@ use modulink::security::auth::{
     AuthConfig, AuthManager, AuthenticatedUser, JwtKeys, JwtSettings, MemoryUserStore, Role,
     SigningKey, auth,
 };
-use modulink::{Chain, Context, Error, Parallel, Result, Step, named};
+use modulink::{Chain, Context, Error, Parallel, RequestMeta, Result, Step, named};
 use serde_json::{Value, json};
 
 async fn bank(Json(_): Json<Value>) -> Json<Value> {
@@ -246,12 +246,9 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             )))
     };
     let report_chain = Chain::named("portfolio_report")
+        // The token travels in the request's `RequestMeta` extension, so the
+        // JSON sent to the data sources never holds it.
         .link(auth(&manager, [Role::User, Role::Admin]))
-        // The token has done its work: it is not sent to the data sources.
-        .link_sync(|mut ctx: Context| {
-            ctx.remove("headers");
-            Ok(ctx)
-        })
         .parallel(
             Parallel::new()
                 .branch(branch("bank", normalize_bank)?)
@@ -264,9 +261,9 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 
     let login = manager.authenticate("ada", "Analytical1").await?;
     let request = || {
-        Context::new().with(
-            "headers",
-            json!({"Authorization": format!("Bearer {}", login.access_token)}),
+        Context::new().with_ext(
+            RequestMeta::new()
+                .with_header("Authorization", format!("Bearer {}", login.access_token)),
         )
     };
     let out = report_chain.execute(request()).await?;

@@ -20,7 +20,7 @@ async fn main() -> Result<()> {
     let encrypted_db_password = format!("enc:{}", fernet.encrypt(b"s3cr3t-db-password")?);
     let tampered = format!("enc:{}", fernet.encrypt(b"whatever")?.replace('A', "B"));
 
-    let manager = SecretManager::new()
+    let manager = SecretManager::builder()
         .source(EnvSource::with_prefix("MODULINK_EXAMPLE_"))
         .source(StaticSource::new([
             ("database_password", encrypted_db_password.as_str()),
@@ -28,7 +28,8 @@ async fn main() -> Result<()> {
             ("broken", tampered.as_str()),
         ]))
         .fernet(MultiFernet::new(vec![Fernet::new(&key)?])?)
-        .cache(Duration::from_secs(300), 100);
+        .cache(Duration::from_secs(300), 100)
+        .build();
 
     let password = manager.get("database_password").await?;
     println!(

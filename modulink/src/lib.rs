@@ -141,7 +141,7 @@
 //! # #[cfg(all(feature = "resilience", feature = "observability", feature = "security"))]
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> modulink::Result<()> {
 //! use std::time::Duration;
-//! use modulink::{Chain, Context, Step};
+//! use modulink::{Chain, Context, RequestMeta, Step};
 //! use modulink::observability::{ChainMetrics, Tracer, prometheus::Registry};
 //! use modulink::resilience::{Backoff, CircuitBreaker, CircuitBreakerConfig, Pipeline, Retry, Timeout};
 //! use modulink::security::auth::{auth, AuthConfig, AuthManager, JwtKeys, JwtSettings, MemoryUserStore, Role, SigningKey};
@@ -166,8 +166,10 @@
 //! let checkout = ChainMetrics::new(&registry)?.instrument(Tracer::new().instrument(checkout));
 //!
 //! let login = users.authenticate("ada", "Analytical1").await?;
-//! let headers = serde_json::json!({"Authorization": format!("Bearer {}", login.access_token)});
-//! let out = checkout.execute(Context::new().with("headers", headers)).await?;
+//! // The HTTP edge records the request's headers as a typed extension, never
+//! // as JSON: the token goes nowhere the JSON goes (logs, events, services).
+//! let request = RequestMeta::new().with_header("Authorization", format!("Bearer {}", login.access_token));
+//! let out = checkout.execute(Context::new().with_ext(request)).await?;
 //! assert_eq!(out.get::<bool>("paid")?, Some(true));
 //! # Ok(()) }
 //! # #[cfg(not(all(feature = "resilience", feature = "observability", feature = "security")))]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use chain_core::{BoxFuture, Chain, Context, Error, Middleware, Next, Result};
+use chain_core::{BoxFuture, Chain, Context, Error, Middleware, Next, RequestMeta, Result};
 use tracing::Instrument;
 
 use super::context::TraceContext;
@@ -150,12 +150,15 @@ impl Tracer {
     }
 
     /// The execution's trace position, and the incoming one it continues:
-    /// from the context's `TraceContext` extension, its `traceparent` and
-    /// `tracestate` fields, or the same headers in its `headers` object.
+    /// from the context's `TraceContext` extension, the `traceparent` and
+    /// `tracestate` headers of its `RequestMeta` extension, its
+    /// `traceparent` and `tracestate` fields, or the same headers in its
+    /// `headers` object.
     fn start(&self, ctx: &Context) -> (TraceContext, Option<TraceContext>) {
         let parent = ctx
             .ext::<TraceContext>()
             .cloned()
+            .or_else(|| TraceContext::from_headers(ctx.ext::<RequestMeta>()?.headers()))
             .or_else(|| {
                 let traceparent = ctx.get_value("traceparent")?.as_str()?;
                 let tracestate = ctx.get_value("tracestate").and_then(|value| value.as_str());

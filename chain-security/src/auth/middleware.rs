@@ -1,6 +1,6 @@
 use std::borrow::Cow;
 
-use chain_core::{BoxFuture, Context, Link, Middleware, Next, Result};
+use chain_core::{BoxFuture, Context, Link, Middleware, Next, RequestMeta, Result};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -21,8 +21,11 @@ pub struct AuthenticatedUser {
 /// Requires a valid bearer token, and one of `required_roles` (any role if
 /// empty), before the wrapped links run.
 ///
-/// Reads `Authorization: Bearer <token>` from the context's `headers` object
-/// (the header name in any case). Missing or invalid tokens stop the chain
+/// Reads `Authorization: Bearer <token>` from the context's
+/// [`RequestMeta`] extension, which the HTTP edge fills (the header name in
+/// any case). The token is never read from, or written to, the context's
+/// JSON fields: those are logged, published and sent to other services.
+/// Missing or invalid tokens stop the chain
 /// with an [`Unauthorized`](chain_core::ErrorKind::Unauthorized) error, a
 /// role that is not allowed with a [`Forbidden`](chain_core::ErrorKind::Forbidden)
 /// one; the source is an [`AuthFailure`].
@@ -65,13 +68,7 @@ impl Auth {
 }
 
 fn bearer_token(ctx: &Context) -> Option<&str> {
-    let headers = ctx.get_value("headers")?.as_object()?;
-    let value = headers
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-        .and_then(|(_, value)| value.as_str())?;
-    let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+    ctx.ext::<RequestMeta>()?.bearer_token()
 }
 
 impl Middleware<Context> for Auth {

@@ -1,27 +1,24 @@
 //! Fernet: authenticated symmetric encryption (AES-128-CBC, then
 //! HMAC-SHA256 over version, time, IV and ciphertext), per the Fernet spec.
 //!
-//! Written here rather than taken from the `fernet` crate so that tokens can
-//! be built from given parts (the spec's test vectors fix the IV and time)
-//! and so that no failure anywhere can panic.
+//! The token format is the `fernet` crate's (pure Rust, RustCrypto). This
+//! module puts a typed, panic-free API around it: the crate reports every
+//! failure as one opaque error and panics on a few inputs (an empty key
+//! list, a token time plus a time to live past `u64::MAX`, a current time
+//! within a minute of it), so those are checked here before the crate is
+//! called, and each refusal says why.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aes::cipher::block_padding::Pkcs7;
-use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE;
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use chain_core::{Error, ErrorKind, Result};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
-type Encryptor = cbc::Encryptor<aes::Aes128>;
-type Decryptor = cbc::Decryptor<aes::Aes128>;
-type HmacSha256 = Hmac<Sha256>;
-
-const VERSION: u8 = 0x80;
+/// Version byte, time (8 bytes) and IV (16 bytes).
 const HEADER: usize = 1 + 8 + 16;
 const TAG: usize = 32;
+const BLOCK: usize = 16;
+const VERSION: u8 = 0x80;
 /// How far in the future a token's time may be (clock skew), per the spec.
 const MAX_CLOCK_SKEW: u64 = 60;
 
@@ -35,7 +32,10 @@ pub enum FernetFailure {
     /// A version other than 0x80.
     #[error("unknown token version")]
     UnknownVersion,
-    /// The HMAC does not match: wrong key, or the token was altered.
+    /// The HMAC does not match: wrong key, or the token was altered. (A
+    /// token whose HMAC matches but whose padding is wrong, which only the
+    /// key's holder could make, is reported the same way: the `fernet`
+    /// crate does not tell the two apart.)
     #[error("token signature does not match")]
     BadSignature,
     /// Older than the accepted time to live.
@@ -44,7 +44,7 @@ pub enum FernetFailure {
     /// Dated further in the future than the allowed clock skew.
     #[error("token is dated in the future")]
     FromTheFuture,
-    /// The ciphertext does not decrypt to a well-padded plaintext.
+    /// The ciphertext is not a whole number of AES blocks.
     #[error("token payload is invalid")]
     BadPayload,
 }
@@ -54,7 +54,7 @@ fn refuse(failure: FernetFailure) -> Error {
 }
 
 /// One Fernet key: 32 random bytes, shown as URL-safe base64; the first half
-/// signs, the second encrypts.
+/// signs, the second encrypts. The key bytes are wiped when it is dropped.
 ///
 /// ```
 /// use chain_security::secrets::Fernet;
@@ -68,8 +68,7 @@ fn refuse(failure: FernetFailure) -> Error {
 /// ```
 #[derive(Clone)]
 pub struct Fernet {
-    signing: [u8; 16],
-    encryption: [u8; 16],
+    key: ::fernet::Fernet,
 }
 
 impl Fernet {
@@ -91,20 +90,9 @@ impl Fernet {
     ///
     /// A [`Validation`](ErrorKind::Validation) error for anything else.
     pub fn new(key: &str) -> Result<Self> {
-        let bytes = URL_SAFE
-            .decode(key.trim())
-            .map_err(|_| Error::validation("a Fernet key is 32 bytes of URL-safe base64"))?;
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| Error::validation("a Fernet key is 32 bytes of URL-safe base64"))?;
-        let (signing, encryption) = bytes.split_at(16);
-        let mut key = Self {
-            signing: [0; 16],
-            encryption: [0; 16],
-        };
-        key.signing.copy_from_slice(signing);
-        key.encryption.copy_from_slice(encryption);
-        Ok(key)
+        ::fernet::Fernet::new(key.trim())
+            .map(|key| Self { key })
+            .ok_or_else(|| Error::validation("a Fernet key is 32 bytes of URL-safe base64"))
     }
 
     /// Encrypts `plaintext` now, with a random IV.
@@ -112,26 +100,23 @@ impl Fernet {
     /// # Errors
     ///
     /// An [`Internal`](ErrorKind::Internal) error if the operating system
-    /// has no randomness for the IV.
+    /// has no randomness for the IV, or the clock is before 1970.
     pub fn encrypt(&self, plaintext: &[u8]) -> Result<String> {
-        let mut iv = [0_u8; 16];
-        fill_random(&mut iv)?;
-        Ok(self.encrypt_with(plaintext, unix_now(), iv))
+        self.encrypt_at(plaintext, unix_now()?)
     }
 
-    /// Encrypts with a given time and IV: for test vectors. Never reuse an
-    /// IV with real data.
-    pub fn encrypt_with(&self, plaintext: &[u8], time: u64, iv: [u8; 16]) -> String {
-        let ciphertext = Encryptor::new(&self.encryption.into(), &iv.into())
-            .encrypt_padded_vec_mut::<Pkcs7>(plaintext);
-        let mut token = Vec::with_capacity(HEADER + ciphertext.len() + TAG);
-        token.push(VERSION);
-        token.extend_from_slice(&time.to_be_bytes());
-        token.extend_from_slice(&iv);
-        token.extend_from_slice(&ciphertext);
-        let tag = self.mac(&token).finalize().into_bytes();
-        token.extend_from_slice(&tag);
-        URL_SAFE.encode(token)
+    /// Encrypts as if the time were `time` (seconds since the Unix epoch),
+    /// with a random IV: for tests of expiry.
+    ///
+    /// # Errors
+    ///
+    /// An [`Internal`](ErrorKind::Internal) error if the operating system
+    /// has no randomness for the IV.
+    pub fn encrypt_at(&self, plaintext: &[u8], time: u64) -> Result<String> {
+        // The crate panics when it finds no randomness; asking first turns
+        // that into an error.
+        fill_random(&mut [0_u8; 16])?;
+        Ok(self.key.encrypt_at_time(plaintext, time))
     }
 
     /// Decrypts `token`, refusing it if it is older than `ttl_secs`.
@@ -139,9 +124,10 @@ impl Fernet {
     /// # Errors
     ///
     /// A [`Validation`](ErrorKind::Validation) error whose source is the
-    /// [`FernetFailure`].
+    /// [`FernetFailure`]; an [`Internal`](ErrorKind::Internal) one if the
+    /// clock is before 1970.
     pub fn decrypt(&self, token: &str, ttl_secs: Option<u64>) -> Result<Vec<u8>> {
-        self.decrypt_at(token, ttl_secs, unix_now())
+        self.decrypt_at(token, ttl_secs, unix_now()?)
     }
 
     /// Decrypts as if the time were `now` (seconds since the Unix epoch).
@@ -150,49 +136,45 @@ impl Fernet {
     ///
     /// As [`decrypt`](Self::decrypt).
     pub fn decrypt_at(&self, token: &str, ttl_secs: Option<u64>, now: u64) -> Result<Vec<u8>> {
-        let bytes = URL_SAFE
-            .decode(token.trim())
-            .map_err(|_| refuse(FernetFailure::Malformed))?;
-        if bytes.len() < HEADER + 16 + TAG {
-            return Err(refuse(FernetFailure::Malformed));
-        }
-        if bytes[0] != VERSION {
-            return Err(refuse(FernetFailure::UnknownVersion));
-        }
-        let (signed, tag) = bytes.split_at(bytes.len() - TAG);
-        let mut time = [0_u8; 8];
-        time.copy_from_slice(&signed[1..9]);
-        let time = u64::from_be_bytes(time);
-        if let Some(ttl) = ttl_secs
-            && now.saturating_sub(time) > ttl
-        {
-            return Err(refuse(FernetFailure::Expired));
-        }
-        if time > now.saturating_add(MAX_CLOCK_SKEW) {
-            return Err(refuse(FernetFailure::FromTheFuture));
-        }
-        self.mac(signed)
-            .verify_slice(tag)
-            .map_err(|_| refuse(FernetFailure::BadSignature))?;
-        let mut iv = [0_u8; 16];
-        iv.copy_from_slice(&signed[9..HEADER]);
-        let ciphertext = &signed[HEADER..];
-        if ciphertext.len() % 16 != 0 {
-            return Err(refuse(FernetFailure::BadPayload));
-        }
-        Decryptor::new(&self.encryption.into(), &iv.into())
-            .decrypt_padded_vec_mut::<Pkcs7>(ciphertext)
-            .map_err(|_| refuse(FernetFailure::BadPayload))
+        let token = token.trim();
+        check_token(token, ttl_secs, now)?;
+        // Time and time to live were checked above with saturating
+        // arithmetic; the crate adds them unchecked, so it gets no time to
+        // live and a current time it cannot overflow.
+        self.key
+            .decrypt_at_time(token, None, now.min(u64::MAX - MAX_CLOCK_SKEW))
+            .map_err(|_| refuse(FernetFailure::BadSignature))
     }
+}
 
-    fn mac(&self, data: &[u8]) -> HmacSha256 {
-        let mut mac = match HmacSha256::new_from_slice(&self.signing) {
-            Ok(mac) => mac,
-            Err(_) => unreachable!("HMAC takes keys of any length"),
-        };
-        mac.update(data);
-        mac
+/// Everything about a token that can be checked without its key, in the
+/// spec's order.
+fn check_token(token: &str, ttl_secs: Option<u64>, now: u64) -> Result<()> {
+    // As the crate decodes: padding optional.
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| refuse(FernetFailure::Malformed))?;
+    if bytes.len() < HEADER + BLOCK + TAG {
+        return Err(refuse(FernetFailure::Malformed));
     }
+    if bytes[0] != VERSION {
+        return Err(refuse(FernetFailure::UnknownVersion));
+    }
+    let mut time = [0_u8; 8];
+    time.copy_from_slice(&bytes[1..9]);
+    let time = u64::from_be_bytes(time);
+    if let Some(ttl) = ttl_secs
+        && now.saturating_sub(time) > ttl
+    {
+        return Err(refuse(FernetFailure::Expired));
+    }
+    if time > now.saturating_add(MAX_CLOCK_SKEW) {
+        return Err(refuse(FernetFailure::FromTheFuture));
+    }
+    if (bytes.len() - HEADER - TAG) % BLOCK != 0 {
+        return Err(refuse(FernetFailure::BadPayload));
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Fernet {
@@ -229,7 +211,12 @@ impl MultiFernet {
     ///
     /// As [`Fernet::encrypt`].
     pub fn encrypt(&self, plaintext: &[u8]) -> Result<String> {
-        self.keys[0].encrypt(plaintext)
+        self.newest().encrypt(plaintext)
+    }
+
+    fn newest(&self) -> &Fernet {
+        // `new` refuses an empty list, and nothing removes keys.
+        &self.keys[0]
     }
 
     /// Decrypts with the first key whose signature matches.
@@ -239,17 +226,24 @@ impl MultiFernet {
     /// The newest key's failure when no key matches, or an expiry or payload
     /// failure of the matching key.
     pub fn decrypt(&self, token: &str, ttl_secs: Option<u64>) -> Result<Vec<u8>> {
+        self.decrypt_at(token, ttl_secs, unix_now()?)
+    }
+
+    /// Decrypts as if the time were `now` (seconds since the Unix epoch).
+    ///
+    /// # Errors
+    ///
+    /// As [`decrypt`](Self::decrypt).
+    pub fn decrypt_at(&self, token: &str, ttl_secs: Option<u64>, now: u64) -> Result<Vec<u8>> {
+        // The checks that need no key fail the same way for every key.
+        check_token(token.trim(), ttl_secs, now)?;
         let mut first_error = None;
         for key in &self.keys {
-            match key.decrypt(token, ttl_secs) {
+            match key.decrypt_at(token, ttl_secs, now) {
                 Ok(plaintext) => return Ok(plaintext),
-                Err(error)
-                    if error.downcast_source::<FernetFailure>()
-                        == Some(&FernetFailure::BadSignature) =>
-                {
+                Err(error) => {
                     first_error.get_or_insert(error);
                 }
-                Err(error) => return Err(error),
             }
         }
         Err(first_error.unwrap_or_else(|| refuse(FernetFailure::BadSignature)))
@@ -265,10 +259,11 @@ impl MultiFernet {
     }
 }
 
-fn unix_now() -> u64 {
+fn unix_now() -> Result<u64> {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+        .map(|elapsed| elapsed.as_secs())
+        .map_err(|_| Error::internal("the system clock is before 1970"))
 }
 
 /// Fills `bytes` from the operating system's random source.

@@ -92,8 +92,8 @@ pub trait Validate {
 ///
 /// # Secrets in the input
 ///
-/// A validated input replaces the raw one: the `input_data` (or `data`)
-/// field is removed, and `validated_data` is what `T` serializes. Give a
+/// A validated input replaces the raw one: the `input_data` (or `data`, or
+/// the field named by [`from_field`](Self::from_field)) field is removed, and `validated_data` is what `T` serializes. Give a
 /// password field the type [`Secret`](crate::secrets::Secret) and
 /// `#[serde(skip_serializing)]` (as [`UserRegistration`](super::UserRegistration)
 /// does): the plaintext then travels only in the typed extension, never in
@@ -101,6 +101,7 @@ pub trait Validate {
 ///
 /// It is a [`Link`]; as [`Middleware`] it validates before the wrapped link.
 pub struct ValidateInput<T> {
+    field: Option<Cow<'static, str>>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -109,13 +110,17 @@ pub fn validate_input<T>() -> ValidateInput<T>
 where
     T: DeserializeOwned + Serialize + Validate + Clone + Send + Sync + 'static,
 {
-    ValidateInput { _type: PhantomData }
+    ValidateInput {
+        field: None,
+        _type: PhantomData,
+    }
 }
 
 impl<T> fmt::Debug for ValidateInput<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValidateInput")
             .field("type", &std::any::type_name::<T>())
+            .field("field", &self.field)
             .finish()
     }
 }
@@ -124,11 +129,22 @@ impl<T> ValidateInput<T>
 where
     T: DeserializeOwned + Serialize + Validate + Clone + Send + Sync + 'static,
 {
-    fn apply(mut ctx: Context) -> Result<Context> {
-        let field = ["input_data", "data"]
-            .into_iter()
-            .find(|field| ctx.get_value(field).is_some_and(|value| !value.is_null()))
-            .ok_or_else(|| Error::validation("no input data provided for validation"))?;
+    /// Reads the input from `field` instead of `input_data` or `data`: for
+    /// example `event_data` in an event handler. That field, too, is removed
+    /// once validated.
+    #[must_use]
+    pub fn from_field(mut self, field: impl Into<Cow<'static, str>>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    fn apply(&self, mut ctx: Context) -> Result<Context> {
+        let present = |field: &&str| ctx.get_value(field).is_some_and(|value| !value.is_null());
+        let field = match &self.field {
+            Some(field) => Some(&**field).filter(present),
+            None => ["input_data", "data"].into_iter().find(present),
+        }
+        .ok_or_else(|| Error::validation("no input data provided for validation"))?;
         let input = ctx
             .get_value(field)
             .ok_or_else(|| Error::validation("no input data provided for validation"))?;
@@ -163,7 +179,7 @@ where
     T: DeserializeOwned + Serialize + Validate + Clone + Send + Sync + 'static,
 {
     fn call(&self, ctx: Context) -> BoxFuture<'_, Result<Context>> {
-        Box::pin(std::future::ready(Self::apply(ctx)))
+        Box::pin(std::future::ready(self.apply(ctx)))
     }
 
     fn name(&self) -> Cow<'static, str> {
@@ -176,7 +192,7 @@ where
     T: DeserializeOwned + Serialize + Validate + Clone + Send + Sync + 'static,
 {
     fn call(&self, ctx: Context, next: Next<Context>) -> BoxFuture<'_, Result<Context>> {
-        Box::pin(async move { next.run(Self::apply(ctx)?).await })
+        Box::pin(async move { next.run(self.apply(ctx)?).await })
     }
 
     fn name(&self) -> Cow<'static, str> {
