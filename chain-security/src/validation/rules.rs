@@ -37,7 +37,11 @@ pub fn is_phone(text: &str) -> bool {
 }
 
 /// An absolute `http` or `https` URL with a host. Every other scheme,
-/// `javascript:` and `data:` included, is rejected.
+/// `javascript:` and `data:` included, is rejected, and so is text holding
+/// whitespace or control characters: a URL parser drops tabs and newlines
+/// anywhere and trims spaces at the ends, so `"ht\ntp://x"` parses, but the
+/// caller keeps the raw text, which is not that URL (and may split a
+/// header or a log line where it is used).
 ///
 /// ```
 /// use chain_security::validation::is_url;
@@ -46,6 +50,9 @@ pub fn is_phone(text: &str) -> bool {
 /// assert!(!is_url("ftp://example.com"));
 /// ```
 pub fn is_url(text: &str) -> bool {
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
     match url::Url::parse(text) {
         Ok(url) => {
             matches!(url.scheme(), "http" | "https")
@@ -121,6 +128,16 @@ mod tests {
             "ftp://example.com",
             "file:///etc/passwd",
             "http://",
+            // Found by fuzzing: a URL parser drops these, the raw text keeps
+            // them.
+            "htt\tp://example.com",
+            "h\r\r\rttp:/example.com",
+            "http\n\n:/example.com",
+            "http://exam\nple.com/",
+            " https://example.com",
+            "https://example.com/ ",
+            "https://example.com/\u{7f}",
+            "https://exa mple.com/",
         ] {
             assert!(!is_url(bad), "{bad}");
         }
