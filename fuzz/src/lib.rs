@@ -27,8 +27,11 @@ use chain_security::validation::{
 };
 use serde_json::Value;
 
+/// A target's oracle: panics when the library breaks a promise on `data`.
+pub type Oracle = fn(&[u8]);
+
 /// The targets, by name: what `fuzz/run.sh` and the replay tests know.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Oracle); 6] = [
     ("jwt_verify", jwt_verify),
     ("fernet_decrypt", fernet_decrypt),
     ("validators", validators),

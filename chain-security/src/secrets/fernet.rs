@@ -171,7 +171,7 @@ fn check_token(token: &str, ttl_secs: Option<u64>, now: u64) -> Result<()> {
     if time > now.saturating_add(MAX_CLOCK_SKEW) {
         return Err(refuse(FernetFailure::FromTheFuture));
     }
-    if (bytes.len() - HEADER - TAG) % BLOCK != 0 {
+    if !(bytes.len() - HEADER - TAG).is_multiple_of(BLOCK) {
         return Err(refuse(FernetFailure::BadPayload));
     }
     Ok(())
