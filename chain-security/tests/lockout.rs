@@ -307,3 +307,54 @@ async fn huge_policy_durations_do_not_panic() {
         &auth.authenticate("ada", PASSWORD).await.unwrap_err()
     ));
 }
+
+/// A flood of logins for made-up names, far more than bcrypt can work
+/// through, is shed once the hashing queue is full: the logins waiting for
+/// bcrypt hold lockout entries, and without a bound they would fill the
+/// table with entries that cannot be forgotten, refusing every other name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_is_shed_before_it_fills_the_lockout_table() {
+    let store = CountingStore::default();
+    let auth = AuthManager::new(
+        store,
+        keys(),
+        AuthConfig {
+            bcrypt_cost: 4,
+            lockout: LockoutPolicy {
+                max_tracked: 64,
+                ..LockoutPolicy::default()
+            },
+            max_concurrent_hashes: 1,
+            max_queued_hashes: 8,
+            ..AuthConfig::default()
+        },
+    );
+    auth.create_user("ada", PASSWORD, Role::User).await.unwrap();
+
+    let flood: Vec<_> = (0..400)
+        .map(|i| {
+            let auth = auth.clone();
+            tokio::spawn(async move {
+                auth.authenticate(&format!("made-up-{i}"), "Wrong-guess1")
+                    .await
+            })
+        })
+        .collect();
+    let mut shed = 0;
+    for login in flood {
+        let error = login.await.unwrap().unwrap_err();
+        match failure(&error) {
+            AuthFailure::TooBusy => {
+                assert_eq!(error.kind(), ErrorKind::Rejected);
+                shed += 1;
+            }
+            AuthFailure::InvalidCredentials => {}
+            other => panic!("a made-up name was refused with {other:?}"),
+        }
+        assert!(auth.tracked_accounts() <= 64);
+    }
+    assert!(shed > 0, "nothing was shed");
+    auth.authenticate("ada", PASSWORD)
+        .await
+        .expect("a real user logs in after the flood");
+}

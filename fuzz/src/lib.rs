@@ -149,7 +149,10 @@ pub fn jwt_verify(data: &[u8]) {
         let Some((&which, edits)) = rest.split_first() else {
             return;
         };
-        mutate(&tokens.valid[usize::from(which) % tokens.valid.len()], edits)
+        mutate(
+            &tokens.valid[usize::from(which) % tokens.valid.len()],
+            edits,
+        )
     };
     let Ok(text) = std::str::from_utf8(&candidate) else {
         return;
@@ -162,11 +165,7 @@ pub fn jwt_verify(data: &[u8]) {
             );
             assert_eq!(claims, fixed_claims());
         }
-        Err(error) => assert_eq!(
-            error.kind(),
-            chain_core::ErrorKind::Unauthorized,
-            "{error}"
-        ),
+        Err(error) => assert_eq!(error.kind(), chain_core::ErrorKind::Unauthorized, "{error}"),
     }
 }
 

@@ -19,6 +19,10 @@ pub enum AuthFailure {
         /// Time until the lock ends.
         retry_after: Duration,
     },
+    /// Too many logins are waiting for password hashing: the login was
+    /// shed without being checked. Try again later.
+    #[error("too many logins in progress; try again later")]
+    TooBusy,
     /// No `Authorization: Bearer ...` header.
     #[error("missing or invalid Authorization header")]
     MissingToken,
@@ -65,7 +69,7 @@ impl AuthFailure {
     pub(crate) fn into_error(self) -> Error {
         let kind = match self {
             Self::InsufficientRole { .. } => ErrorKind::Forbidden,
-            Self::AccountLocked { .. } => ErrorKind::Rejected,
+            Self::AccountLocked { .. } | Self::TooBusy => ErrorKind::Rejected,
             _ => ErrorKind::Unauthorized,
         };
         Error::new(kind, self.to_string()).with_source(self)

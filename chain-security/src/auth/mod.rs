@@ -28,6 +28,7 @@ mod password;
 mod store;
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use chain_core::{Error, ErrorKind, Result};
@@ -56,6 +57,13 @@ pub struct AuthConfig {
     /// threads as cores it would starve everything else, so by default it
     /// leaves one core free (at least one hash at a time).
     pub max_concurrent_hashes: usize,
+    /// Logins and user creations waiting for a bcrypt slot at most; beyond,
+    /// they are refused at once with [`AuthFailure::TooBusy`]. A flood of
+    /// logins cannot be worked through faster than bcrypt allows anyway,
+    /// and each waiting login holds a lockout entry that cannot be
+    /// forgotten, so an unbounded queue would let a flood fill the lockout
+    /// table and refuse every other name. Default 1,000.
+    pub max_queued_hashes: usize,
 }
 
 fn default_hash_concurrency() -> usize {
@@ -69,6 +77,7 @@ impl Default for AuthConfig {
             password_policy: PasswordPolicy::default(),
             lockout: LockoutPolicy::default(),
             max_concurrent_hashes: default_hash_concurrency(),
+            max_queued_hashes: 1_000,
         }
     }
 }
@@ -127,6 +136,19 @@ struct Inner {
     lockouts: Lockouts,
     dummy_hash: OnceCell<String>,
     hashing: Semaphore,
+    /// Hashes running or waiting for a slot; see
+    /// [`max_queued_hashes`](AuthConfig::max_queued_hashes).
+    hashes_admitted: AtomicUsize,
+}
+
+/// Counts a hash as admitted until dropped, whether it ran, failed or its
+/// caller went away.
+struct Admitted<'a>(&'a AtomicUsize);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl AuthManager {
@@ -144,6 +166,7 @@ impl AuthManager {
                 ),
                 config,
                 dummy_hash: OnceCell::new(),
+                hashes_admitted: AtomicUsize::new(0),
             }),
         }
     }
@@ -188,6 +211,9 @@ impl AuthManager {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(AuthFailure::InvalidCredentials.into_error());
         }
+        // Shed before anything is reserved: a login waiting for bcrypt
+        // holds a lockout entry.
+        let _admitted = self.admit_hash()?;
         // The attempt is reserved before anything is compared, so parallel
         // guesses cannot outrun the lockout; dropping this future releases
         // the reservation.
@@ -293,6 +319,21 @@ impl AuthManager {
         self.inner.store.update(user).await
     }
 
+    /// Admits one more hash to run or wait for a slot, or sheds it.
+    fn admit_hash(&self) -> Result<Admitted<'_>> {
+        let config = &self.inner.config;
+        let limit = config
+            .max_concurrent_hashes
+            .max(1)
+            .saturating_add(config.max_queued_hashes);
+        let admitted = self.inner.hashes_admitted.fetch_add(1, Ordering::AcqRel);
+        let guard = Admitted(&self.inner.hashes_admitted);
+        if admitted >= limit {
+            return Err(AuthFailure::TooBusy.into_error());
+        }
+        Ok(guard)
+    }
+
     /// Runs `work` on a blocking thread, at most
     /// [`max_concurrent_hashes`](AuthConfig::max_concurrent_hashes) at once.
     async fn off_runtime<T: Send + 'static>(
@@ -311,6 +352,7 @@ impl AuthManager {
     }
 
     async fn hash(&self, password: &str) -> Result<String> {
+        let _admitted = self.admit_hash()?;
         // Copies of the password are wiped once hashed.
         let password = Zeroizing::new(password.to_owned());
         let cost = self.inner.config.bcrypt_cost;

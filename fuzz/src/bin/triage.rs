@@ -31,7 +31,10 @@ fn main() {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
                 .unwrap_or_default();
-            println!("{path}: {message}\n  input: {:?}", String::from_utf8_lossy(&bytes));
+            println!(
+                "{path}: {message}\n  input: {:?}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
     }
     std::process::exit(i32::from(failed > 0));
