@@ -363,3 +363,92 @@ async fn concurrent_probes_never_exceed_the_permits() {
         assert_eq!(admitted.load(Ordering::SeqCst), 4);
     }
 }
+
+/// `reset()` racing with calls that record: the window's counts never wrap
+/// below zero (a failure counted out after the reset cleared it) and never
+/// hold a phantom (a failure counted in after the reset cleared its slot).
+/// Checked throughout by a sampler: `failures <= calls <= window size`, and
+/// after the last reset the counts match the calls recorded since.
+#[test]
+fn reset_racing_with_records_keeps_the_window_consistent() {
+    for window in [SlidingWindow::Count(8), SlidingWindow::Time(2)] {
+        let breaker = CircuitBreaker::new(
+            "race",
+            CircuitBreakerConfig::default()
+                .window(window)
+                .minimum_calls(u32::MAX)
+                .wait_in_open(LONG),
+        );
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for worker in 0..3 {
+            let breaker = breaker.clone();
+            let stop = Arc::clone(&stop);
+            threads.push(std::thread::spawn(move || {
+                let mut i = 0_u64;
+                while !stop.load(Ordering::Relaxed) {
+                    // Opened by a window of failures: the resetter closes it.
+                    let Ok(permit) = breaker.try_acquire() else {
+                        continue;
+                    };
+                    if (i + worker).is_multiple_of(2) {
+                        permit.failure(&Error::unavailable("down"));
+                    } else {
+                        permit.success();
+                    }
+                    i += 1;
+                }
+            }));
+        }
+        let resetter = {
+            let breaker = breaker.clone();
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    breaker.reset();
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let started = std::time::Instant::now();
+        let mut samples = 0;
+        while started.elapsed() < Duration::from_millis(500) {
+            let metrics = breaker.metrics();
+            assert!(
+                metrics.failures <= metrics.calls,
+                "{} failures in {} calls",
+                metrics.failures,
+                metrics.calls
+            );
+            if let SlidingWindow::Count(size) = window {
+                assert!(
+                    metrics.calls <= size,
+                    "{} calls in a window of {size}",
+                    metrics.calls
+                );
+            }
+            samples += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        resetter.join().unwrap();
+        assert!(samples > 100);
+
+        // Quiet now: a reset empties the window, and what follows counts
+        // exactly.
+        breaker.reset();
+        let metrics = breaker.metrics();
+        assert_eq!((metrics.calls, metrics.failures), (0, 0), "{window:?}");
+        for _ in 0..3 {
+            breaker
+                .try_acquire()
+                .unwrap()
+                .failure(&Error::unavailable("down"));
+        }
+        breaker.try_acquire().unwrap().success();
+        let metrics = breaker.metrics();
+        assert_eq!((metrics.calls, metrics.failures), (4, 3), "{window:?}");
+    }
+}

@@ -398,3 +398,30 @@ async fn a_keyed_rate_limiter_limits_each_user_separately() {
         "{missing}"
     );
 }
+
+/// The budget's check and its withdrawal are one atomic step: 64 threads
+/// racing for an allowance of one retry get exactly one, round after round.
+#[test]
+fn a_retry_budget_never_overshoots_under_contention() {
+    let threads = 64;
+    for round in 0..50 {
+        // One call at a ratio of 1.0: an allowance of exactly one retry.
+        let budget = RetryBudget::new(Duration::from_secs(10), 1.0, 0);
+        budget.deposit();
+        let start = std::sync::Arc::new(std::sync::Barrier::new(threads));
+        let granted: usize = (0..threads)
+            .map(|_| {
+                let budget = budget.clone();
+                let start = std::sync::Arc::clone(&start);
+                std::thread::spawn(move || {
+                    start.wait();
+                    usize::from(budget.try_withdraw())
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|thread| thread.join().unwrap())
+            .sum();
+        assert_eq!(granted, 1, "round {round}: {granted} retries granted");
+    }
+}

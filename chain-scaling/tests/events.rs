@@ -608,3 +608,58 @@ async fn handling_a_report_produces_no_report_of_a_report() {
     assert_eq!(types, ["ping", "ping_completed"]);
     assert_eq!(bus.stats().completed, 2);
 }
+
+/// A caller that gives up on a critical publish (a timeout, a client gone)
+/// drops the future that runs the subscriptions inline. The bus stays
+/// consistent: the subscription that was interrupted and the ones not yet
+/// run are handed to the workers, every one of them runs, and shutdown
+/// completes.
+#[tokio::test]
+async fn a_cancelled_critical_publish_still_delivers_and_shutdown_completes() {
+    let bus = EventBus::builder().workers(2).build().unwrap();
+    let first_call = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let started = Arc::new(Semaphore::new(0));
+    let slow = {
+        let first_call = Arc::clone(&first_call);
+        let started = Arc::clone(&started);
+        Chain::named("slow").link(move |ctx: Context| {
+            let first_call = first_call.swap(false, Ordering::SeqCst);
+            let started = Arc::clone(&started);
+            async move {
+                if first_call {
+                    started.add_permits(1);
+                    // Held until the publisher gives up.
+                    std::future::pending::<()>().await;
+                }
+                Ok(ctx)
+            }
+        })
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    bus.subscribe_as("alarm", "slow", slow).await.unwrap();
+    bus.subscribe_as("alarm", "second", recorder("second", Arc::clone(&seen)))
+        .await
+        .unwrap();
+    bus.subscribe_as("alarm", "third", recorder("third", Arc::clone(&seen)))
+        .await
+        .unwrap();
+
+    let publish = bus.publish(Event::new("alarm", json!("fire")).with_priority(Priority::Critical));
+    tokio::select! {
+        _ = publish => panic!("the slow handler never finishes on its first call"),
+        permit = started.acquire() => permit.unwrap().forget(),
+    }
+    // The publish future is dropped here, mid-handler.
+
+    tokio::time::timeout(WAIT, bus.shutdown())
+        .await
+        .expect("shutdown completes after a cancelled critical publish");
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, ["fire", "fire"], "the other subscriptions ran");
+    assert!(
+        !first_call.load(Ordering::SeqCst),
+        "the interrupted subscription ran"
+    );
+    assert_eq!(bus.transport().pending(), 0);
+}

@@ -56,52 +56,136 @@ pub(crate) struct Counts {
     pub(crate) slow: u32,
 }
 
-pub(crate) enum Window {
+pub(crate) struct Window {
+    kind: Kind,
+    gate: Gate,
+}
+
+enum Kind {
     Count(CountWindow),
     Time(TimeWindow),
 }
 
+/// Lets records run together but never alongside a reset. A record spans
+/// several atomic steps (a slot swapped, then counters moved by what it
+/// held); a reset landing between them would let the record take a failure
+/// out of a counter the reset had zeroed (wrapping it to `u32::MAX`) or add
+/// one whose slot the reset had cleared (a phantom failure).
+///
+/// Records only pay for it on the path that writes (a healthy breaker's
+/// absorbed successes never get here); a record arriving during a reset is
+/// dropped, as if it had ended just before the reset; a reset waits for the
+/// records in flight, which never wait on anything.
+struct Gate {
+    /// Records in flight, and [`RESETTING`] while a reset runs.
+    state: AtomicU32,
+}
+
+const RESETTING: u32 = 1 << 31;
+
+impl Gate {
+    fn enter(&self) -> bool {
+        if self.state.fetch_add(1, Ordering::Acquire) & RESETTING != 0 {
+            self.state.fetch_sub(1, Ordering::Release);
+            return false;
+        }
+        true
+    }
+
+    fn leave(&self) {
+        self.state.fetch_sub(1, Ordering::Release);
+    }
+
+    fn exclusive(&self, clear: impl FnOnce()) {
+        // One reset at a time.
+        let mut spins = 0_u32;
+        while self.state.fetch_or(RESETTING, Ordering::Acquire) & RESETTING != 0 {
+            backoff(&mut spins);
+        }
+        // Then the records in flight finish.
+        while self.state.load(Ordering::Acquire) & !RESETTING != 0 {
+            backoff(&mut spins);
+        }
+        clear();
+        self.state.fetch_and(!RESETTING, Ordering::Release);
+    }
+}
+
+fn backoff(spins: &mut u32) {
+    *spins += 1;
+    if *spins < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
 impl Window {
     pub(crate) fn new(window: SlidingWindow) -> Self {
-        match window {
-            SlidingWindow::Count(size) => Self::Count(CountWindow::new(size)),
-            SlidingWindow::Time(seconds) => Self::Time(TimeWindow::new(seconds)),
+        let kind = match window {
+            SlidingWindow::Count(size) => Kind::Count(CountWindow::new(size)),
+            SlidingWindow::Time(seconds) => Kind::Time(TimeWindow::new(seconds)),
+        };
+        Self {
+            kind,
+            gate: Gate {
+                state: AtomicU32::new(0),
+            },
         }
     }
 
     /// Records a call that ended at `second` (used by time windows only).
     pub(crate) fn record(&self, outcome: Outcome, second: u64) {
-        match self {
-            Self::Count(window) => window.record(outcome),
-            Self::Time(window) => window.record(outcome, second),
+        if !self.gate.enter() {
+            return;
         }
+        match &self.kind {
+            Kind::Count(window) => window.record(outcome),
+            Kind::Time(window) => window.record(outcome, second),
+        }
+        self.gate.leave();
     }
 
+    /// The counts, never torn by a reset (a reader waits for one to end),
+    /// and never more failures or slow calls than calls.
     pub(crate) fn counts(&self, second: u64) -> Counts {
-        match self {
-            Self::Count(window) => window.counts(),
-            Self::Time(window) => window.counts(second),
+        let mut spins = 0;
+        while !self.gate.enter() {
+            backoff(&mut spins);
+        }
+        let counts = match &self.kind {
+            Kind::Count(window) => window.counts(),
+            Kind::Time(window) => window.counts(second),
+        };
+        self.gate.leave();
+        // Records move their counters one after another (and a time
+        // bucket's first record may zero it under another's increment),
+        // so a reader can catch a failure counted before its call.
+        Counts {
+            failures: counts.failures.min(counts.calls),
+            slow: counts.slow.min(counts.calls),
+            ..counts
         }
     }
 
     pub(crate) fn reset(&self) {
-        match self {
-            Self::Count(window) => window.reset(),
-            Self::Time(window) => window.reset(),
-        }
+        self.gate.exclusive(|| match &self.kind {
+            Kind::Count(window) => window.reset(),
+            Kind::Time(window) => window.reset(),
+        });
     }
 
     /// Whether recording a success would change nothing: a full count
     /// window holding only successes.
     pub(crate) fn absorbs_success(&self) -> bool {
-        match self {
-            Self::Count(window) => window.is_full_of_successes(),
-            Self::Time(_) => false,
+        match &self.kind {
+            Kind::Count(window) => window.is_full_of_successes(),
+            Kind::Time(_) => false,
         }
     }
 
     pub(crate) fn needs_clock(&self) -> bool {
-        matches!(self, Self::Time(_))
+        matches!(self.kind, Kind::Time(_))
     }
 }
 
@@ -159,10 +243,14 @@ impl CountWindow {
     }
 
     fn counts(&self) -> Counts {
+        // Failures and slow calls first: a record counts its call before
+        // them, so these loads never see more of them than calls.
+        let failures = self.failures.load(Ordering::Acquire);
+        let slow = self.slow.load(Ordering::Acquire);
         Counts {
-            calls: self.calls.load(Ordering::Relaxed),
-            failures: self.failures.load(Ordering::Relaxed),
-            slow: self.slow.load(Ordering::Relaxed),
+            calls: self.calls.load(Ordering::Acquire),
+            failures,
+            slow,
         }
     }
 
@@ -268,6 +356,58 @@ impl TimeWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// After records and resets race, the count window's running counters
+    /// are exactly what its slots hold: no counter wrapped below zero, no
+    /// phantom failure whose slot a reset cleared.
+    #[test]
+    fn counters_match_the_slots_after_records_race_resets() {
+        let window = std::sync::Arc::new(Window::new(SlidingWindow::Count(4)));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for worker in 0..3_u64 {
+            let window = std::sync::Arc::clone(&window);
+            let stop = std::sync::Arc::clone(&stop);
+            threads.push(std::thread::spawn(move || {
+                let mut i = worker;
+                while !stop.load(Ordering::Relaxed) {
+                    let outcome = [Outcome::Failure, Outcome::Success, Outcome::SlowFailure]
+                        [(i % 3) as usize];
+                    window.record(outcome, 0);
+                    i += 1;
+                }
+            }));
+        }
+        for _ in 0..20_000 {
+            window.reset();
+        }
+        stop.store(true, Ordering::Relaxed);
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let Kind::Count(count) = &window.kind else {
+            unreachable!()
+        };
+        let held: Vec<Outcome> = count
+            .slots
+            .iter()
+            .filter_map(|slot| Outcome::from_slot(slot.load(Ordering::Relaxed)))
+            .collect();
+        let raw = (
+            count.calls.load(Ordering::Relaxed),
+            count.failures.load(Ordering::Relaxed),
+            count.slow.load(Ordering::Relaxed),
+        );
+        let expected = (
+            held.len() as u32,
+            held.iter().filter(|o| o.is_failure()).count() as u32,
+            held.iter().filter(|o| o.is_slow()).count() as u32,
+        );
+        assert_eq!(
+            raw, expected,
+            "counters (calls, failures, slow) against the slots"
+        );
+    }
 
     #[test]
     fn count_window_keeps_the_last_n_calls() {

@@ -76,17 +76,34 @@ impl RetryBudget {
     }
 
     /// Takes one retry from the budget if any is left.
+    ///
+    /// The check and the withdrawal are one atomic step: retries are only
+    /// ever added to the current second's bucket, so the retry is taken by
+    /// a compare-and-swap on that bucket's count against the limit computed
+    /// with it; concurrent callers cannot all pass the check before any of
+    /// them counts.
     pub fn try_withdraw(&self) -> bool {
         let inner = &self.inner;
         let now = inner.now();
-        let (calls, retries) = inner.totals(now);
+        let bucket = inner.bucket(now);
         let window = inner.buckets.len() as f64;
-        let allowed = f64::from(calls) * inner.ratio + f64::from(inner.min_per_second) * window;
-        if f64::from(retries) + 1.0 > allowed {
-            return false;
+        loop {
+            let current = bucket.retries.load(Ordering::Acquire);
+            let (calls, others) = inner.totals_besides(now, bucket);
+            let allowed = f64::from(calls.saturating_add(bucket.calls.load(Ordering::Relaxed)))
+                * inner.ratio
+                + f64::from(inner.min_per_second) * window;
+            if f64::from(others) + f64::from(current) + 1.0 > allowed {
+                return false;
+            }
+            if bucket
+                .retries
+                .compare_exchange(current, current + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return true;
+            }
         }
-        inner.bucket(now).retries.fetch_add(1, Ordering::Relaxed);
-        true
     }
 }
 
@@ -107,6 +124,21 @@ impl Inner {
             bucket.retries.store(0, Ordering::Relaxed);
         }
         bucket
+    }
+
+    /// Calls and retries in the window's buckets other than `current`.
+    fn totals_besides(&self, now: u64, current: &Bucket) -> (u32, u32) {
+        let oldest = now.saturating_sub(self.buckets.len() as u64 - 1);
+        self.buckets
+            .iter()
+            .filter(|bucket| !std::ptr::eq(*bucket, current))
+            .filter(|bucket| (oldest..=now).contains(&bucket.second.load(Ordering::Acquire)))
+            .fold((0_u32, 0_u32), |(calls, retries), bucket| {
+                (
+                    calls.saturating_add(bucket.calls.load(Ordering::Relaxed)),
+                    retries.saturating_add(bucket.retries.load(Ordering::Relaxed)),
+                )
+            })
     }
 
     fn totals(&self, now: u64) -> (u32, u32) {

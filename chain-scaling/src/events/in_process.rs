@@ -349,38 +349,91 @@ impl Inner {
     }
 
     /// Runs every subscription of a critical event now, retries included.
+    ///
+    /// The caller may drop this future (a timeout, a client gone). Every
+    /// delivery was counted as pending when the event was accepted, so the
+    /// deliveries not finished then (the one interrupted, at its delivery
+    /// number, and those not started) go to the workers instead: each still
+    /// runs or is dead-lettered, and shutdown still drains.
     async fn handle_inline(&self, event: Arc<Event>) -> Result<Routed, EventBusError> {
         let Some(subscriptions) = self.route(&event.event_type) else {
             return Ok(Routed::No);
         };
         self.begin(subscriptions.len())?;
-        for subscription in subscriptions.iter() {
-            let mut number = 1;
+        let mut progress = InlineProgress {
+            inner: self,
+            event,
+            subscriptions,
+            next: 0,
+            number: 1,
+        };
+        while progress.next < progress.subscriptions.len() {
+            let subscription = &progress.subscriptions[progress.next];
             loop {
-                let handled = subscription.handle(&event, number).await;
+                let handled = subscription.handle(&progress.event, progress.number).await;
                 if let Some(follow_up) = handled.follow_up {
                     self.enqueue_follow_up(follow_up);
                 }
                 match handled.outcome {
                     Outcome::Completed => break,
                     Outcome::Redeliver { after, .. } => {
+                        progress.number += 1;
                         tokio::time::sleep(after).await;
-                        number += 1;
                     }
                     Outcome::DeadLetter { error } => {
                         self.dead_letters.push(DeadLetter {
-                            event: Arc::clone(&event),
+                            event: Arc::clone(&progress.event),
                             subscription: subscription.name().to_owned(),
-                            deliveries: number,
+                            deliveries: progress.number,
                             error,
                         });
                         break;
                     }
                 }
             }
+            progress.next += 1;
+            progress.number = 1;
             self.finish();
         }
         Ok(Routed::Yes)
+    }
+}
+
+/// Where an inline (critical) delivery stands; dropped before the end, it
+/// hands the unfinished deliveries to the workers.
+struct InlineProgress<'a> {
+    inner: &'a Inner,
+    event: Arc<Event>,
+    subscriptions: Arc<[Subscription]>,
+    /// The subscription being handled (those before it are finished).
+    next: usize,
+    /// Its delivery number.
+    number: u32,
+}
+
+impl Drop for InlineProgress<'_> {
+    fn drop(&mut self) {
+        let remaining = self.subscriptions.len().saturating_sub(self.next);
+        if remaining == 0 {
+            return;
+        }
+        let lane = &self.inner.lanes.0[self.event.priority.lane()];
+        for subscription in self.next..self.subscriptions.len() {
+            lane.push(Delivery {
+                event: Arc::clone(&self.event),
+                subscriptions: Arc::clone(&self.subscriptions),
+                subscription,
+                number: if subscription == self.next {
+                    self.number
+                } else {
+                    1
+                },
+                // Critical events hold no queue slot; their deliveries are
+                // already counted as pending.
+                slot: Slot::None,
+            });
+        }
+        self.inner.wake(remaining);
     }
 }
 
