@@ -32,8 +32,24 @@ pub const DLQ_DELIVERIES_HEADER: &str = "Modulink-Deliveries";
 ///
 /// Events of type `T` are published on `{subject_prefix}.T`; dead letters
 /// of subscription `S` on `{subject_prefix}.T.dlq` (in the same stream, so
-/// they persist and can be replayed). A subscription `S` to `T` is the
-/// durable consumer `T__S`.
+/// they persist, can be replayed, and are bounded by the same limits). A
+/// subscription `S` to `T` is the durable consumer named by
+/// [`consumer_name`].
+///
+/// # Retention
+///
+/// The stream keeps events (and dead letters) for 7 days and at most
+/// 1 GiB by default, dropping the oldest first; set both with
+/// [`retention`](Self::retention). Without limits a stream grows until the
+/// server's storage is full. The limits apply when the stream is created;
+/// an existing stream keeps the limits it was created with.
+///
+/// # Where a new subscription starts
+///
+/// A subscription seen for the first time starts at events published from
+/// then on: a new or renamed subscription does not handle the whole
+/// history again (re-sending every past email, say). To handle what the
+/// stream still holds, opt in with [`replay_history`](Self::replay_history).
 #[derive(Debug, Clone)]
 pub struct JetStreamConfig {
     url: String,
@@ -43,6 +59,18 @@ pub struct JetStreamConfig {
     concurrency: usize,
     memory_storage: bool,
     connection_name: Option<String>,
+    max_age: Duration,
+    max_bytes: i64,
+    replay_history: bool,
+}
+
+/// The durable consumer of subscription `name` to `event_type`:
+/// `{length of event_type}-{event_type}-{name}`. The length makes the
+/// mapping injective: event types and names may both contain `-` and `_`,
+/// so joining them with any separator alone would give (`a__b`, `c`) and
+/// (`a`, `b__c`) one consumer, and one subscription the other's events.
+pub fn consumer_name(event_type: &str, name: &str) -> String {
+    format!("{}-{event_type}-{name}", event_type.len())
 }
 
 impl JetStreamConfig {
@@ -57,7 +85,30 @@ impl JetStreamConfig {
             concurrency: std::thread::available_parallelism().map_or(2, usize::from) * 4,
             memory_storage: false,
             connection_name: None,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: 1 << 30,
+            replay_history: false,
         }
+    }
+
+    /// How long the stream keeps events and dead letters, and how many
+    /// bytes at most (the oldest go first). Default 7 days and 1 GiB.
+    /// `Duration::ZERO` or a size of 0 lifts that limit.
+    pub fn retention(mut self, max_age: Duration, max_bytes: u64) -> Self {
+        self.max_age = max_age;
+        self.max_bytes = if max_bytes == 0 {
+            -1
+        } else {
+            i64::try_from(max_bytes).unwrap_or(i64::MAX)
+        };
+        self
+    }
+
+    /// New subscriptions start at the oldest event the stream still holds
+    /// instead of at events published from now on.
+    pub fn replay_history(mut self) -> Self {
+        self.replay_history = true;
+        self
     }
 
     /// The stream's name.
@@ -74,8 +125,10 @@ impl JetStreamConfig {
 
     /// How long a delivery may go unacknowledged before the server gives
     /// it to another worker (default 30 s). A worker that dies mid-event
-    /// delays that event by this much; a handler slower than this gets
-    /// duplicates.
+    /// delays that event by this much. A handler slower than this keeps its
+    /// message: progress acknowledgements are sent every third of it while
+    /// the handler runs, and messages are pulled only when a handler is
+    /// free to take them, so none waits here while its clock runs.
     pub fn ack_wait(mut self, ack_wait: Duration) -> Self {
         self.ack_wait = ack_wait;
         self
@@ -135,6 +188,8 @@ pub struct ConnectionReport {
 ///   whose worker died is redelivered to another after `ack_wait`; one
 ///   delivered more often than allowed without an outcome (its workers
 ///   keep dying) is dead-lettered unread.
+/// - Retention is bounded (7 days, 1 GiB by default) and a new
+///   subscription starts at new events; see [`JetStreamConfig`].
 /// - A lost connection is retried with backoff (100 ms doubling to 5 s, for
 ///   ever) and reported through `tracing` and [`JetStream::connection`].
 /// - Priorities travel with events but JetStream delivers in stream order;
@@ -237,6 +292,9 @@ impl JetStream {
                     StorageType::File
                 },
                 duplicate_window: Duration::from_secs(120),
+                max_age: config.max_age,
+                max_bytes: config.max_bytes,
+                discard: stream::DiscardPolicy::Old,
                 ..stream::Config::default()
             })
             .await
@@ -280,13 +338,17 @@ impl JetStream {
     }
 
     async fn consumer(&self, subscription: &Subscription) -> Result<PullConsumer, EventBusError> {
-        let name = format!("{}__{}", subscription.event_type(), subscription.name());
+        let name = consumer_name(subscription.event_type(), subscription.name());
         let config = pull::Config {
             durable_name: Some(name.clone()),
             filter_subject: self.config.subject(subscription.event_type()),
             ack_policy: AckPolicy::Explicit,
             ack_wait: self.config.ack_wait,
-            deliver_policy: DeliverPolicy::All,
+            deliver_policy: if self.config.replay_history {
+                DeliverPolicy::All
+            } else {
+                DeliverPolicy::New
+            },
             // Unlimited: the transport dead-letters after the bus's own
             // limit, so a message is never dropped by the server unseen.
             max_deliver: -1,
@@ -342,6 +404,7 @@ impl Transport for JetStream {
             config: self.config.clone(),
             handlers: Arc::new(Semaphore::new(self.config.concurrency)),
             stopping: Arc::clone(&self.stopping),
+            running: RunningSet::default(),
         };
         let handle = tokio::spawn(worker.run());
         lock(&self.consumers).push(handle);
@@ -414,22 +477,37 @@ struct ConsumeLoop {
     config: JetStreamConfig,
     handlers: Arc<Semaphore>,
     stopping: Arc<Stopping>,
+    running: RunningSet,
 }
 
 impl ConsumeLoop {
+    /// Pulls only as many messages as there are free handlers, so no
+    /// message waits in this process for a handler while its `ack_wait`
+    /// runs out (it would be given to another worker and run twice).
     async fn run(self) {
         let this = Arc::new(self);
         let mut failures = 0u32;
         while !this.stopping.stopped.load(Ordering::SeqCst) {
-            let batch = this.config.concurrency;
-            let messages = this
+            // At least one free handler, then every other one free now.
+            let first = tokio::select! {
+                () = this.stopping.wait() => break,
+                permit = Arc::clone(&this.handlers).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+            };
+            let mut permits = vec![first];
+            while let Ok(permit) = Arc::clone(&this.handlers).try_acquire_owned() {
+                permits.push(permit);
+            }
+            let batch = this
                 .consumer
-                .stream()
-                .max_messages_per_batch(batch)
-                .heartbeat(Duration::from_secs(5))
+                .batch()
+                .max_messages(permits.len())
+                .expires(PULL_EXPIRES)
                 .messages()
                 .await;
-            let mut messages = match messages {
+            let mut messages = match batch {
                 Ok(messages) => messages,
                 Err(error) => {
                     failures += 1;
@@ -445,7 +523,7 @@ impl ConsumeLoop {
             loop {
                 let next = tokio::select! {
                     () = this.stopping.wait() => {
-                        hand_back(&mut messages).await;
+                        hand_back_batch(&mut messages).await;
                         break;
                     }
                     next = messages.next() => next,
@@ -453,8 +531,10 @@ impl ConsumeLoop {
                 match next {
                     Some(Ok(message)) => {
                         failures = 0;
-                        let Ok(permit) = Arc::clone(&this.handlers).acquire_owned().await else {
-                            return;
+                        let Some(permit) = permits.pop() else {
+                            // The server sent more than asked: give it back.
+                            nak_now(&message).await;
+                            continue;
                         };
                         let handler = Arc::clone(&this);
                         tokio::spawn(async move {
@@ -505,6 +585,14 @@ impl ConsumeLoop {
                 return;
             }
         };
+        let sequence = message.info().map(|info| info.stream_sequence).ok();
+        // A message still being handled here came back (progress acks were
+        // lost, say): it is neither run twice nor dead-lettered while its
+        // handler runs; the running handler keeps it.
+        let Some(_running) = Running::start(&self.running, sequence) else {
+            self.ack(&message, AckKind::Progress).await;
+            return;
+        };
         if delivered > self.subscription.max_deliveries() {
             let reason = format!(
                 "delivered {delivered} times without an outcome (its workers stopped mid-event)"
@@ -513,7 +601,12 @@ impl ConsumeLoop {
             return;
         }
         let event = Arc::new(event);
-        let handled = self.subscription.handle(&event, delivered).await;
+        // A handler slower than `ack_wait` keeps its message: progress
+        // acknowledgements restart the server's clock while it runs.
+        let handled = tokio::select! {
+            handled = self.subscription.handle(&event, delivered) => handled,
+            () = keep_in_progress(&message, self.config.ack_wait) => unreachable!("runs until dropped"),
+        };
         if let Some(follow_up) = &handled.follow_up
             && let Err(error) = publish_event(&self.context, &self.config, follow_up).await
         {
@@ -579,11 +672,64 @@ impl ConsumeLoop {
     }
 }
 
+/// How long one pull waits for messages before asking again.
+const PULL_EXPIRES: Duration = Duration::from_secs(1);
+
 /// Messages pulled but not started go back at once.
-async fn hand_back(messages: &mut pull::Stream) {
+async fn hand_back_batch(messages: &mut pull::Batch) {
     while let Some(Some(Ok(message))) = messages.next().now_or_never() {
-        if let Err(error) = message.ack_with(AckKind::Nak(None)).await {
-            tracing::warn!(%error, "handing a message back failed; it returns after ack_wait");
+        nak_now(&message).await;
+    }
+}
+
+async fn nak_now(message: &Message) {
+    if let Err(error) = message.ack_with(AckKind::Nak(None)).await {
+        tracing::warn!(%error, "handing a message back failed; it returns after ack_wait");
+    }
+}
+
+/// Sends a progress acknowledgement every third of `ack_wait`, for as long
+/// as it is polled.
+async fn keep_in_progress(message: &Message, ack_wait: Duration) {
+    let period = (ack_wait / 3).max(Duration::from_millis(10));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = message.ack_with(AckKind::Progress).await {
+            tracing::warn!(%error, "a progress acknowledgement failed; the message may be redelivered");
+        }
+    }
+}
+
+/// The stream sequences of the messages being handled in this process.
+type RunningSet = Arc<Mutex<std::collections::HashSet<u64>>>;
+
+/// One message's place in the [`RunningSet`], given back when dropped.
+struct Running {
+    set: RunningSet,
+    sequence: Option<u64>,
+}
+
+impl Running {
+    /// `None` if the message is being handled already.
+    fn start(set: &RunningSet, sequence: Option<u64>) -> Option<Self> {
+        if let Some(sequence) = sequence
+            && !lock(set).insert(sequence)
+        {
+            return None;
+        }
+        Some(Self {
+            set: Arc::clone(set),
+            sequence,
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(sequence) = self.sequence {
+            lock(&self.set).remove(&sequence);
         }
     }
 }

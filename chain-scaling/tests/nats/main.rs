@@ -458,3 +458,183 @@ async fn try_publish_is_refused_with_a_reason() {
     let error = bus.try_publish(Event::new("job", json!(1))).unwrap_err();
     assert!(error.to_string().contains("use publish"), "{error}");
 }
+
+/// A handler slower than `ack_wait` keeps its message: progress
+/// acknowledgements stop the server giving it to another worker, so with
+/// `ack_wait` 1 s, a 2.5 s handler and at most 2 deliveries it runs exactly
+/// once and nothing is dead-lettered. Two buses (two connections, like two
+/// worker processes) share the subscription, so a redelivery would reach
+/// the one that is not running it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_slower_than_ack_wait_runs_once() {
+    let (url, _server) = shared_or_private();
+    let plan = WorkerPlan {
+        ack_wait_ms: 1_000,
+        ..plan(&url, 0)
+    };
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let slow = || {
+        let runs = std::sync::Arc::clone(&runs);
+        Chain::named("slow").link(move |ctx: Context| {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(Duration::from_millis(2_500)).await;
+                Ok(ctx)
+            }
+        })
+    };
+    let first = bus(&plan, Redelivery::new(2)).await;
+    let second = bus(&plan, Redelivery::new(2)).await;
+    first.subscribe("job", slow()).await.unwrap();
+    second.subscribe("job", slow()).await.unwrap();
+    let id = first.publish(Event::new("job", json!(1))).await.unwrap();
+
+    let mut completed = read_subject(&plan, &format!("{}.job_completed", plan.prefix)).await;
+    let report: Event = tokio::time::timeout(DEADLINE, completed.next())
+        .await
+        .expect("the slow handler completed")
+        .map(|message| serde_json::from_slice(&message.payload).unwrap())
+        .unwrap();
+    assert_eq!(report.payload["original_event_id"], id.to_string());
+    first.shutdown().await;
+    second.shutdown().await;
+    assert_eq!(
+        runs.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "ran more than once"
+    );
+    let (a, b) = (first.stats(), second.stats());
+    assert_eq!(
+        (a.completed + b.completed, a.dead_lettered + b.dead_lettered),
+        (1, 0)
+    );
+    let client = async_nats::connect(plan.url.as_str()).await.unwrap();
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream(&plan.stream)
+        .await
+        .unwrap();
+    // The event and its report, no dead letter.
+    assert_eq!(
+        stream.info().await.unwrap().state.subjects_count,
+        2,
+        "a dead letter was written"
+    );
+}
+
+/// (`a__b`, `c`) and (`a`, `b__c`) are two subscriptions with two durable
+/// consumers: each handles its own event type only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_with_look_alike_names_get_their_own_consumers() {
+    use chain_scaling::events::consumer_name;
+    assert_ne!(consumer_name("a__b", "c"), consumer_name("a", "b__c"));
+    assert_ne!(consumer_name("a-b", "c"), consumer_name("a", "b-c"));
+
+    let (url, _server) = shared_or_private();
+    let plan = plan(&url, 0);
+    let bus = bus(&plan, Redelivery::default()).await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorder = |label: &'static str| {
+        let seen = std::sync::Arc::clone(&seen);
+        Chain::named(label).link(move |ctx: Context| {
+            let seen = std::sync::Arc::clone(&seen);
+            async move {
+                let data: String = ctx.require("event_data")?;
+                seen.lock().unwrap().push(format!("{label}:{data}"));
+                Ok(ctx)
+            }
+        })
+    };
+    bus.subscribe_as("a__b", "c", recorder("first"))
+        .await
+        .unwrap();
+    bus.subscribe_as("a", "b__c", recorder("second"))
+        .await
+        .unwrap();
+    bus.publish(Event::new("a__b", json!("x"))).await.unwrap();
+    bus.publish(Event::new("a", json!("y"))).await.unwrap();
+
+    let mut completed = read_subject(&plan, &format!("{}.a_completed", plan.prefix)).await;
+    tokio::time::timeout(DEADLINE, completed.next())
+        .await
+        .expect("the `a` event was handled");
+    let mut completed = read_subject(&plan, &format!("{}.a__b_completed", plan.prefix)).await;
+    tokio::time::timeout(DEADLINE, completed.next())
+        .await
+        .expect("the `a__b` event was handled");
+    bus.shutdown().await;
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, ["first:x", "second:y"]);
+}
+
+/// The stream is bounded by default (age and size), and a subscription
+/// seen for the first time starts at new events; replaying the history is
+/// an explicit choice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_is_bounded_and_new_subscriptions_start_at_new_events() {
+    let (url, _server) = shared_or_private();
+    let plan = plan(&url, 0);
+    let publisher = bus(&plan, Redelivery::default()).await;
+    publisher
+        .publish(Event::new("job", json!("old")))
+        .await
+        .unwrap();
+
+    let client = async_nats::connect(plan.url.as_str()).await.unwrap();
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream(&plan.stream)
+        .await
+        .unwrap();
+    let config = stream.info().await.unwrap().config.clone();
+    assert_eq!(config.max_age, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(config.max_bytes, 1 << 30);
+
+    let labels = |name: &'static str, seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>| {
+        Chain::named(name).link(move |ctx: Context| {
+            let seen = std::sync::Arc::clone(&seen);
+            async move {
+                let data: String = ctx.require("event_data")?;
+                seen.lock().unwrap().push(data);
+                Ok(ctx)
+            }
+        })
+    };
+    let fresh_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let fresh = bus(&plan, Redelivery::default()).await;
+    fresh
+        .subscribe("job", labels("fresh", std::sync::Arc::clone(&fresh_seen)))
+        .await
+        .unwrap();
+    let replay_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let replaying = EventBus::builder().without_store().build_with(
+        JetStream::connect(plan.config().replay_history())
+            .await
+            .unwrap(),
+    );
+    replaying
+        .subscribe(
+            "job",
+            labels("replaying", std::sync::Arc::clone(&replay_seen)),
+        )
+        .await
+        .unwrap();
+
+    publisher
+        .publish(Event::new("job", json!("new")))
+        .await
+        .unwrap();
+    let mut completed = read_subject(&plan, &format!("{}.job_completed", plan.prefix)).await;
+    tokio::time::timeout(DEADLINE, async {
+        for _ in 0..3 {
+            completed.next().await.unwrap();
+        }
+    })
+    .await
+    .expect("three completions: fresh/new, replaying/old, replaying/new");
+    fresh.shutdown().await;
+    replaying.shutdown().await;
+    assert_eq!(*fresh_seen.lock().unwrap(), ["new"], "history was replayed");
+    let mut replayed = replay_seen.lock().unwrap().clone();
+    replayed.sort();
+    assert_eq!(replayed, ["new", "old"]);
+}
