@@ -121,6 +121,7 @@ async fn active_checks_take_nodes_out_and_bring_them_back() {
         interval: Duration::from_secs(1),
         healthy_threshold: 2,
         unhealthy_threshold: 3,
+        ..HealthCheckSettings::default()
     };
     let _checks = balancer.start_health_checks(settings, move |node| {
         let healthy = node.id() != "b" || verdict.load(Ordering::SeqCst);
@@ -157,5 +158,74 @@ async fn no_healthy_node_is_a_clear_error() {
     assert!(
         err.to_string().contains("none of the 1 nodes is healthy"),
         "{err}"
+    );
+}
+
+/// A check that never answers is cut by the per-check timeout and counts
+/// as failed, and it holds up nobody: the other nodes' checks run in the
+/// same round, concurrently.
+#[tokio::test(start_paused = true)]
+async fn a_hanging_check_times_out_and_stalls_no_other_check() {
+    let balancer = LoadBalancer::new(Strategy::RoundRobin);
+    for name in ["a", "hangs", "c"] {
+        balancer.add_node(ok(name)).unwrap();
+    }
+    let checked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&checked);
+    let settings = HealthCheckSettings {
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_millis(200),
+        healthy_threshold: 1,
+        unhealthy_threshold: 2,
+    };
+    let _checks = balancer.start_health_checks(settings, move |node| {
+        let seen = Arc::clone(&seen);
+        async move {
+            if node.id() == "hangs" {
+                std::future::pending::<()>().await;
+            }
+            seen.lock().unwrap().push(node.id().to_owned());
+            true
+        }
+    });
+    // Rounds at 0 s, 1 s and 2 s (paused clock): the hanging check times
+    // out in each, the others answer in each.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut checked = checked.lock().unwrap().clone();
+    checked.sort();
+    assert_eq!(checked, ["a", "a", "a", "c", "c", "c"]);
+    let status = balancer.status();
+    assert_eq!(status.healthy_nodes, 2);
+    assert!(
+        status
+            .nodes
+            .iter()
+            .any(|node| node.id == "hangs" && !node.healthy)
+    );
+}
+
+/// The node's own chain is a health check: a probe context runs through
+/// it, and the node is healthy while that succeeds.
+#[tokio::test(start_paused = true)]
+async fn a_nodes_own_chain_can_be_its_health_check() {
+    let balancer = LoadBalancer::new(Strategy::RoundRobin);
+    balancer.add_node(ok("good")).unwrap();
+    balancer.add_node(failing("bad")).unwrap();
+    let settings = HealthCheckSettings {
+        interval: Duration::from_secs(1),
+        healthy_threshold: 1,
+        unhealthy_threshold: 1,
+        ..HealthCheckSettings::default()
+    };
+    let _checks = balancer.start_chain_health_checks(settings, Context::new().with("probe", true));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = balancer.status();
+    assert_eq!(status.healthy_nodes, 1);
+    assert!(
+        status
+            .nodes
+            .iter()
+            .all(|node| node.healthy == (node.id == "good")),
+        "{status:?}"
     );
 }

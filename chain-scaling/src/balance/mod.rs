@@ -180,8 +180,9 @@ impl<C: Send + 'static> LoadBalancer<C> {
     }
 
     /// Runs `check` on every node each interval (on the current tokio
-    /// runtime) and takes failing nodes out of rotation until they pass
-    /// again; see [`HealthCheckSettings`]. Dropping the handle stops it.
+    /// runtime), all nodes at once and each within the settings' timeout,
+    /// and takes failing nodes out of rotation until they pass again; see
+    /// [`HealthCheckSettings`]. Dropping the handle stops it.
     pub fn start_health_checks<F, Fut>(
         &self,
         settings: HealthCheckSettings,
@@ -198,17 +199,37 @@ impl<C: Send + 'static> LoadBalancer<C> {
             let mut ticks = tokio::time::interval(settings.interval);
             while alive.upgrade().is_some() {
                 ticks.tick().await;
-                for node in balancer.nodes() {
-                    let healthy = check(Arc::clone(&node)).await;
-                    node.health.check(
-                        healthy,
-                        settings.healthy_threshold,
-                        settings.unhealthy_threshold,
-                    );
-                }
+                // Concurrently, each bounded: one node that hangs must not
+                // hold up the others' verdicts.
+                let round = balancer.nodes().into_iter().map(|node| {
+                    let checked = tokio::time::timeout(settings.timeout, check(Arc::clone(&node)));
+                    async move {
+                        let healthy = checked.await.unwrap_or(false);
+                        node.health.check(
+                            healthy,
+                            settings.healthy_threshold,
+                            settings.unhealthy_threshold,
+                        );
+                    }
+                });
+                futures_util::future::join_all(round).await;
             }
         });
         HealthChecks { task, _stop: stop }
+    }
+
+    /// Active health checks whose check is each node's own chain: `probe`
+    /// runs through it (outside the balancer's accounting), and the node is
+    /// healthy while that succeeds within the timeout.
+    pub fn start_chain_health_checks(&self, settings: HealthCheckSettings, probe: C) -> HealthChecks
+    where
+        C: Clone + Sync,
+    {
+        let probe = Arc::new(probe);
+        self.start_health_checks(settings, move |node| {
+            let probe = C::clone(&probe);
+            async move { node.probe(probe).await }
+        })
     }
 
     /// The seed's cluster status: every node's health, load and latency.

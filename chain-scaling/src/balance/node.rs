@@ -57,6 +57,14 @@ impl<C: Send + 'static> Node<C> {
     }
 }
 
+impl<C: Send + 'static> Node<C> {
+    /// Runs the node's chain on `ctx` for a health check, outside the
+    /// balancer's counts: whether it succeeded.
+    pub(crate) async fn probe(&self, ctx: C) -> bool {
+        self.chain.execute(ctx).await.is_ok()
+    }
+}
+
 impl<C> Node<C> {
     /// The node's id.
     pub fn id(&self) -> &str {
