@@ -198,3 +198,37 @@ async fn a_trace_is_continued_from_the_incoming_request_headers() {
         .expect("the incoming trace is continued");
     assert_eq!(root.parent_id.as_deref(), Some("00f067aa0ba902b7"));
 }
+
+/// A fractional sample ratio samples that fraction of new traces: over
+/// 4,000 executions at 0.25 the count of recorded traces lies within five
+/// standard deviations of 1,000 (a binomial bound that a wrong comparison,
+/// an inverted ratio or a ratio ignored would all miss by far).
+#[tokio::test]
+async fn a_fractional_sample_ratio_samples_that_fraction() {
+    let runs = 4_000_u32;
+    let ratio = 0.25;
+    let store = SpanStore::new(10 * runs as usize);
+    let chain = Tracer::new()
+        .sample_ratio(ratio)
+        .store(store.clone())
+        .instrument(Chain::named("sampled").link_sync(Ok));
+    let mut sampled_flags = 0;
+    for _ in 0..runs {
+        let out = chain.execute(Context::new()).await.unwrap();
+        if out.ext::<TraceContext>().is_some_and(TraceContext::sampled) {
+            sampled_flags += 1;
+        }
+    }
+    let recorded = store.trace_ids().len() as f64;
+    let expected = f64::from(runs) * ratio;
+    let bound = 5.0 * (f64::from(runs) * ratio * (1.0 - ratio)).sqrt();
+    assert!(
+        (recorded - expected).abs() <= bound,
+        "{recorded} traces recorded, expected {expected} ± {bound:.0}"
+    );
+    assert_eq!(
+        f64::from(sampled_flags),
+        recorded,
+        "the sampled flag and the store agree"
+    );
+}

@@ -452,3 +452,35 @@ fn reset_racing_with_records_keeps_the_window_consistent() {
         assert_eq!((metrics.calls, metrics.failures), (4, 3), "{window:?}");
     }
 }
+
+/// A breaker on a time window counts the calls of the last seconds only:
+/// failures spread wider than the window never open it; the same failures
+/// inside the window do. On tokio's paused clock.
+#[tokio::test(start_paused = true)]
+async fn a_time_window_forgets_calls_older_than_the_window() {
+    let breaker = CircuitBreaker::new(
+        "timed",
+        CircuitBreakerConfig::default()
+            .window(SlidingWindow::Time(2))
+            .minimum_calls(4)
+            .failure_rate_threshold(50.0)
+            .wait_in_open(LONG),
+    );
+    // One success and one failure every 3 seconds: a 2-second window never
+    // holds four calls.
+    for _ in 0..5 {
+        succeed(&breaker).await;
+        fail(&breaker).await;
+        tokio::time::advance(Duration::from_secs(3)).await;
+    }
+    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(breaker.metrics().calls, 0, "the window is empty again");
+
+    // Four calls within the window, half of them failed: open.
+    succeed(&breaker).await;
+    fail(&breaker).await;
+    tokio::time::advance(Duration::from_millis(500)).await;
+    succeed(&breaker).await;
+    fail(&breaker).await;
+    assert_eq!(breaker.state(), State::Open);
+}

@@ -425,3 +425,58 @@ fn a_retry_budget_never_overshoots_under_contention() {
         assert_eq!(granted, 1, "round {round}: {granted} retries granted");
     }
 }
+
+/// `retry_if`: errors the predicate refuses end the call at once; the ones
+/// it accepts are retried.
+#[tokio::test(start_paused = true)]
+async fn retry_if_retries_only_the_errors_it_accepts() {
+    let retry = Retry::new(4)
+        .backoff(Backoff::Constant(Duration::from_millis(1)))
+        .retry_if(|error| error.kind() == ErrorKind::Unavailable);
+    for (kind, expected_attempts) in [
+        (ErrorKind::Unavailable, 4),
+        (ErrorKind::Validation, 1),
+        (ErrorKind::Timeout, 1),
+    ] {
+        let attempts = AtomicU32::new(0);
+        let error = retry
+            .call(|| async {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                Err::<(), _>(Error::new(kind, "failed"))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), kind);
+        assert_eq!(
+            attempts.load(Ordering::SeqCst),
+            expected_attempts,
+            "{kind:?}"
+        );
+    }
+}
+
+/// Waiters for a full bulkhead get their slots in the order they came.
+#[tokio::test(flavor = "current_thread")]
+async fn bulkhead_waiters_are_served_first_come_first_served() {
+    let bulkhead = Bulkhead::new("fifo", 1, 16, Duration::from_secs(60));
+    let held = bulkhead.acquire().await.unwrap();
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut waiters = Vec::new();
+    for n in 0..8 {
+        let waiting = bulkhead.clone();
+        let order = Arc::clone(&order);
+        waiters.push(tokio::spawn(async move {
+            let _slot = waiting.acquire().await.unwrap();
+            order.lock().unwrap().push(n);
+        }));
+        // Each waiter is queued before the next one comes.
+        while bulkhead.queued() < n + 1 {
+            tokio::task::yield_now().await;
+        }
+    }
+    drop(held);
+    for waiter in waiters {
+        waiter.await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), (0..8).collect::<Vec<_>>());
+}
