@@ -5,10 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 table=$(mktemp)
 {
-    echo "| target | date | commit | time | executions | execs/s | coverage (edges) | queue | corpus kept | crashes |"
+    echo "| target | date | commit | time | executions | execs/s | bitmap coverage | queue | corpus kept | crashes |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
     for file in results/*.tsv; do
-        awk -F'\t' '{ printf "| `%s` | %s | %s | %d min | %\047d | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4 / 60, $5, $6, $7, $8, $9, $10 }' "$file"
+        target=$(basename "$file" .tsv)
+        # The corpus as it is now (later runs and fixes may have changed it).
+        kept=$(find corpus/"$target" -type f | wc -l)
+        awk -F'\t' -v kept="$kept" '{ printf "| `%s` | %s | %s | %d min | %\047d | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4 / 60, $5, $6, $7, $8, kept, $10 }' "$file"
     done
 } >"$table"
 awk -v table="$table" '

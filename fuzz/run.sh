@@ -34,16 +34,23 @@ cargo afl fuzz -V $((minutes * 60)) -i "$input" -o "$out" "$binary" >"$out.log" 
 stat() { grep "^$1 " "$out/default/fuzzer_stats" | sed 's/.*: //'; }
 
 # Keep the smallest set of inputs with the same coverage.
+# afl-cmin does not see the coverage of afl.rs's persistent-mode binaries
+# here (it reports no tuples and keeps nothing), so when it keeps nothing
+# the whole queue (already one entry per new path) is kept instead. Files
+# are named by their content's hash, so reruns do not duplicate them.
 rm -rf corpus/"$target".new
-if cargo afl cmin -i "$out/default/queue" -o corpus/"$target".new -- "$binary" >"$out.cmin.log" 2>&1; then
-    rm -rf corpus/"$target"
-    mv corpus/"$target".new corpus/"$target"
-else
-    echo "afl-cmin failed (see $out.cmin.log); keeping the whole queue" >&2
-    rm -rf corpus/"$target" corpus/"$target".new
-    mkdir -p corpus/"$target"
-    find "$out/default/queue" -maxdepth 1 -type f -name 'id:*' -exec cp {} corpus/"$target"/ \;
+cargo afl cmin -i "$out/default/queue" -o corpus/"$target".new -- "$binary" >"$out.cmin.log" 2>&1 || true
+source_dir=corpus/"$target".new
+if [ -z "$(ls -A "$source_dir" 2>/dev/null)" ]; then
+    echo "afl-cmin kept nothing (see $out.cmin.log); keeping the whole queue" >&2
+    source_dir=$out/default/queue
 fi
+rm -rf corpus/"$target"
+mkdir -p corpus/"$target"
+find "$source_dir" -maxdepth 1 -type f | while read -r file; do
+    cp "$file" corpus/"$target"/"$(sha1sum "$file" | cut -c1-16)"
+done
+rm -rf corpus/"$target".new
 
 crashes=$(find "$out/default/crashes" -type f -name 'id:*' | wc -l)
 if [ "$crashes" -gt 0 ]; then
