@@ -39,8 +39,15 @@ pub struct CanaryConfig {
     /// in a millisecond, scheduling noise alone exceeds 1.3x.
     pub latency_slack: Duration,
     /// Fewest canary requests in an interval for a verdict (20); fewer is
-    /// inconclusive and holds the share.
+    /// inconclusive and holds the share. A canary with no traffic is never
+    /// judged, whatever this says.
     pub min_requests: u64,
+    /// How sure a verdict must be (0.95): a canary is failed only when its
+    /// error rate or latency is above a bound at this confidence, and passed
+    /// only when it is below the absolute bounds at this confidence; in
+    /// between the evaluation is inconclusive and waits for more traffic.
+    /// See [`CanaryConfig::judge`].
+    pub confidence: f64,
     /// Failed evaluations that end the release (1).
     pub max_failed_evaluations: u32,
     /// Inconclusive evaluations in a row that end the release (3).
@@ -48,6 +55,198 @@ pub struct CanaryConfig {
     /// Whether ending the release rolls back; without, the share is held
     /// for an operator (true).
     pub rollback_on_failure: bool,
+}
+
+/// The one-sided normal quantile for `confidence` (0.5 to 0.9999), by
+/// Acklam's rational approximation (relative error under 1.2e-9).
+fn one_sided_z(confidence: f64) -> f64 {
+    let p = if confidence.is_finite() {
+        confidence.clamp(0.5, 0.9999)
+    } else {
+        0.95
+    };
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    if p <= 0.975_75 {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        let q = (-2.0 * (1.0 - p).ln()).sqrt();
+        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    }
+}
+
+/// The Wilson score interval's lower and upper bounds of a proportion of
+/// `successes` in `trials`, one-sided at `z` each.
+fn wilson(successes: u64, trials: u64, z: f64) -> (f64, f64) {
+    if trials == 0 {
+        return (0.0, 1.0);
+    }
+    let n = trials as f64;
+    let p = successes as f64 / n;
+    let z2 = z * z;
+    let center = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
+    ((center - half).max(0.0), (center + half).min(1.0))
+}
+
+/// Where a measured value stands against a bound, at a confidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Below the bound even at its highest plausible value.
+    Below,
+    /// Above the bound even at its lowest plausible value.
+    Above,
+    /// The sample cannot tell yet.
+    Undecided,
+}
+
+fn stand(low: f64, high: f64, bound: f64) -> Standing {
+    if low > bound {
+        Standing::Above
+    } else if high <= bound {
+        Standing::Below
+    } else {
+        Standing::Undecided
+    }
+}
+
+impl CanaryConfig {
+    /// The verdict on one interval's measurements of the canary against
+    /// stable's, decided at [`confidence`](Self::confidence) rather than on
+    /// raw averages (with 20 requests, a canary failing 5% of them looks
+    /// like one failing 1% about a third of the time).
+    ///
+    /// - **No traffic**, or fewer than `min_requests`: inconclusive.
+    /// - **Error rate against `max_error_rate`**: the Wilson score interval
+    ///   of the canary's error rate. Unhealthy if its lower bound is above
+    ///   the limit; passed only if its upper bound is at or below it;
+    ///   otherwise inconclusive (about 270 error-free requests prove a rate
+    ///   under 1% at 95%).
+    /// - **Latency against `max_latency`**: the mean's one-sided confidence
+    ///   bounds (mean ± z·sd/√n), decided the same way.
+    /// - **Against stable** (when stable has `min_requests`): unhealthy only
+    ///   when the canary is worse with confidence: its error rate's lower
+    ///   bound above stable's upper bound times `max_error_rate_vs_stable`
+    ///   plus `error_rate_slack`, or its mean latency above stable's times
+    ///   `max_latency_vs_stable` plus `latency_slack` by more than z
+    ///   standard errors of the difference. A canary no worse than stable
+    ///   passes these.
+    pub fn judge(&self, canary: &UpstreamStats, stable: &UpstreamStats) -> Verdict {
+        if canary.requests == 0 || canary.requests < self.min_requests {
+            return Verdict::Inconclusive(format!(
+                "{} canary requests in the last {:?}, {} needed",
+                canary.requests,
+                self.evaluation_interval,
+                self.min_requests.max(1)
+            ));
+        }
+        let z = one_sided_z(self.confidence);
+        let confidence = format!("{:.0}%", self.confidence.clamp(0.5, 0.9999) * 100.0);
+        let mut reasons = Vec::new();
+        let mut undecided = Vec::new();
+
+        let (error_low, error_high) = wilson(canary.errors(), canary.requests, z);
+        match stand(error_low, error_high, self.max_error_rate) {
+            Standing::Above => reasons.push(format!(
+                "error rate {:.2}% (at least {:.2}% at {confidence} confidence) above {:.2}%",
+                canary.error_rate * 100.0,
+                error_low * 100.0,
+                self.max_error_rate * 100.0
+            )),
+            Standing::Undecided => undecided.push(format!(
+                "error rate {:.2}% cannot yet be told below {:.2}% at {confidence} confidence ({} requests)",
+                canary.error_rate * 100.0,
+                self.max_error_rate * 100.0,
+                canary.requests
+            )),
+            Standing::Below => {}
+        }
+
+        let n = canary.requests as f64;
+        let error_of_mean = canary.latency_std_dev_ms / n.sqrt();
+        let max_latency_ms = self.max_latency.as_secs_f64() * 1e3;
+        match stand(
+            canary.average_latency_ms - z * error_of_mean,
+            canary.average_latency_ms + z * error_of_mean,
+            max_latency_ms,
+        ) {
+            Standing::Above => reasons.push(format!(
+                "average latency {:.1} ms above {max_latency_ms:.1} ms at {confidence} confidence",
+                canary.average_latency_ms
+            )),
+            Standing::Undecided => undecided.push(format!(
+                "average latency {:.1} ms cannot yet be told below {max_latency_ms:.1} ms",
+                canary.average_latency_ms
+            )),
+            Standing::Below => {}
+        }
+
+        // Comparisons with stable need stable traffic to compare with.
+        if stable.requests > 0 && stable.requests >= self.min_requests {
+            let (_, stable_high) = wilson(stable.errors(), stable.requests, z);
+            let error_bound = stable_high * self.max_error_rate_vs_stable + self.error_rate_slack;
+            if error_low > error_bound {
+                reasons.push(format!(
+                    "error rate {:.2}% above {}x stable's {:.2}% at {confidence} confidence",
+                    canary.error_rate * 100.0,
+                    self.max_error_rate_vs_stable,
+                    stable.error_rate * 100.0
+                ));
+            }
+            let latency_bound = stable.average_latency_ms * self.max_latency_vs_stable
+                + self.latency_slack.as_secs_f64() * 1e3;
+            let stable_error_of_mean = stable.latency_std_dev_ms * self.max_latency_vs_stable
+                / (stable.requests as f64).sqrt();
+            let error_of_difference = error_of_mean.hypot(stable_error_of_mean);
+            if canary.average_latency_ms - latency_bound > z * error_of_difference {
+                reasons.push(format!(
+                    "average latency {:.1} ms above {}x stable's {:.1} ms + {:?} at {confidence} confidence",
+                    canary.average_latency_ms,
+                    self.max_latency_vs_stable,
+                    stable.average_latency_ms,
+                    self.latency_slack
+                ));
+            }
+        }
+        if !reasons.is_empty() {
+            Verdict::Unhealthy(reasons)
+        } else if !undecided.is_empty() {
+            Verdict::Inconclusive(undecided.join("; "))
+        } else {
+            Verdict::Healthy
+        }
+    }
 }
 
 impl Default for CanaryConfig {
@@ -63,6 +262,7 @@ impl Default for CanaryConfig {
             error_rate_slack: 0.001,
             latency_slack: Duration::from_millis(2),
             min_requests: 20,
+            confidence: 0.95,
             max_failed_evaluations: 1,
             max_inconclusive_evaluations: 3,
             rollback_on_failure: true,
@@ -279,7 +479,7 @@ impl Canary {
         let mut state = self.lock();
         let evaluation = Evaluation {
             canary_percent: state.canary_percent,
-            verdict: self.judge(&canary, &stable),
+            verdict: self.config.judge(&canary, &stable),
             canary,
             stable,
         };
@@ -287,60 +487,6 @@ impl Canary {
         drop(state);
         self.emit(CanaryEvent::Evaluated(evaluation.clone()));
         Ok(evaluation)
-    }
-
-    fn judge(&self, canary: &UpstreamStats, stable: &UpstreamStats) -> Verdict {
-        let config = &self.config;
-        if canary.requests < config.min_requests {
-            return Verdict::Inconclusive(format!(
-                "{} canary requests in the last {:?}, {} needed",
-                canary.requests, config.evaluation_interval, config.min_requests
-            ));
-        }
-        let mut reasons = Vec::new();
-        let max_latency_ms = config.max_latency.as_secs_f64() * 1e3;
-        if canary.error_rate > config.max_error_rate {
-            reasons.push(format!(
-                "error rate {:.2}% above {:.2}%",
-                canary.error_rate * 100.0,
-                config.max_error_rate * 100.0
-            ));
-        }
-        if canary.average_latency_ms > max_latency_ms {
-            reasons.push(format!(
-                "average latency {:.1} ms above {max_latency_ms:.1} ms",
-                canary.average_latency_ms
-            ));
-        }
-        // Comparisons with stable need stable traffic to compare with.
-        if stable.requests >= config.min_requests {
-            let error_bound =
-                stable.error_rate * config.max_error_rate_vs_stable + config.error_rate_slack;
-            if canary.error_rate > error_bound {
-                reasons.push(format!(
-                    "error rate {:.2}% above {}x stable's {:.2}%",
-                    canary.error_rate * 100.0,
-                    config.max_error_rate_vs_stable,
-                    stable.error_rate * 100.0
-                ));
-            }
-            let latency_bound = stable.average_latency_ms * config.max_latency_vs_stable
-                + config.latency_slack.as_secs_f64() * 1e3;
-            if canary.average_latency_ms > latency_bound {
-                reasons.push(format!(
-                    "average latency {:.1} ms above {}x stable's {:.1} ms + {:?}",
-                    canary.average_latency_ms,
-                    config.max_latency_vs_stable,
-                    stable.average_latency_ms,
-                    config.latency_slack
-                ));
-            }
-        }
-        if reasons.is_empty() {
-            Verdict::Healthy
-        } else {
-            Verdict::Unhealthy(reasons)
-        }
     }
 
     /// Grows the canary's share by the increment; at 100% the release is
@@ -518,5 +664,34 @@ impl fmt::Debug for Canary {
             .field("canary_percent", &self.canary_percent())
             .field("config", &self.config)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod statistics {
+    use super::*;
+
+    #[test]
+    fn normal_quantiles_match_the_tables() {
+        for (confidence, z) in [(0.9, 1.281_551_6), (0.95, 1.644_853_6), (0.99, 2.326_347_9)] {
+            assert!((one_sided_z(confidence) - z).abs() < 1e-6, "{confidence}");
+        }
+    }
+
+    #[test]
+    fn wilson_bounds_bracket_the_rate_and_narrow_with_traffic() {
+        let z = one_sided_z(0.95);
+        let (low, high) = wilson(5, 100, z);
+        assert!(low < 0.05 && 0.05 < high);
+        // The score interval's formula, worked by hand for 5 of 100 at
+        // z = 1.645: 0.0245 and 0.0992.
+        assert!(
+            (low - 0.0245).abs() < 2e-4 && (high - 0.0992).abs() < 2e-4,
+            "{low} {high}"
+        );
+        let (low_more, high_more) = wilson(50, 1_000, z);
+        assert!(low_more > low && high_more < high);
+        // No error in 268 requests is the least that proves under 1%.
+        assert!(wilson(0, 268, z).1 <= 0.01 && wilson(0, 267, z).1 > 0.01);
     }
 }

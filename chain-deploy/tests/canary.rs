@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chain_deploy::DeployError;
 use chain_deploy::canary::{Canary, CanaryConfig, CanaryEvent, CanaryOutcome, Verdict};
-use chain_deploy::router::{RouterConfig, RouterServer, TrafficRouter};
+use chain_deploy::router::{RouterConfig, RouterServer, TrafficRouter, UpstreamStats};
 use support::{Behaviour, Load, upstream};
 
 async fn release(stable: Behaviour, canary: Behaviour) -> (TrafficRouter, String, RouterServer) {
@@ -43,10 +43,12 @@ async fn a_healthy_canary_is_promoted_to_all_traffic() {
         Behaviour::version("v2").delayed(Duration::from_millis(2)),
     )
     .await;
-    // A full second per evaluation: plenty of canary traffic even on a
-    // loaded machine, so no evaluation is inconclusive.
+    // A full second per evaluation and a 5% error bound: proving a rate
+    // under 5% at 95% confidence takes about 55 error-free canary requests
+    // (under 1%, about 270), which even a loaded machine sends.
     let config = CanaryConfig {
         evaluation_interval: Duration::from_secs(1),
+        max_error_rate: 0.05,
         ..quick(20.0, 40.0)
     };
     let canary = Canary::new(router.clone(), "stable", "canary", config).unwrap();
@@ -92,6 +94,9 @@ async fn a_millisecond_of_latency_within_the_slack_does_not_fail_a_fast_canary()
     let config = CanaryConfig {
         evaluation_interval: Duration::from_secs(1),
         latency_slack: Duration::from_millis(10),
+        // Errors are not what this test is about: a bound that a loaded
+        // machine's traffic can prove (see the promotion test).
+        max_error_rate: 0.05,
         ..quick(50.0, 50.0)
     };
     let canary = Canary::new(router.clone(), "stable", "canary", config).unwrap();
@@ -221,5 +226,84 @@ async fn manual_promotion_and_abort_with_state_checks() {
     assert!(matches!(
         Canary::new(router, "stable", "nope", CanaryConfig::default()),
         Err(DeployError::UnknownUpstream { .. })
+    ));
+}
+
+/// A small xorshift generator: the simulation is the same on every run.
+struct Random(u64);
+
+impl Random {
+    fn next_f64(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1_u64 << 53) as f64
+    }
+
+    /// One interval's measurements: `requests` each failing with
+    /// probability `error_rate`, latencies uniform on 5 ± 2 ms.
+    fn interval(&mut self, requests: u64, error_rate: f64) -> UpstreamStats {
+        let errors = (0..requests)
+            .filter(|_| self.next_f64() < error_rate)
+            .count() as u64;
+        let latencies: Vec<f64> = (0..requests).map(|_| 3.0 + 4.0 * self.next_f64()).collect();
+        let mean = latencies.iter().sum::<f64>() / requests as f64;
+        let variance =
+            latencies.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (requests - 1) as f64;
+        UpstreamStats::from_summary(requests, errors, mean, variance.sqrt())
+    }
+}
+
+/// Over many simulated evaluations (a 5% canary share of 20,000 requests,
+/// so 1,000 canary requests each), a canary failing 5% of its requests
+/// against the default 1% bound is failed at least 95% of the time, and a
+/// canary identical to stable (0.1% errors, same latency) is passed at
+/// least 95% of the time; with 20 requests, neither is ever passed.
+#[test]
+fn verdicts_have_the_stated_confidence_over_simulated_evaluations() {
+    let config = CanaryConfig::default();
+    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    let trials = 2_000;
+    let (mut bad_failed, mut good_passed) = (0, 0);
+    for _ in 0..trials {
+        let stable = random.interval(19_000, 0.001);
+        let bad = random.interval(1_000, 0.05);
+        if matches!(config.judge(&bad, &stable), Verdict::Unhealthy(_)) {
+            bad_failed += 1;
+        }
+        let good = random.interval(1_000, 0.001);
+        if config.judge(&good, &stable) == Verdict::Healthy {
+            good_passed += 1;
+        }
+    }
+    assert!(
+        bad_failed * 100 >= trials * 95,
+        "{bad_failed} of {trials} bad canaries failed"
+    );
+    assert!(
+        good_passed * 100 >= trials * 95,
+        "{good_passed} of {trials} good canaries passed"
+    );
+
+    // Twenty requests cannot show a rate under 1%: no canary is passed on
+    // them (by raw averages a 5% canary passed about a third of the time).
+    for _ in 0..500 {
+        let stable = random.interval(380, 0.001);
+        for rate in [0.001, 0.05] {
+            let verdict = config.judge(&random.interval(20, rate), &stable);
+            assert_ne!(verdict, Verdict::Healthy, "{rate}");
+        }
+    }
+    // No traffic is never a pass, whatever the minimum says.
+    let lenient = CanaryConfig {
+        min_requests: 0,
+        ..CanaryConfig::default()
+    };
+    assert!(matches!(
+        lenient.judge(
+            &UpstreamStats::from_summary(0, 0, 0.0, 0.0),
+            &random.interval(100, 0.0)
+        ),
+        Verdict::Inconclusive(_)
     ));
 }

@@ -20,10 +20,42 @@ pub struct UpstreamStats {
     pub error_rate: f64,
     /// Mean time to the response head, in milliseconds.
     pub average_latency_ms: f64,
+    /// Standard deviation of the latencies, in milliseconds (how far the
+    /// average can be trusted: its standard error is this over √requests).
+    pub latency_std_dev_ms: f64,
     /// Median, in milliseconds.
     pub p50_latency_ms: f64,
     /// 99th percentile, in milliseconds.
     pub p99_latency_ms: f64,
+}
+
+impl UpstreamStats {
+    /// Statistics from their summary: `errors` of `requests` failed, and
+    /// the latencies had this mean and standard deviation (percentiles are
+    /// set to the mean). For judging a sample measured elsewhere, or a
+    /// simulated one, with [`CanaryConfig::judge`](crate::canary::CanaryConfig::judge).
+    pub fn from_summary(requests: u64, errors: u64, mean_ms: f64, std_dev_ms: f64) -> Self {
+        let errors = errors.min(requests);
+        UpstreamStats {
+            requests,
+            server_errors: errors,
+            connection_errors: 0,
+            error_rate: if requests == 0 {
+                0.0
+            } else {
+                errors as f64 / requests as f64
+            },
+            average_latency_ms: mean_ms,
+            latency_std_dev_ms: std_dev_ms,
+            p50_latency_ms: mean_ms,
+            p99_latency_ms: mean_ms,
+        }
+    }
+
+    /// Failed requests: server errors and connection errors.
+    pub fn errors(&self) -> u64 {
+        self.server_errors + self.connection_errors
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +153,20 @@ impl Window {
         let percentile =
             |p: usize| millis(latencies.get((latencies.len() * p).div_ceil(100).saturating_sub(1)));
         let total: Duration = latencies.iter().sum();
+        let mean_ms = if requests == 0 {
+            0.0
+        } else {
+            total.as_secs_f64() * 1e3 / requests as f64
+        };
+        let latency_std_dev_ms = if requests < 2 {
+            0.0
+        } else {
+            let squares: f64 = latencies
+                .iter()
+                .map(|latency| (latency.as_secs_f64() * 1e3 - mean_ms).powi(2))
+                .sum();
+            (squares / (requests - 1) as f64).sqrt()
+        };
         UpstreamStats {
             requests,
             server_errors,
@@ -130,11 +176,8 @@ impl Window {
             } else {
                 (server_errors + connection_errors) as f64 / requests as f64
             },
-            average_latency_ms: if requests == 0 {
-                0.0
-            } else {
-                total.as_secs_f64() * 1e3 / requests as f64
-            },
+            average_latency_ms: mean_ms,
+            latency_std_dev_ms,
             p50_latency_ms: percentile(50),
             p99_latency_ms: percentile(99),
         }
