@@ -99,6 +99,14 @@ pub struct DeploymentStatus {
     pub active_environment: String,
     /// The version running there, if deployed through this manager.
     pub active_version: Option<String>,
+    /// The environment without traffic.
+    pub idle_environment: String,
+    /// The version running there, if deployed through this manager (also
+    /// one that failed validation).
+    pub idle_version: Option<String>,
+    /// Whether the idle environment passed its last validation (`None`:
+    /// never validated through this manager).
+    pub idle_validated: Option<bool>,
     /// Where blue runs.
     pub blue_endpoint: String,
     /// Where green runs.
@@ -133,14 +141,25 @@ pub struct BlueGreen<D> {
     deployer: D,
     validation: Validation,
     probe: Probe,
-    state: tokio::sync::Mutex<State>,
+    drain_timeout: Duration,
+    /// Held for the whole of a deploy or rollback: one release at a time.
+    /// Never waited on: a second release is refused, and readers of the
+    /// state never touch it.
+    release: tokio::sync::Mutex<()>,
+    /// Locked only for reads and writes, never across a network wait.
+    state: Mutex<State>,
     history: Mutex<Vec<HistoryEntry>>,
 }
 
 struct State {
     /// Index into `names` of the environment with the traffic.
     active: usize,
+    /// The version each environment runs, once deployed through this
+    /// manager (also when its validation failed: it runs there all the
+    /// same).
     versions: [Option<String>; 2],
+    /// Whether each environment passed its last validation.
+    validated: [Option<bool>; 2],
 }
 
 impl<D: Deployer> BlueGreen<D> {
@@ -161,12 +180,36 @@ impl<D: Deployer> BlueGreen<D> {
             deployer,
             validation: Validation::default(),
             probe: Probe::new(Duration::from_secs(10)),
-            state: tokio::sync::Mutex::new(State {
+            drain_timeout: Duration::from_secs(30),
+            release: tokio::sync::Mutex::new(()),
+            state: Mutex::new(State {
                 active,
                 versions: [None, None],
+                validated: [None, None],
             }),
             history: Mutex::default(),
         })
+    }
+
+    /// How long a deploy waits for the requests still running in the
+    /// environment it is about to replace (30 s by default); past that it
+    /// deploys anyway and records how many were cut.
+    pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn begin(
+        &self,
+        operation: &'static str,
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>, DeployError> {
+        self.release
+            .try_lock()
+            .map_err(|_| DeployError::ReleaseInProgress { operation })
     }
 
     /// Validates with these settings instead of the seed's.
@@ -179,10 +222,31 @@ impl<D: Deployer> BlueGreen<D> {
     /// Deploys `version` to the idle environment, validates it, and moves
     /// all traffic there. If validation fails, traffic stays where it was
     /// and the error lists every failed check.
+    ///
+    /// The idle environment is drained first: requests it still serves from
+    /// before the last switch finish before the deployer replaces it (at
+    /// most [`with_drain_timeout`](Self::with_drain_timeout)).
+    ///
+    /// # Errors
+    ///
+    /// [`DeployError::ReleaseInProgress`] while another deploy or rollback
+    /// runs; the deployer's failure; [`DeployError::ValidationFailed`].
     pub async fn deploy(&self, version: &str) -> Result<ValidationReport, DeployError> {
-        let mut state = self.state.lock().await;
-        let idle = 1 - state.active;
+        let _release = self.begin("deploy")?;
+        let idle = 1 - self.state().active;
         let environment = &self.names[idle];
+        let left = self.router.drain(environment, self.drain_timeout).await?;
+        if left > 0 {
+            self.record(
+                "drain",
+                environment,
+                None,
+                format!(
+                    "{left} requests still running after {:?}; deploying anyway",
+                    self.drain_timeout
+                ),
+            );
+        }
         self.deployer
             .deploy(environment, version)
             .await
@@ -199,8 +263,15 @@ impl<D: Deployer> BlueGreen<D> {
                     source,
                 }
             })?;
+        {
+            // It runs there now, validated or not.
+            let mut state = self.state();
+            state.versions[idle] = Some(version.to_owned());
+            state.validated[idle] = None;
+        }
         self.record("deploy", environment, Some(version), "deployed".to_owned());
         let report = self.validate(environment).await?;
+        self.state().validated[idle] = Some(report.passed());
         if !report.passed() {
             return Err(DeployError::ValidationFailed {
                 environment: environment.clone(),
@@ -208,8 +279,7 @@ impl<D: Deployer> BlueGreen<D> {
             });
         }
         self.router.route_all_to(environment)?;
-        state.versions[idle] = Some(version.to_owned());
-        state.active = idle;
+        self.state().active = idle;
         self.record(
             "switch",
             environment,
@@ -219,37 +289,60 @@ impl<D: Deployer> BlueGreen<D> {
         Ok(report)
     }
 
-    /// Moves all traffic back to the other environment, if it is healthy.
+    /// Moves all traffic back to the other environment, if it is healthy
+    /// and did not fail its last validation.
+    ///
+    /// # Errors
+    ///
+    /// [`DeployError::RollbackRefused`] saying why;
+    /// [`DeployError::ReleaseInProgress`] while another deploy or rollback
+    /// runs.
     pub async fn rollback(&self) -> Result<(), DeployError> {
-        let mut state = self.state.lock().await;
-        let target = 1 - state.active;
+        let _release = self.begin("roll back")?;
+        let (target, version, validated) = {
+            let state = self.state();
+            let target = 1 - state.active;
+            (
+                target,
+                state.versions[target].clone(),
+                state.validated[target],
+            )
+        };
         let environment = &self.names[target];
+        let refuse = |reason: String| {
+            self.record(
+                "refused",
+                environment,
+                version.as_deref(),
+                format!("rollback refused: {reason}"),
+            );
+            DeployError::RollbackRefused {
+                environment: environment.clone(),
+                reason,
+            }
+        };
+        if validated == Some(false) {
+            return Err(refuse(format!(
+                "it runs {}, which failed its last validation",
+                version.as_deref().unwrap_or("an unknown version")
+            )));
+        }
         let health = self
             .probe
             .get(&self.url(environment, &self.validation.health_path)?)
             .await;
         if !health.succeeded() {
-            let reason = match health.status {
+            return Err(refuse(match health.status {
                 Ok(status) => format!("its health endpoint answered {status}"),
                 Err(error) => error,
-            };
-            self.record(
-                "refused",
-                environment,
-                None,
-                format!("rollback refused: {reason}"),
-            );
-            return Err(DeployError::RollbackRefused {
-                environment: environment.clone(),
-                reason,
-            });
+            }));
         }
         self.router.route_all_to(environment)?;
-        state.active = target;
+        self.state().active = target;
         self.record(
             "rollback",
             environment,
-            state.versions[target].as_deref(),
+            version.as_deref(),
             format!("all traffic moved back from `{}`", self.names[1 - target]),
         );
         Ok(())
@@ -351,16 +444,22 @@ impl<D: Deployer> BlueGreen<D> {
 
     /// The environment with the traffic.
     pub async fn active(&self) -> String {
-        self.names[self.state.lock().await.active].clone()
+        self.names[self.state().active].clone()
     }
 
     /// The seed's status report.
     pub async fn status(&self) -> Result<DeploymentStatus, DeployError> {
-        let state = self.state.lock().await;
+        let (active, versions, validated) = {
+            let state = self.state();
+            (state.active, state.versions.clone(), state.validated)
+        };
         let history = self.history();
         Ok(DeploymentStatus {
-            active_environment: self.names[state.active].clone(),
-            active_version: state.versions[state.active].clone(),
+            active_environment: self.names[active].clone(),
+            active_version: versions[active].clone(),
+            idle_environment: self.names[1 - active].clone(),
+            idle_version: versions[1 - active].clone(),
+            idle_validated: validated[1 - active],
             blue_endpoint: self.router.url_of(&self.names[0])?,
             green_endpoint: self.router.url_of(&self.names[1])?,
             deployment_history_count: history.len(),

@@ -53,6 +53,12 @@ pub enum DeployError {
         /// Every check that failed.
         reasons: Vec<String>,
     },
+    /// A deploy or rollback was asked for while another one runs.
+    #[error("cannot {operation}: another deploy or rollback is in progress")]
+    ReleaseInProgress {
+        /// What was asked for.
+        operation: &'static str,
+    },
     /// Rollback would send traffic to an unhealthy environment.
     #[error("rollback to `{environment}` refused: {reason}")]
     RollbackRefused {

@@ -39,16 +39,26 @@ impl Probe {
     pub(crate) async fn get(&self, url: &str) -> ProbeResult {
         let started = Instant::now();
         let status = match url.parse() {
-            Ok(uri) => match tokio::time::timeout(self.timeout, self.client.get(uri)).await {
-                Ok(Ok(response)) => {
-                    let status = response.status().as_u16();
-                    // Read the body so the connection returns to the pool.
-                    match response.into_body().collect().await {
-                        Ok(_) => Ok(status),
-                        Err(error) => Err(format!("body of {url} broke off: {error}")),
-                    }
-                }
-                Ok(Err(error)) => Err(format!("{url} is unreachable: {error}")),
+            // The timeout covers the body too: an environment that sends
+            // its head and then stalls has not answered.
+            Ok(uri) => match tokio::time::timeout(self.timeout, async {
+                let response = self
+                    .client
+                    .get(uri)
+                    .await
+                    .map_err(|error| format!("{url} is unreachable: {error}"))?;
+                let status = response.status().as_u16();
+                // Read the body so the connection returns to the pool.
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|_| status)
+                    .map_err(|error| format!("body of {url} broke off: {error}"))
+            })
+            .await
+            {
+                Ok(answer) => answer,
                 Err(_) => Err(format!("{url} did not answer within {:?}", self.timeout)),
             },
             Err(error) => Err(format!("{url} is not a URL: {error}")),

@@ -139,6 +139,7 @@ impl TrafficRouter {
                 host: host_header(name, url, &authority)?,
                 authority,
                 stats: Arc::new(Window::new(config.stats_window, config.stats_capacity)),
+                in_flight: Arc::default(),
             }));
         }
         let routes = upstreams
@@ -207,6 +208,7 @@ impl TrafficRouter {
             host: host_header(name, url, &authority)?,
             authority,
             stats: Arc::clone(&old.stats),
+            in_flight: Arc::clone(&old.in_flight),
         });
         routes[index] = (moved, *share);
         self.inner.table.store(Arc::new(Table { routes }));
@@ -239,6 +241,25 @@ impl TrafficRouter {
     pub fn stats(&self, name: &str, over: Duration) -> Result<UpstreamStats, DeployError> {
         let table = self.inner.table.load();
         Ok(table.routes[index_of(&table, name)?].0.stats.stats(over))
+    }
+
+    /// Requests to `name` not finished yet (a response whose body is still
+    /// being sent counts).
+    pub fn in_flight(&self, name: &str) -> Result<usize, DeployError> {
+        let table = self.inner.table.load();
+        Ok(table.routes[index_of(&table, name)?].0.in_flight.count())
+    }
+
+    /// Waits until no request to `name` is in flight, at most `timeout`;
+    /// returns how many still are (0 when drained). Take traffic away from
+    /// it first, or new requests keep coming.
+    pub async fn drain(&self, name: &str, timeout: Duration) -> Result<usize, DeployError> {
+        let in_flight = {
+            let table = self.inner.table.load();
+            Arc::clone(&table.routes[index_of(&table, name)?].0.in_flight)
+        };
+        let _ = tokio::time::timeout(timeout, in_flight.idle()).await;
+        Ok(in_flight.count())
     }
 
     /// The `http://host:port` of an upstream.

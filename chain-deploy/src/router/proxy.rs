@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::TrafficRouter;
+use super::split::InFlightGuard;
 use super::stats::Outcome;
 use super::upstream::{UpstreamBody, UpstreamPool};
 
@@ -129,6 +130,10 @@ impl TrafficRouter {
             headers.insert(X_FORWARDED_FOR, value);
         }
 
+        // Counted until the response body is done with (or the exchange
+        // failed), so a switch can drain the environment it leaves.
+        let in_flight = InFlightGuard::enter(upstream);
+        let upstream = in_flight.upstream();
         let started = Instant::now();
         // Boxed: moving the exchange's state (about 900 bytes) into the
         // timeout and the timeout into this future's state cost more than
@@ -152,7 +157,7 @@ impl TrafficRouter {
                 };
                 upstream.stats.record(finished, latency, outcome);
                 strip_hop_by_hop(response.headers_mut());
-                response.map(Either::Left)
+                response.map(|body| Either::Left(body.tracking(in_flight)))
             }
             Ok(Err(error)) => {
                 upstream

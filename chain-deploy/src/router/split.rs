@@ -18,6 +18,68 @@ pub(crate) struct Upstream {
     /// The `Host` header requests to it carry, built once.
     pub(crate) host: http::HeaderValue,
     pub(crate) stats: Arc<Window>,
+    /// Requests to this environment not finished yet, shared by every
+    /// address it has had (so a drain also waits for the old address).
+    pub(crate) in_flight: Arc<InFlight>,
+}
+
+/// Counts requests in flight to one environment, and wakes a drain when
+/// none is left.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl InFlight {
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits until no request is in flight.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// One request in flight to an upstream, until dropped: with the response
+/// body once the upstream answered, so a request counts until its body has
+/// been sent to the client (or abandoned).
+pub(crate) struct InFlightGuard(Arc<Upstream>);
+
+impl InFlightGuard {
+    pub(crate) fn enter(upstream: Arc<Upstream>) -> Self {
+        upstream
+            .in_flight
+            .count
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        InFlightGuard(upstream)
+    }
+
+    pub(crate) fn upstream(&self) -> &Upstream {
+        &self.0
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let in_flight = &self.0.in_flight;
+        if in_flight
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            in_flight.idle.notify_waiters();
+        }
+    }
 }
 
 /// An immutable routing table, swapped whole on every change.

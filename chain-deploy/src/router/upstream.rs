@@ -26,6 +26,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::split::InFlightGuard;
 use super::wire::{
     Chunked, Decoded, Framing, Head, Malformed, RequestBody, encode_head, keeps_alive, parse_head,
 };
@@ -165,6 +166,7 @@ impl UpstreamPool {
                 pool: Arc::clone(self),
                 authority: authority.clone(),
             }),
+            in_flight: None,
         });
         *response.status_mut() = head.status;
         *response.headers_mut() = head.headers;
@@ -384,6 +386,16 @@ pub(crate) struct UpstreamBody {
     state: State,
     connection: Option<Connection>,
     release: Option<Release>,
+    /// The request's place among those in flight, given back with the body.
+    in_flight: Option<InFlightGuard>,
+}
+
+impl UpstreamBody {
+    /// Counts the request in flight until this body is dropped.
+    pub(crate) fn tracking(mut self, guard: InFlightGuard) -> Self {
+        self.in_flight = Some(guard);
+        self
+    }
 }
 
 impl UpstreamBody {

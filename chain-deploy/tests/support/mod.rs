@@ -28,6 +28,9 @@ pub(crate) struct Behaviour {
     pub(crate) delay: Duration,
     pub(crate) healthy: Arc<AtomicBool>,
     pub(crate) served: Arc<AtomicU64>,
+    /// Set when the environment is redeployed: requests still running
+    /// then fail, as they would when their process is replaced.
+    pub(crate) killed: Arc<AtomicBool>,
 }
 
 impl Behaviour {
@@ -38,6 +41,7 @@ impl Behaviour {
             delay: Duration::ZERO,
             healthy: Arc::new(AtomicBool::new(true)),
             served: Arc::new(AtomicU64::new(0)),
+            killed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -64,7 +68,9 @@ async fn answer(
         .iter()
         .map(|(name, value)| (name.to_string(), json!(value.to_str().unwrap_or(""))))
         .collect();
-    let status = if behaviour.fail_every > 0 && n % behaviour.fail_every == 0 {
+    let status = if behaviour.killed.load(Ordering::SeqCst)
+        || (behaviour.fail_every > 0 && n % behaviour.fail_every == 0)
+    {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {
         StatusCode::OK
