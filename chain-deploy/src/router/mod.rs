@@ -35,6 +35,9 @@ pub struct RouterConfig {
     upstream_idle_timeout: Duration,
     stats_window: Duration,
     stats_capacity: usize,
+    header_read_timeout: Duration,
+    max_connections: usize,
+    body_idle_timeout: Duration,
 }
 
 impl Default for RouterConfig {
@@ -46,6 +49,9 @@ impl Default for RouterConfig {
             upstream_idle_timeout: Duration::from_secs(90),
             stats_window: Duration::from_secs(300),
             stats_capacity: 100_000,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            body_idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -81,6 +87,31 @@ impl RouterConfig {
     /// no longer gets traffic do not stay open.
     pub fn upstream_idle_timeout(mut self, timeout: Duration) -> Self {
         self.upstream_idle_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Longest a client may take to send a request head, and to send the
+    /// next one on a kept-alive connection (10 s by default); then the
+    /// connection is closed, so stalled clients cannot pile up.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Client connections open at once, at most (10,000 by default, across
+    /// every thread of [`TrafficRouter::serve_on_threads`]); further ones
+    /// wait in the listen queue until one closes, as nginx's
+    /// `worker_connections`.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        self
+    }
+
+    /// Longest an upstream may send nothing in the middle of a response
+    /// body (60 s by default); then the response is broken off and counted
+    /// as an error, so a stalled upstream cannot hold a client for ever.
+    pub fn body_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.body_idle_timeout = timeout;
         self
     }
 
@@ -122,6 +153,10 @@ struct Inner {
     stickiness: Stickiness,
     upstream_timeout: Duration,
     upstream_idle_timeout: Duration,
+    header_read_timeout: Duration,
+    body_idle_timeout: Duration,
+    /// Client connections open, across every accept loop.
+    connections: Arc<tokio::sync::Semaphore>,
 }
 
 impl TrafficRouter {
@@ -153,6 +188,9 @@ impl TrafficRouter {
                 stickiness: config.stickiness,
                 upstream_timeout: config.upstream_timeout,
                 upstream_idle_timeout: config.upstream_idle_timeout,
+                header_read_timeout: config.header_read_timeout,
+                body_idle_timeout: config.body_idle_timeout,
+                connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections)),
             }),
         })
     }

@@ -12,7 +12,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -130,15 +130,15 @@ impl TrafficRouter {
             headers.insert(X_FORWARDED_FOR, value);
         }
 
-        // Counted until the response body is done with (or the exchange
-        // failed), so a switch can drain the environment it leaves.
-        let in_flight = InFlightGuard::enter(upstream);
-        let upstream = in_flight.upstream();
         let started = Instant::now();
+        // Counted until the response body is done with (or the exchange
+        // failed), so a switch can drain the environment it leaves; its
+        // sample is recorded once the outcome is known.
+        let mut in_flight = InFlightGuard::enter(upstream, started);
         // Boxed: moving the exchange's state (about 900 bytes) into the
         // timeout and the timeout into this future's state cost more than
         // one allocation.
-        let sending = Box::pin(upstreams.send(&upstream.authority, request));
+        let sending = Box::pin(upstreams.send(&in_flight.upstream().authority, request));
         // The deadline from the same clock reading, one read less per
         // request; a timeout too long to add is left to tokio.
         let answer = match started.checked_add(inner.upstream_timeout) {
@@ -155,14 +155,13 @@ impl TrafficRouter {
                 } else {
                     Outcome::Answered
                 };
-                upstream.stats.record(finished, latency, outcome);
+                in_flight.answered(finished, latency, outcome);
                 strip_hop_by_hop(response.headers_mut());
-                response.map(|body| Either::Left(body.tracking(in_flight)))
+                response.map(|body| Either::Left(body.tracking(in_flight, inner.body_idle_timeout)))
             }
             Ok(Err(error)) => {
-                upstream
-                    .stats
-                    .record(finished, latency, Outcome::ConnectionError);
+                in_flight.record(finished, latency, Outcome::ConnectionError);
+                let upstream = in_flight.upstream();
                 plain(
                     StatusCode::BAD_GATEWAY,
                     format!(
@@ -172,9 +171,8 @@ impl TrafficRouter {
                 )
             }
             Err(_) => {
-                upstream
-                    .stats
-                    .record(finished, latency, Outcome::ConnectionError);
+                in_flight.record(finished, latency, Outcome::ConnectionError);
+                let upstream = in_flight.upstream();
                 plain(
                     StatusCode::GATEWAY_TIMEOUT,
                     format!(
@@ -189,6 +187,10 @@ impl TrafficRouter {
 
 /// Accepts connections until told to stop, then waits for the requests in
 /// flight on them.
+/// First and longest pause after a failed accept.
+const ACCEPT_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(crate) async fn accept_loop(
     router: TrafficRouter,
     listener: TcpListener,
@@ -196,16 +198,40 @@ pub(crate) async fn accept_loop(
 ) {
     let graceful = GracefulShutdown::new();
     let upstreams = UpstreamPool::new(router.inner.upstream_idle_timeout);
+    let mut http = http1::Builder::new();
+    // Without a timer hyper ignores the header-read timeout.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(router.inner.header_read_timeout);
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
+        // A slot first: beyond the cap, connections wait in the listen
+        // queue instead of taking memory and a task each.
+        let slot = tokio::select! {
+            slot = Arc::clone(&router.inner.connections).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = stop.changed() => break,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.changed() => break,
         };
         let (stream, client) = match accepted {
-            Ok(accepted) => accepted,
+            Ok(accepted) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                accepted
+            }
             Err(error) => {
-                // Out of file descriptors and the like: keep serving.
-                tracing::warn!(%error, "router failed to accept a connection");
+                // Out of file descriptors and the like: keep serving, but
+                // back off, or the loop spins at full CPU and floods the
+                // log while the condition lasts.
+                tracing::warn!(%error, retry_in = ?backoff, "router failed to accept a connection");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => break,
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 continue;
             }
         };
@@ -219,12 +245,13 @@ pub(crate) async fn accept_loop(
                 (router.clone(), Arc::clone(&upstreams), client_ip.clone());
             async move { Ok::<_, Infallible>(router.forward(&upstreams, request, &client_ip).await) }
         });
-        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = http.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "client connection ended with an error");
             }
+            drop(slot);
         });
     }
     graceful.shutdown().await;

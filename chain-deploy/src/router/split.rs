@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 use http::uri::Authority;
 
-use super::stats::Window;
+use super::stats::{Outcome, Window};
 
 /// Shares are kept in basis points: 10,000 is all traffic.
 pub(crate) const ALL: u32 = 10_000;
@@ -53,25 +53,89 @@ impl InFlight {
 /// One request in flight to an upstream, until dropped: with the response
 /// body once the upstream answered, so a request counts until its body has
 /// been sent to the client (or abandoned).
-pub(crate) struct InFlightGuard(Arc<Upstream>);
+///
+/// It also records the request's sample in the upstream's statistics, once
+/// the outcome is known: a request whose client went away, or whose body
+/// broke off or stalled, counts as an error, not as the answer its head
+/// promised.
+pub(crate) struct InFlightGuard {
+    upstream: Arc<Upstream>,
+    started: std::time::Instant,
+    /// The answer's time, latency and outcome, once its head arrived.
+    answered: Option<(std::time::Instant, std::time::Duration, Outcome)>,
+    recorded: bool,
+}
 
 impl InFlightGuard {
-    pub(crate) fn enter(upstream: Arc<Upstream>) -> Self {
+    pub(crate) fn enter(upstream: Arc<Upstream>, started: std::time::Instant) -> Self {
         upstream
             .in_flight
             .count
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        InFlightGuard(upstream)
+        InFlightGuard {
+            upstream,
+            started,
+            answered: None,
+            recorded: false,
+        }
     }
 
     pub(crate) fn upstream(&self) -> &Upstream {
-        &self.0
+        &self.upstream
+    }
+
+    /// Records a sample now (the exchange failed).
+    pub(crate) fn record(
+        &mut self,
+        at: std::time::Instant,
+        latency: std::time::Duration,
+        outcome: Outcome,
+    ) {
+        self.upstream.stats.record(at, latency, outcome);
+        self.recorded = true;
+    }
+
+    /// The head arrived; the sample waits for the body's end.
+    pub(crate) fn answered(
+        &mut self,
+        at: std::time::Instant,
+        latency: std::time::Duration,
+        outcome: Outcome,
+    ) {
+        self.answered = Some((at, latency, outcome));
+    }
+
+    /// The body ended: whole, or not (broken off, stalled, abandoned).
+    pub(crate) fn body_ended(&mut self, whole: bool) {
+        if self.recorded {
+            return;
+        }
+        if let Some((at, latency, outcome)) = self.answered {
+            let outcome = if whole {
+                outcome
+            } else {
+                Outcome::ConnectionError
+            };
+            self.record(at, latency, outcome);
+        }
     }
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        let in_flight = &self.0.in_flight;
+        if !self.recorded {
+            // The client went away before the answer, or before its body
+            // ended: not a success.
+            let now = std::time::Instant::now();
+            let (at, latency) = match self.answered {
+                Some((at, latency, _)) => (at, latency),
+                None => (now, now.saturating_duration_since(self.started)),
+            };
+            self.upstream
+                .stats
+                .record(at, latency, Outcome::ConnectionError);
+        }
+        let in_flight = &self.upstream.in_flight;
         if in_flight
             .count
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)

@@ -11,6 +11,7 @@
 //! connection as it writes it. The parsing and framing rules are in
 //! [`wire`](super::wire).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -53,6 +54,8 @@ pub(crate) enum UpstreamError {
     Malformed(#[from] Malformed),
     #[error("did not get the whole request body, the client's failed: {0}")]
     RequestBody(hyper::Error),
+    #[error("sent nothing more of its response body for {0:?}")]
+    Stalled(Duration),
 }
 
 /// A connection to an upstream and the bytes read from it but not yet used.
@@ -167,6 +170,8 @@ impl UpstreamPool {
                 authority: authority.clone(),
             }),
             in_flight: None,
+            idle_timeout: None,
+            stall: None,
         });
         *response.status_mut() = head.status;
         *response.headers_mut() = head.headers;
@@ -388,13 +393,49 @@ pub(crate) struct UpstreamBody {
     release: Option<Release>,
     /// The request's place among those in flight, given back with the body.
     in_flight: Option<InFlightGuard>,
+    /// Longest wait for the next bytes of the body.
+    idle_timeout: Option<Duration>,
+    /// The running wait, made the first time the body waits for bytes and
+    /// reset whenever some arrive (a body already read with its head never
+    /// makes one).
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl UpstreamBody {
-    /// Counts the request in flight until this body is dropped.
-    pub(crate) fn tracking(mut self, guard: InFlightGuard) -> Self {
+    /// Counts the request in flight until this body is dropped, and ends
+    /// the body with an error when the upstream sends nothing for
+    /// `idle_timeout`.
+    pub(crate) fn tracking(mut self, guard: InFlightGuard, idle_timeout: Duration) -> Self {
         self.in_flight = Some(guard);
+        self.idle_timeout = Some(idle_timeout);
         self
+    }
+
+    /// Polls for more bytes, within the idle timeout.
+    fn poll_more(
+        connection: &mut Connection,
+        stall: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+        idle_timeout: Option<Duration>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<usize, UpstreamError>> {
+        match connection.poll_fill(cx) {
+            Poll::Ready(filled) => {
+                if let (Some(sleep), Some(timeout)) = (stall.as_mut(), idle_timeout) {
+                    sleep.as_mut().reset(tokio::time::Instant::now() + timeout);
+                }
+                Poll::Ready(filled.map_err(UpstreamError::from))
+            }
+            Poll::Pending => {
+                let Some(timeout) = idle_timeout else {
+                    return Poll::Pending;
+                };
+                let sleep = stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(UpstreamError::Stalled(timeout))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
     }
 }
 
@@ -432,7 +473,13 @@ impl UpstreamBody {
                     }
                 }
             }
-            if ready!(connection.poll_fill(cx))? == 0 {
+            if ready!(Self::poll_more(
+                connection,
+                &mut self.stall,
+                self.idle_timeout,
+                cx
+            ))? == 0
+            {
                 if self.state == State::UntilClose {
                     self.state = State::Done;
                     return Poll::Ready(None);
@@ -482,7 +529,11 @@ impl Body for UpstreamBody {
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        if !self.finished() {
+        let finished = self.finished();
+        if let Some(guard) = self.in_flight.as_mut() {
+            guard.body_ended(finished);
+        }
+        if !finished {
             return;
         }
         if let (Some(release), Some(connection)) = (self.release.take(), self.connection.take())

@@ -38,6 +38,8 @@ pub(crate) enum Malformed {
     InvalidChunk,
     #[error("a protocol upgrade, which the router does not proxy")]
     Upgrade,
+    #[error("a transfer coding other than chunked, which the router cannot forward intact")]
+    UnsupportedTransferCoding,
 }
 
 /// How a request's body goes to the upstream.
@@ -176,15 +178,21 @@ impl Framing {
             if head.headers.contains_key(header::CONTENT_LENGTH) {
                 return Err(Malformed::AmbiguousLength);
             }
-            let last = encodings
+            // The router decodes `chunked` and sends the body on re-framed,
+            // and Transfer-Encoding is hop-by-hop: any other coding (`gzip,
+            // chunked`) would reach the client still applied but no longer
+            // named, so such a response is refused rather than corrupted.
+            let mut codings = encodings
                 .iter()
                 .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
-                .next_back()
-                .map(<[u8]>::trim_ascii);
-            return Ok(match last {
-                Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
-                _ => Framing::UntilClose,
-            });
+                .map(<[u8]>::trim_ascii)
+                .filter(|coding| !coding.is_empty());
+            return match (codings.next(), codings.next()) {
+                (Some(coding), None) if coding.eq_ignore_ascii_case(b"chunked") => {
+                    Ok(Framing::Chunked)
+                }
+                _ => Err(Malformed::UnsupportedTransferCoding),
+            };
         }
         let mut length = None;
         for value in head.headers.get_all(header::CONTENT_LENGTH) {
@@ -384,13 +392,25 @@ mod tests {
 
     #[test]
     fn framing_follows_rfc_9112() {
-        let chunked = head_of("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n");
+        let chunked = head_of("HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n");
         assert_eq!(Framing::of(&Method::GET, &chunked), Ok(Framing::Chunked));
-        let gzip_only = head_of("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n");
-        assert_eq!(
-            Framing::of(&Method::GET, &gzip_only),
-            Ok(Framing::UntilClose)
-        );
+        // Codings the router would strip the name of while leaving them
+        // applied: refused, never forwarded corrupted.
+        for codings in [
+            "gzip, chunked",
+            "gzip",
+            "chunked, chunked",
+            "deflate\r\ntransfer-encoding: chunked",
+        ] {
+            let head = head_of(&format!(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: {codings}\r\n\r\n"
+            ));
+            assert_eq!(
+                Framing::of(&Method::GET, &head),
+                Err(Malformed::UnsupportedTransferCoding),
+                "{codings}"
+            );
+        }
         let unframed = head_of("HTTP/1.1 200 OK\r\n\r\n");
         assert_eq!(
             Framing::of(&Method::GET, &unframed),
