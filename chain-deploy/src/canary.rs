@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use chain_core::BoxFuture;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -55,6 +56,26 @@ pub struct CanaryConfig {
     /// Whether ending the release rolls back; without, the share is held
     /// for an operator (true).
     pub rollback_on_failure: bool,
+}
+
+/// Two verdicts as one: unhealthy if either is (with both's reasons), else
+/// inconclusive if either is, else healthy.
+fn join(verdict: Verdict, signal: &str, other: Verdict) -> Verdict {
+    match (verdict, other) {
+        (Verdict::Unhealthy(mut reasons), Verdict::Unhealthy(more)) => {
+            reasons.extend(more.into_iter().map(|reason| format!("{signal}: {reason}")));
+            Verdict::Unhealthy(reasons)
+        }
+        (Verdict::Unhealthy(reasons), _) => Verdict::Unhealthy(reasons),
+        (_, Verdict::Unhealthy(more)) => Verdict::Unhealthy(
+            more.into_iter()
+                .map(|reason| format!("{signal}: {reason}"))
+                .collect(),
+        ),
+        (Verdict::Inconclusive(why), _) => Verdict::Inconclusive(why),
+        (_, Verdict::Inconclusive(why)) => Verdict::Inconclusive(format!("{signal}: {why}")),
+        (Verdict::Healthy, Verdict::Healthy) => Verdict::Healthy,
+    }
 }
 
 /// The one-sided normal quantile for `confidence` (0.5 to 0.9999), by
@@ -413,8 +434,130 @@ pub struct Canary {
     stable: String,
     canary: String,
     config: CanaryConfig,
+    signals: Vec<Box<dyn CanarySignal>>,
     state: Mutex<State>,
     events: broadcast::Sender<CanaryEvent>,
+}
+
+/// A further check of the canary at each evaluation, besides the router's
+/// measurements: its resource use, a business metric, an alert. Its
+/// verdict joins the router's: any unhealthy verdict fails the evaluation,
+/// any inconclusive one holds it.
+pub trait CanarySignal: Send + Sync + 'static {
+    /// The signal's name, in the reasons it gives.
+    fn name(&self) -> &str;
+
+    /// The signal's verdict now.
+    fn judge(&self) -> BoxFuture<'_, Verdict>;
+}
+
+/// The seed's resource check: the canary's own Prometheus `/metrics`
+/// (`process_cpu_seconds_total` and `process_resident_memory_bytes`, which
+/// Prometheus clients export on Linux) against limits. CPU is the rate
+/// between two evaluations, so the first evaluation judges memory only.
+pub struct ResourceSignal {
+    url: String,
+    max_cpu_cores: f64,
+    max_resident_bytes: f64,
+    probe: crate::probe::Probe,
+    last_cpu: Mutex<Option<(std::time::Instant, f64)>>,
+}
+
+impl ResourceSignal {
+    /// Reads `metrics_url` (the canary's `/metrics`); fails the canary when
+    /// it uses more than `max_cpu_cores` cores on average between two
+    /// evaluations, or more than `max_resident_bytes` of memory.
+    pub fn new(
+        metrics_url: impl Into<String>,
+        max_cpu_cores: f64,
+        max_resident_bytes: u64,
+    ) -> Self {
+        ResourceSignal {
+            url: metrics_url.into(),
+            max_cpu_cores,
+            max_resident_bytes: max_resident_bytes as f64,
+            probe: crate::probe::Probe::new(Duration::from_secs(5)),
+            last_cpu: Mutex::new(None),
+        }
+    }
+
+    fn judge_text(&self, text: &str, now: std::time::Instant) -> Verdict {
+        let cpu = metric(text, "process_cpu_seconds_total");
+        let memory = metric(text, "process_resident_memory_bytes");
+        if cpu.is_none() && memory.is_none() {
+            return Verdict::Inconclusive(format!(
+                "{} exports neither process_cpu_seconds_total nor process_resident_memory_bytes",
+                self.url
+            ));
+        }
+        let mut reasons = Vec::new();
+        if let Some(memory) = memory
+            && memory > self.max_resident_bytes
+        {
+            reasons.push(format!(
+                "resident memory {:.0} MiB above {:.0} MiB",
+                memory / 1_048_576.0,
+                self.max_resident_bytes / 1_048_576.0
+            ));
+        }
+        if let Some(cpu) = cpu {
+            let mut last = self.last_cpu.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((then, before)) = last.replace((now, cpu)) {
+                let seconds = now.saturating_duration_since(then).as_secs_f64();
+                let cores = if seconds > 0.0 {
+                    (cpu - before).max(0.0) / seconds
+                } else {
+                    0.0
+                };
+                if cores > self.max_cpu_cores {
+                    reasons.push(format!(
+                        "CPU {cores:.2} cores above {:.2}",
+                        self.max_cpu_cores
+                    ));
+                }
+            }
+        }
+        if reasons.is_empty() {
+            Verdict::Healthy
+        } else {
+            Verdict::Unhealthy(reasons)
+        }
+    }
+}
+
+/// The value of an unlabelled sample `name` in Prometheus text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (metric, value) = line.split_once(char::is_whitespace)?;
+            (metric == name).then(|| value.split_whitespace().next()?.parse().ok())?
+        })
+}
+
+impl CanarySignal for ResourceSignal {
+    fn name(&self) -> &str {
+        "resources"
+    }
+
+    fn judge(&self) -> BoxFuture<'_, Verdict> {
+        Box::pin(async move {
+            match self.probe.get_text(&self.url).await {
+                Ok(text) => self.judge_text(&text, std::time::Instant::now()),
+                Err(error) => Verdict::Inconclusive(format!("no metrics: {error}")),
+            }
+        })
+    }
+}
+
+impl fmt::Debug for ResourceSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResourceSignal")
+            .field("url", &self.url)
+            .field("max_cpu_cores", &self.max_cpu_cores)
+            .field("max_resident_bytes", &self.max_resident_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Canary {
@@ -433,6 +576,7 @@ impl Canary {
             stable,
             canary,
             config,
+            signals: Vec::new(),
             state: Mutex::new(State {
                 phase: Phase::Idle,
                 canary_percent: 0.0,
@@ -440,6 +584,14 @@ impl Canary {
             }),
             events: broadcast::channel(256).0,
         })
+    }
+
+    /// Adds a signal judged at every evaluation with the router's
+    /// measurements (for example a [`ResourceSignal`]).
+    #[must_use]
+    pub fn with_signal(mut self, signal: impl CanarySignal) -> Self {
+        self.signals.push(Box::new(signal));
+        self
     }
 
     /// Events from now on. A subscriber that falls more than 256 events
@@ -471,15 +623,19 @@ impl Canary {
     }
 
     /// Evaluates the canary on the traffic of the last evaluation interval
-    /// and records the result.
-    pub fn evaluate(&self) -> Result<Evaluation, DeployError> {
+    /// and its signals, and records the result.
+    pub async fn evaluate(&self) -> Result<Evaluation, DeployError> {
         let over = self.config.evaluation_interval;
         let canary = self.router.stats(&self.canary, over)?;
         let stable = self.router.stats(&self.stable, over)?;
+        let mut verdict = self.config.judge(&canary, &stable);
+        for signal in &self.signals {
+            verdict = join(verdict, signal.name(), signal.judge().await);
+        }
         let mut state = self.lock();
         let evaluation = Evaluation {
             canary_percent: state.canary_percent,
-            verdict: self.config.judge(&canary, &stable),
+            verdict,
             canary,
             stable,
         };
@@ -555,7 +711,7 @@ impl Canary {
                     summary: self.summary(),
                 });
             }
-            let reason = match self.evaluate()?.verdict {
+            let reason = match self.evaluate().await?.verdict {
                 Verdict::Healthy => {
                     inconclusive = 0;
                     if self.promote()? >= 100.0 {

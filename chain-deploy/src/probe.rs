@@ -36,6 +36,35 @@ impl Probe {
         }
     }
 
+    /// The body of a 2xx answer to a GET of `url`, as text, within the
+    /// timeout.
+    pub(crate) async fn get_text(&self, url: &str) -> Result<String, String> {
+        let uri = url
+            .parse()
+            .map_err(|error| format!("{url} is not a URL: {error}"))?;
+        tokio::time::timeout(self.timeout, async {
+            let response = self
+                .client
+                .get(uri)
+                .await
+                .map_err(|error| format!("{url} is unreachable: {error}"))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|error| format!("body of {url} broke off: {error}"))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(format!("{url} answered {status}"));
+            }
+            String::from_utf8(body.to_vec())
+                .map_err(|_| format!("{url} answered bytes that are not text"))
+        })
+        .await
+        .map_err(|_| format!("{url} did not answer within {:?}", self.timeout))?
+    }
+
     pub(crate) async fn get(&self, url: &str) -> ProbeResult {
         let started = Instant::now();
         let status = match url.parse() {

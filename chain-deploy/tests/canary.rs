@@ -6,7 +6,9 @@ mod support;
 use std::time::Duration;
 
 use chain_deploy::DeployError;
-use chain_deploy::canary::{Canary, CanaryConfig, CanaryEvent, CanaryOutcome, Verdict};
+use chain_deploy::canary::{
+    Canary, CanaryConfig, CanaryEvent, CanaryOutcome, ResourceSignal, Verdict,
+};
 use chain_deploy::router::{RouterConfig, RouterServer, TrafficRouter, UpstreamStats};
 use support::{Behaviour, Load, upstream};
 
@@ -174,7 +176,7 @@ async fn without_traffic_the_verdict_is_inconclusive_and_nothing_is_promoted() {
     };
     let canary = Canary::new(router.clone(), "stable", "canary", config.clone()).unwrap();
     canary.start().unwrap();
-    let evaluation = canary.evaluate().unwrap();
+    let evaluation = canary.evaluate().await.unwrap();
     assert!(
         matches!(evaluation.verdict, Verdict::Inconclusive(ref why) if why.contains("0 canary requests"))
     );
@@ -306,4 +308,80 @@ fn verdicts_have_the_stated_confidence_over_simulated_evaluations() {
         ),
         Verdict::Inconclusive(_)
     ));
+}
+
+/// The seed's resource check as a signal: the canary's own `/metrics`
+/// (process CPU and resident memory). Too much memory fails an evaluation
+/// that the router's measurements alone would pass; CPU is judged as a
+/// rate between two readings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_signal_from_the_canarys_metrics_joins_the_verdict() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // Resident bytes and CPU milliseconds the canary reports.
+    let memory = Arc::new(AtomicU64::new(100 << 20));
+    let cpu_ms = Arc::new(AtomicU64::new(1_000));
+    let metrics = {
+        let (memory, cpu_ms) = (Arc::clone(&memory), Arc::clone(&cpu_ms));
+        axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let (memory, cpu_ms) = (Arc::clone(&memory), Arc::clone(&cpu_ms));
+                async move {
+                    format!(
+                        "# HELP process_cpu_seconds_total CPU time.\n\
+                         # TYPE process_cpu_seconds_total counter\n\
+                         process_cpu_seconds_total {}\n\
+                         process_resident_memory_bytes {}\n",
+                        cpu_ms.load(Ordering::SeqCst) as f64 / 1e3,
+                        memory.load(Ordering::SeqCst)
+                    )
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, metrics).await });
+
+    let (router, url, _server) = release(Behaviour::version("v1"), Behaviour::version("v2")).await;
+    let config = CanaryConfig {
+        max_error_rate: 0.05,
+        ..quick(50.0, 10.0)
+    };
+    let canary = Canary::new(router.clone(), "stable", "canary", config)
+        .unwrap()
+        .with_signal(ResourceSignal::new(&metrics_url, 0.5, 512 << 20));
+    canary.start().unwrap();
+    let load = Load::start(&url, 4);
+    load.wait_for(600).await;
+    let first = canary.evaluate().await.unwrap();
+    assert_eq!(first.verdict, Verdict::Healthy, "{first:?}");
+
+    // Memory past the limit fails the canary.
+    memory.store(900 << 20, Ordering::SeqCst);
+    let second = canary.evaluate().await.unwrap();
+    let Verdict::Unhealthy(reasons) = &second.verdict else {
+        panic!("{second:?}");
+    };
+    assert!(
+        reasons
+            .iter()
+            .any(|reason| reason.contains("resources") && reason.contains("resident memory")),
+        "{reasons:?}"
+    );
+
+    // So does CPU use above half a core between two readings (ten seconds
+    // of CPU in far less time than twenty).
+    memory.store(100 << 20, Ordering::SeqCst);
+    cpu_ms.fetch_add(10_000, Ordering::SeqCst);
+    let third = canary.evaluate().await.unwrap();
+    load.stop().await;
+    let Verdict::Unhealthy(reasons) = &third.verdict else {
+        panic!("{third:?}");
+    };
+    assert!(
+        reasons.iter().any(|reason| reason.contains("CPU")),
+        "{reasons:?}"
+    );
 }

@@ -36,16 +36,23 @@ struct WorkerPlan {
     worker: String,
     work_ms: u64,
     ack_wait_ms: u64,
+    /// On disk, so the stream outlives a server restart.
+    #[serde(default)]
+    file_storage: bool,
 }
 
 impl WorkerPlan {
     fn config(&self) -> JetStreamConfig {
-        JetStreamConfig::new(&self.url)
+        let config = JetStreamConfig::new(&self.url)
             .stream(&self.stream)
             .subject_prefix(&self.prefix)
             .ack_wait(Duration::from_millis(self.ack_wait_ms))
-            .concurrency(8)
-            .memory_storage()
+            .concurrency(8);
+        if self.file_storage {
+            config
+        } else {
+            config.memory_storage()
+        }
     }
 }
 
@@ -60,6 +67,7 @@ fn plan(url: &str, work_ms: u64) -> WorkerPlan {
         worker: String::new(),
         work_ms,
         ack_wait_ms: 2_000,
+        file_storage: false,
     }
 }
 
@@ -637,4 +645,153 @@ async fn the_stream_is_bounded_and_new_subscriptions_start_at_new_events() {
     let mut replayed = replay_seen.lock().unwrap().clone();
     replayed.sort();
     assert_eq!(replayed, ["new", "old"]);
+}
+
+/// Publishes `count` jobs from four publishers, each publish retried until
+/// the server stores it (the same event id, so a retry is stored once).
+async fn publish_through_faults(
+    bus: &EventBus<JetStream>,
+    count: usize,
+    published: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> HashSet<String> {
+    let publishers: Vec<_> = (0..4)
+        .map(|publisher| {
+            let bus = bus.clone();
+            let published = std::sync::Arc::clone(&published);
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for n in (publisher..count).step_by(4) {
+                    let event = Event::new("job", json!({ "n": n }));
+                    let id = loop {
+                        match bus.publish(event.clone()).await {
+                            Ok(id) => break id,
+                            // The server is down: the client reconnects.
+                            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                        }
+                    };
+                    published.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    ids.push(id.to_string());
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for publisher in publishers {
+        ids.extend(publisher.await.unwrap());
+    }
+    ids
+}
+
+/// The chaos test: `MODULINK_CHAOS_EVENTS` events (10,000 by default) over
+/// three worker processes while nats-server is killed with SIGKILL and
+/// restarted on the same store, and one worker is killed with SIGKILL.
+/// Every event ends completed or dead-lettered, none is lost; duplicates
+/// (at least once allows them) are counted and reported, and the bus
+/// reports the reconnect. `scripts/chaos.sh` runs it bigger and records the
+/// figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_server_and_worker_killed_mid_run_lose_nothing() {
+    let count: usize = std::env::var("MODULINK_CHAOS_EVENTS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(10_000);
+    let mut server = NatsServer::start();
+    let plan = WorkerPlan {
+        file_storage: true,
+        ..plan(&server.url(), 1)
+    };
+    let publisher = bus(&plan, Redelivery::default()).await;
+    let mut workers: Vec<_> = (0..3)
+        .map(|n| Worker::start(&plan, &format!("w{n}")))
+        .collect();
+    let started = std::time::Instant::now();
+
+    let published = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let publishing = {
+        let publisher = publisher.clone();
+        let published = std::sync::Arc::clone(&published);
+        tokio::spawn(async move { publish_through_faults(&publisher, count, published).await })
+    };
+    let progress = |share: usize| {
+        let published = std::sync::Arc::clone(&published);
+        async move {
+            while published.load(std::sync::atomic::Ordering::SeqCst) < count * share / 100 {
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, progress(30))
+        .await
+        .expect("30% published");
+    // The broker dies mid-run and comes back on the same store.
+    server.kill();
+    let mut changes = publisher.transport().connection_changes();
+    tokio::time::timeout(DEADLINE, changes.wait_for(|report| !report.connected))
+        .await
+        .expect("the loss is reported")
+        .unwrap();
+    server.restart();
+    tokio::time::timeout(DEADLINE, changes.wait_for(|report| report.reconnects >= 1))
+        .await
+        .expect("the bus reconnects")
+        .unwrap();
+    tokio::time::timeout(DEADLINE, progress(60))
+        .await
+        .expect("60% published");
+    // A worker dies mid-run, whatever it had in hand.
+    workers[0].kill();
+
+    let ids = tokio::time::timeout(DEADLINE, publishing)
+        .await
+        .expect("every event published")
+        .unwrap();
+    assert_eq!(ids.len(), count);
+
+    let mut completions = read_subject(&plan, &format!("{}.job_completed", plan.prefix)).await;
+    let mut dead = read_subject(&plan, &format!("{}.job.dlq", plan.prefix)).await;
+    let mut completed = HashSet::new();
+    let mut dead_lettered = HashSet::new();
+    let mut reports = 0_usize;
+    tokio::time::timeout(DEADLINE, async {
+        while completed.len() + dead_lettered.len() < count {
+            tokio::select! {
+                Some(message) = completions.next() => {
+                    reports += 1;
+                    completed.insert(completion(&message).original);
+                }
+                Some(message) = dead.next() => {
+                    let event: Event = serde_json::from_slice(&message.payload).unwrap();
+                    dead_lettered.insert(event.id.to_string());
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "only {} completed and {} dead-lettered of {count}",
+            completed.len(),
+            dead_lettered.len()
+        )
+    });
+    let ended: HashSet<String> = completed.union(&dead_lettered).cloned().collect();
+    assert_eq!(ended, ids, "events were lost");
+    let duplicates = reports - completed.len();
+    let connection = publisher.transport().connection();
+    assert!(connection.reconnects >= 1, "{connection:?}");
+    println!(
+        "chaos: {count} events, {} completed, {} dead-lettered, {duplicates} duplicate completions ({:.2}%), \
+         {} reconnects, {:.1} s",
+        completed.len(),
+        dead_lettered.len(),
+        duplicates as f64 * 100.0 / count as f64,
+        connection.reconnects,
+        started.elapsed().as_secs_f64()
+    );
+    let killed = workers.remove(0);
+    drop(killed);
+    for worker in workers {
+        worker.stop();
+    }
 }
