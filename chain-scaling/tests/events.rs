@@ -662,4 +662,8 @@ async fn a_cancelled_critical_publish_still_delivers_and_shutdown_completes() {
         "the interrupted subscription ran"
     );
     assert_eq!(bus.transport().pending(), 0);
+    // Accepted, so counted and in the history, though its publish never
+    // returned.
+    assert_eq!(bus.stats().published, 1);
+    assert_eq!(bus.store().unwrap().by_type("alarm").len(), 1);
 }

@@ -213,8 +213,15 @@ impl<T: Transport> EventBus<T> {
     pub async fn publish(&self, event: Event) -> Result<Uuid, EventBusError> {
         validate_event_type(&event.event_type)?;
         let event = Arc::new(event);
-        let routed = self.transport.publish(Arc::clone(&event)).await?;
-        Ok(self.accepted(event, routed))
+        // Recorded the moment the transport takes it: a critical event is
+        // handled inside this future, which the caller may drop.
+        let record = |routed| {
+            self.accepted(Arc::clone(&event), routed);
+        };
+        self.transport
+            .publish_then(Arc::clone(&event), &record)
+            .await?;
+        Ok(event.id)
     }
 
     /// Publishes an event only if there is room now.

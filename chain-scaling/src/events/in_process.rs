@@ -159,15 +159,26 @@ impl Transport for InProcess {
     }
 
     async fn publish(&self, event: Arc<Event>) -> Result<Routed, EventBusError> {
+        self.publish_then(event, &|_| {}).await
+    }
+
+    async fn publish_then(
+        &self,
+        event: Arc<Event>,
+        accepted: &(dyn Fn(Routed) + Send + Sync),
+    ) -> Result<Routed, EventBusError> {
         let inner = &self.inner;
         if event.priority == Priority::Critical {
-            return inner.handle_inline(event).await;
+            return inner.handle_inline(event, accepted).await;
         }
         let Some(subscriptions) = inner.route(&event.event_type) else {
+            accepted(Routed::No);
             return Ok(Routed::No);
         };
         inner.room.take().await?;
-        self.admit(event, subscriptions)
+        let routed = self.admit(event, subscriptions)?;
+        accepted(routed);
+        Ok(routed)
     }
 
     fn try_publish(&self, event: Arc<Event>) -> Result<Routed, EventBusError> {
@@ -355,11 +366,17 @@ impl Inner {
     /// deliveries not finished then (the one interrupted, at its delivery
     /// number, and those not started) go to the workers instead: each still
     /// runs or is dead-lettered, and shutdown still drains.
-    async fn handle_inline(&self, event: Arc<Event>) -> Result<Routed, EventBusError> {
+    async fn handle_inline(
+        &self,
+        event: Arc<Event>,
+        accepted: &(dyn Fn(Routed) + Send + Sync),
+    ) -> Result<Routed, EventBusError> {
         let Some(subscriptions) = self.route(&event.event_type) else {
+            accepted(Routed::No);
             return Ok(Routed::No);
         };
         self.begin(subscriptions.len())?;
+        accepted(Routed::Yes);
         let mut progress = InlineProgress {
             inner: self,
             event,

@@ -43,6 +43,23 @@ pub trait Transport: Send + Sync + 'static {
         event: Arc<Event>,
     ) -> impl Future<Output = Result<Routed, EventBusError>> + Send;
 
+    /// As [`publish`](Self::publish), calling `accepted` the moment the
+    /// transport has taken the event: before it handles the event inline
+    /// (a critical event in process), so the bus records an accepted event
+    /// even when the caller drops this future half-way. The default calls
+    /// `accepted` once `publish` returns.
+    fn publish_then<'a>(
+        &'a self,
+        event: Arc<Event>,
+        accepted: &'a (dyn Fn(Routed) + Send + Sync),
+    ) -> impl Future<Output = Result<Routed, EventBusError>> + Send + 'a {
+        async move {
+            let routed = self.publish(event).await?;
+            accepted(routed);
+            Ok(routed)
+        }
+    }
+
     /// Accepts an event only if there is room now.
     fn try_publish(&self, event: Arc<Event>) -> Result<Routed, EventBusError>;
 
