@@ -72,6 +72,7 @@ echo "==> each optional feature on its own"
 for crate_features in \
     "chain-core --no-default-features" \
     "chain-core --no-default-features --features tower" \
+    "chain-core --no-default-features --features http" \
     "chain-resilience --features http" \
     "chain-resilience --features tower" \
     "chain-observability --features server" \
