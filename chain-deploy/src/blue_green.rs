@@ -148,7 +148,9 @@ pub struct BlueGreen<D> {
     release: tokio::sync::Mutex<()>,
     /// Locked only for reads and writes, never across a network wait.
     state: Mutex<State>,
-    history: Mutex<Vec<HistoryEntry>>,
+    /// The newest `history_limit` entries.
+    history: Mutex<std::collections::VecDeque<HistoryEntry>>,
+    history_limit: usize,
 }
 
 struct State {
@@ -188,7 +190,15 @@ impl<D: Deployer> BlueGreen<D> {
                 validated: [None, None],
             }),
             history: Mutex::default(),
+            history_limit: 1_000,
         })
+    }
+
+    /// Keeps the newest `entries` of the history (1,000 by default, at
+    /// least 1): a long-lived release manager must not grow without bound.
+    pub fn with_history_limit(mut self, entries: usize) -> Self {
+        self.history_limit = entries.max(1);
+        self
     }
 
     /// How long a deploy waits for the requests still running in the
@@ -467,12 +477,15 @@ impl<D: Deployer> BlueGreen<D> {
         })
     }
 
-    /// Every action so far, oldest first.
+    /// The actions so far (the newest, up to the history limit), oldest
+    /// first.
     pub fn history(&self) -> Vec<HistoryEntry> {
         self.history
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
     }
 
     fn url(&self, environment: &str, path: &str) -> Result<String, DeployError> {
@@ -490,16 +503,17 @@ impl<D: Deployer> BlueGreen<D> {
         let at_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_millis() as u64);
-        self.history
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(HistoryEntry {
-                at_unix_ms,
-                action,
-                environment: environment.to_owned(),
-                version: version.map(str::to_owned),
-                detail,
-            });
+        let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        if history.len() == self.history_limit {
+            history.pop_front();
+        }
+        history.push_back(HistoryEntry {
+            at_unix_ms,
+            action,
+            environment: environment.to_owned(),
+            version: version.map(str::to_owned),
+            detail,
+        });
     }
 }
 

@@ -372,3 +372,25 @@ async fn a_health_probe_whose_body_stalls_times_out() {
     );
     assert_eq!(releases.active().await, "green");
 }
+
+/// The history keeps its newest entries only, so a long-lived manager does
+/// not grow without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_keeps_its_newest_entries() {
+    let (router, _url, _server) =
+        environments(Behaviour::version("v1"), Behaviour::version("v2")).await;
+    let releases = BlueGreen::new(router, "blue", "green", NoopDeployer)
+        .unwrap()
+        .with_validation(quick_validation())
+        .with_history_limit(4);
+    releases.deploy("v2").await.unwrap();
+    releases.deploy("v3").await.unwrap();
+    let actions: Vec<_> = releases
+        .history()
+        .iter()
+        .map(|entry| (entry.action, entry.version.clone()))
+        .collect();
+    assert_eq!(actions.len(), 4);
+    assert_eq!(actions.last().unwrap(), &("switch", Some("v3".to_owned())));
+    assert_eq!(releases.status().await.unwrap().deployment_history_count, 4);
+}
