@@ -158,7 +158,6 @@ fn short_policy() -> LockoutPolicy {
         max_failures: 3,
         window: Duration::from_secs(60),
         duration: Duration::from_secs(600),
-        ..LockoutPolicy::default()
     }
 }
 
@@ -218,11 +217,17 @@ async fn old_failures_leave_the_window() {
 /// the flood.
 #[tokio::test(start_paused = true)]
 async fn a_flood_of_made_up_names_stays_bounded_and_keeps_locks() {
-    let policy = LockoutPolicy {
-        max_tracked: 16,
-        ..short_policy()
-    };
-    let auth = manager_with(CountingStore::default(), policy);
+    let auth = AuthManager::new(
+        CountingStore::default(),
+        keys(),
+        AuthConfig {
+            bcrypt_cost: 4,
+            lockout: short_policy(),
+            max_tracked_accounts: 16,
+            max_concurrent_hashes: 2,
+            ..AuthConfig::default()
+        },
+    );
     auth.create_user("ada", PASSWORD, Role::User).await.unwrap();
     for _ in 0..3 {
         auth.authenticate("ada", "Wrong-guess1").await.unwrap_err();
@@ -298,7 +303,6 @@ async fn huge_policy_durations_do_not_panic() {
         max_failures: 1,
         window: Duration::MAX,
         duration: Duration::MAX,
-        ..LockoutPolicy::default()
     };
     let auth = manager_with(CountingStore::default(), policy);
     auth.create_user("ada", PASSWORD, Role::User).await.unwrap();
@@ -320,10 +324,8 @@ async fn a_login_flood_is_shed_before_it_fills_the_lockout_table() {
         keys(),
         AuthConfig {
             bcrypt_cost: 4,
-            lockout: LockoutPolicy {
-                max_tracked: 64,
-                ..LockoutPolicy::default()
-            },
+            lockout: LockoutPolicy::default(),
+            max_tracked_accounts: 64,
             max_concurrent_hashes: 1,
             max_queued_hashes: 8,
             ..AuthConfig::default()

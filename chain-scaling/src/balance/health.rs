@@ -131,17 +131,14 @@ impl Health {
 }
 
 /// Active health checks: `check` runs for every node each `interval`, all
-/// nodes' checks at once, each cut off after `timeout` (a check that does
-/// not answer in time has failed); a node is marked unhealthy after
-/// `unhealthy_threshold` failed checks in a row and healthy again after
-/// `healthy_threshold` passed ones.
+/// nodes' checks at once, each cut off after `interval` (a check that has
+/// not answered by the next round has failed, and holds up no other); a
+/// node is marked unhealthy after `unhealthy_threshold` failed checks in a
+/// row and healthy again after `healthy_threshold` passed ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthCheckSettings {
-    /// Time between rounds.
+    /// Time between rounds, and the longest a check may take.
     pub interval: Duration,
-    /// Longest a check may take; a slower one counts as failed. Default
-    /// 2 s (as Envoy's active health checks' default timeout order).
-    pub timeout: Duration,
     /// Passed checks in a row that restore a node.
     pub healthy_threshold: u32,
     /// Failed checks in a row that take a node out.
@@ -152,7 +149,6 @@ impl Default for HealthCheckSettings {
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(10),
-            timeout: Duration::from_secs(2),
             healthy_threshold: 2,
             unhealthy_threshold: 3,
         }

@@ -180,7 +180,7 @@ impl<C: Send + 'static> LoadBalancer<C> {
     }
 
     /// Runs `check` on every node each interval (on the current tokio
-    /// runtime), all nodes at once and each within the settings' timeout,
+    /// runtime), all nodes at once and each within the interval,
     /// and takes failing nodes out of rotation until they pass again; see
     /// [`HealthCheckSettings`]. Dropping the handle stops it.
     pub fn start_health_checks<F, Fut>(
@@ -202,7 +202,7 @@ impl<C: Send + 'static> LoadBalancer<C> {
                 // Concurrently, each bounded: one node that hangs must not
                 // hold up the others' verdicts.
                 let round = balancer.nodes().into_iter().map(|node| {
-                    let checked = tokio::time::timeout(settings.timeout, check(Arc::clone(&node)));
+                    let checked = tokio::time::timeout(settings.interval, check(Arc::clone(&node)));
                     async move {
                         let healthy = checked.await.unwrap_or(false);
                         node.health.check(
@@ -220,7 +220,7 @@ impl<C: Send + 'static> LoadBalancer<C> {
 
     /// Active health checks whose check is each node's own chain: `probe`
     /// runs through it (outside the balancer's accounting), and the node is
-    /// healthy while that succeeds within the timeout.
+    /// healthy while that succeeds within the interval.
     pub fn start_chain_health_checks(&self, settings: HealthCheckSettings, probe: C) -> HealthChecks
     where
         C: Clone + Sync,

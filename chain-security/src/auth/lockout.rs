@@ -11,7 +11,7 @@
 //!   until one in flight ends: then they go on if it succeeded, and are
 //!   refused if it locked the account. A success that finishes after the
 //!   account was locked does not clear the lock.
-//! - **Memory.** At most `max_tracked` accounts are tracked, each in a fixed
+//! - **Memory.** At most `max_tracked_accounts` are tracked, each in a fixed
 //!   amount of memory (names are kept as a keyed 128-bit hash, not as the
 //!   text an attacker sent). Each call does a constant amount of work,
 //!   whatever the number of names tracked.
@@ -32,11 +32,13 @@ use tokio::time::Instant;
 
 /// When repeated failed logins lock an account. Default as the seed and
 /// OWASP's usual figures: 5 failures within 30 minutes lock it for 30
-/// minutes; at most 100,000 accounts are tracked.
+/// minutes.
 ///
 /// # Which accounts are forgotten first
 ///
-/// When `max_tracked` accounts are tracked and a new name fails, one is
+/// At most [`AuthConfig::max_tracked_accounts`](super::AuthConfig::max_tracked_accounts)
+/// accounts are tracked (100,000 by default). When that many are and a new
+/// name fails, one is
 /// forgotten: the one whose last failure is the oldest among those that are
 /// neither locked nor being checked right now (among the 32 oldest, so the
 /// cost stays constant). Locked accounts are kept in preference; if only
@@ -57,8 +59,6 @@ pub struct LockoutPolicy {
     pub window: Duration,
     /// How long the lock lasts.
     pub duration: Duration,
-    /// Accounts tracked at most (at least 1).
-    pub max_tracked: usize,
 }
 
 impl Default for LockoutPolicy {
@@ -67,7 +67,6 @@ impl Default for LockoutPolicy {
             max_failures: 5,
             window: Duration::from_secs(30 * 60),
             duration: Duration::from_secs(30 * 60),
-            max_tracked: 100_000,
         }
     }
 }
@@ -199,6 +198,7 @@ impl Table {
 #[derive(Debug)]
 pub(crate) struct Lockouts {
     policy: LockoutPolicy,
+    max_tracked: usize,
     keys: (RandomState, RandomState),
     table: Mutex<Table>,
 }
@@ -210,13 +210,13 @@ pub(crate) struct Locked {
 }
 
 impl Lockouts {
-    pub(crate) fn new(policy: LockoutPolicy) -> Self {
+    pub(crate) fn new(policy: LockoutPolicy, max_tracked: usize) -> Self {
         Self {
             policy: LockoutPolicy {
                 max_failures: policy.max_failures.max(1),
-                max_tracked: policy.max_tracked.max(1),
                 ..policy
             },
+            max_tracked: max_tracked.max(1),
             keys: (RandomState::new(), RandomState::new()),
             table: Mutex::new(Table::default()),
         }
@@ -270,7 +270,7 @@ impl Lockouts {
         let duration = self.policy.duration;
         let mut table = self.table();
         if !table.accounts.contains_key(&key) {
-            if table.accounts.len() >= self.policy.max_tracked && !table.evict_one(now) {
+            if table.accounts.len() >= self.max_tracked && !table.evict_one(now) {
                 return Reservation::Locked(Locked {
                     retry_after: duration,
                 });
@@ -413,16 +413,9 @@ impl Drop for Attempt<'_> {
 mod tests {
     use super::*;
 
-    fn policy(max_tracked: usize) -> LockoutPolicy {
-        LockoutPolicy {
-            max_tracked,
-            ..LockoutPolicy::default()
-        }
-    }
-
     #[tokio::test(start_paused = true)]
     async fn accounts_being_checked_are_never_forgotten() {
-        let lockouts = Lockouts::new(policy(2));
+        let lockouts = Lockouts::new(LockoutPolicy::default(), 2);
         let a = lockouts.begin("a").await.unwrap();
         let b = lockouts.begin("b").await.unwrap();
         assert!(
@@ -441,10 +434,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_order_queue_stays_proportional_to_the_table() {
-        let lockouts = Lockouts::new(LockoutPolicy {
-            max_failures: 1_000,
-            ..policy(100)
-        });
+        let lockouts = Lockouts::new(
+            LockoutPolicy {
+                max_failures: 1_000,
+                ..LockoutPolicy::default()
+            },
+            100,
+        );
         for _ in 0..50 {
             for name in 0..150 {
                 lockouts
@@ -466,10 +462,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_table_of_locks_forgets_the_oldest_lock() {
-        let lockouts = Lockouts::new(LockoutPolicy {
-            max_failures: 1,
-            ..policy(3)
-        });
+        let lockouts = Lockouts::new(
+            LockoutPolicy {
+                max_failures: 1,
+                ..LockoutPolicy::default()
+            },
+            3,
+        );
         for name in ["a", "b", "c"] {
             lockouts.begin(name).await.unwrap().failed();
             tokio::time::advance(Duration::from_secs(1)).await;

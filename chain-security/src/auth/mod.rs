@@ -53,6 +53,10 @@ pub struct AuthConfig {
     pub password_policy: PasswordPolicy,
     /// When failed logins lock an account.
     pub lockout: LockoutPolicy,
+    /// Accounts the lockout tracks at most (100,000 by default, at least
+    /// 1), each in a fixed size (about `120 + 16 × max_failures` bytes);
+    /// see [`LockoutPolicy`] for which are forgotten first.
+    pub max_tracked_accounts: usize,
     /// bcrypt computations at once. bcrypt is deliberately slow; on as many
     /// threads as cores it would starve everything else, so by default it
     /// leaves one core free (at least one hash at a time).
@@ -76,6 +80,7 @@ impl Default for AuthConfig {
             bcrypt_cost: 12,
             password_policy: PasswordPolicy::default(),
             lockout: LockoutPolicy::default(),
+            max_tracked_accounts: 100_000,
             max_concurrent_hashes: default_hash_concurrency(),
             max_queued_hashes: 1_000,
         }
@@ -158,7 +163,7 @@ impl AuthManager {
             inner: Arc::new(Inner {
                 store: Box::new(store),
                 keys: RwLock::new(keys),
-                lockouts: Lockouts::new(config.lockout),
+                lockouts: Lockouts::new(config.lockout, config.max_tracked_accounts),
                 hashing: Semaphore::new(
                     config
                         .max_concurrent_hashes
