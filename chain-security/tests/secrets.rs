@@ -336,6 +336,15 @@ async fn a_built_manager_keeps_its_sources_in_every_clone() {
     assert_eq!(more.get("a").await.unwrap().expose(), "1");
     assert_eq!(more.get("b").await.unwrap().expose(), "2");
     assert!(secrets.get("b").await.is_err(), "the original is unchanged");
+
+    // The same through the manager's own methods, on a clone: every source
+    // is kept (configuring a clone used to drop them all).
+    let configured = SecretManager::new().source(StaticSource::new([("a", "1")]));
+    let extended = configured.clone().source(StaticSource::new([("b", "2")]));
+    assert_eq!(extended.get("a").await.unwrap().expose(), "1");
+    assert_eq!(extended.get("b").await.unwrap().expose(), "2");
+    assert_eq!(configured.get("a").await.unwrap().expose(), "1");
+    assert!(configured.get("b").await.is_err());
 }
 
 #[tokio::test]

@@ -25,9 +25,9 @@ pub const ENCRYPTED_PREFIX: &str = "enc:";
 /// - Values are cached for 300 s by default (AWS's caching client's
 ///   figure), at most 1,000 of them; [`refresh`](Self::refresh) reloads one.
 ///
-/// It is configured once, by [`SecretManager::builder`]; a built manager
-/// has no setters, so no clone of it can be reconfigured apart from the
-/// others. Clones share the sources and the cache.
+/// Configure it with [`SecretManager::builder`] (or the same methods on a
+/// manager, each returning a new one that keeps every setting). Clones
+/// share the sources and the cache.
 ///
 /// ```
 /// use chain_security::secrets::{Fernet, MultiFernet, SecretManager, StaticSource};
@@ -123,11 +123,47 @@ impl fmt::Debug for SecretManagerBuilder {
     }
 }
 
+impl Default for SecretManager {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl SecretManager {
     /// A builder with no sources yet and a 300 s cache of at most 1,000
     /// secrets.
     pub fn builder() -> SecretManagerBuilder {
         SecretManagerBuilder::default()
+    }
+
+    /// A manager with no sources yet; add them with
+    /// [`source`](Self::source), or use [`builder`](Self::builder).
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// This manager's settings plus `source` (asked after the others), as a
+    /// new manager with an empty cache. Every setting is kept, also when
+    /// called on a clone: the clone and the original then differ only by
+    /// the added source. (Configuring a clone used to start from nothing and
+    /// silently drop every source.)
+    #[must_use]
+    pub fn source(self, source: impl SecretSource) -> Self {
+        self.to_builder().source(source).build()
+    }
+
+    /// This manager's settings, decrypting `enc:` values with `keys`; see
+    /// [`source`](Self::source).
+    #[must_use]
+    pub fn fernet(self, keys: MultiFernet) -> Self {
+        self.to_builder().fernet(keys).build()
+    }
+
+    /// This manager's settings with this cache; see
+    /// [`source`](Self::source).
+    #[must_use]
+    pub fn cache(self, ttl: Duration, capacity: usize) -> Self {
+        self.to_builder().cache(ttl, capacity).build()
     }
 
     /// A builder holding this manager's settings (sources, keys, cache
