@@ -443,12 +443,21 @@ pub struct Canary {
 /// measurements: its resource use, a business metric, an alert. Its
 /// verdict joins the router's: any unhealthy verdict fails the evaluation,
 /// any inconclusive one holds it.
+///
+/// Reading a signal may take a network round trip, so it is split in two:
+/// [`refresh`](Self::refresh) reads it (the release pipeline does before
+/// every evaluation; see [`Canary::refresh_signals`]), and
+/// [`verdict`](Self::verdict) gives the latest reading's verdict at once.
 pub trait CanarySignal: Send + Sync + 'static {
     /// The signal's name, in the reasons it gives.
     fn name(&self) -> &str;
 
-    /// The signal's verdict now.
-    fn judge(&self) -> BoxFuture<'_, Verdict>;
+    /// Reads the signal now.
+    fn refresh(&self) -> BoxFuture<'_, ()>;
+
+    /// The verdict of the latest reading; `None` before the first, which
+    /// then takes no part in an evaluation.
+    fn verdict(&self) -> Option<Verdict>;
 }
 
 /// The seed's resource check: the canary's own Prometheus `/metrics`
@@ -461,6 +470,7 @@ pub struct ResourceSignal {
     max_resident_bytes: f64,
     probe: crate::probe::Probe,
     last_cpu: Mutex<Option<(std::time::Instant, f64)>>,
+    latest: Mutex<Option<Verdict>>,
 }
 
 impl ResourceSignal {
@@ -478,6 +488,7 @@ impl ResourceSignal {
             max_resident_bytes: max_resident_bytes as f64,
             probe: crate::probe::Probe::new(Duration::from_secs(5)),
             last_cpu: Mutex::new(None),
+            latest: Mutex::new(None),
         }
     }
 
@@ -540,13 +551,21 @@ impl CanarySignal for ResourceSignal {
         "resources"
     }
 
-    fn judge(&self) -> BoxFuture<'_, Verdict> {
+    fn refresh(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            match self.probe.get_text(&self.url).await {
+            let verdict = match self.probe.get_text(&self.url).await {
                 Ok(text) => self.judge_text(&text, std::time::Instant::now()),
                 Err(error) => Verdict::Inconclusive(format!("no metrics: {error}")),
-            }
+            };
+            *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(verdict);
         })
+    }
+
+    fn verdict(&self) -> Option<Verdict> {
+        self.latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -622,15 +641,25 @@ impl Canary {
         Ok(())
     }
 
+    /// Reads every signal now (the release pipeline does before every
+    /// evaluation).
+    pub async fn refresh_signals(&self) {
+        for signal in &self.signals {
+            signal.refresh().await;
+        }
+    }
+
     /// Evaluates the canary on the traffic of the last evaluation interval
-    /// and its signals, and records the result.
-    pub async fn evaluate(&self) -> Result<Evaluation, DeployError> {
+    /// and the signals' latest readings, and records the result.
+    pub fn evaluate(&self) -> Result<Evaluation, DeployError> {
         let over = self.config.evaluation_interval;
         let canary = self.router.stats(&self.canary, over)?;
         let stable = self.router.stats(&self.stable, over)?;
         let mut verdict = self.config.judge(&canary, &stable);
         for signal in &self.signals {
-            verdict = join(verdict, signal.name(), signal.judge().await);
+            if let Some(reading) = signal.verdict() {
+                verdict = join(verdict, signal.name(), reading);
+            }
         }
         let mut state = self.lock();
         let evaluation = Evaluation {
@@ -711,7 +740,8 @@ impl Canary {
                     summary: self.summary(),
                 });
             }
-            let reason = match self.evaluate().await?.verdict {
+            self.refresh_signals().await;
+            let reason = match self.evaluate()?.verdict {
                 Verdict::Healthy => {
                     inconclusive = 0;
                     if self.promote()? >= 100.0 {

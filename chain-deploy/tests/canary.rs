@@ -176,7 +176,7 @@ async fn without_traffic_the_verdict_is_inconclusive_and_nothing_is_promoted() {
     };
     let canary = Canary::new(router.clone(), "stable", "canary", config.clone()).unwrap();
     canary.start().unwrap();
-    let evaluation = canary.evaluate().await.unwrap();
+    let evaluation = canary.evaluate().unwrap();
     assert!(
         matches!(evaluation.verdict, Verdict::Inconclusive(ref why) if why.contains("0 canary requests"))
     );
@@ -355,12 +355,14 @@ async fn a_resource_signal_from_the_canarys_metrics_joins_the_verdict() {
     canary.start().unwrap();
     let load = Load::start(&url, 4);
     load.wait_for(600).await;
-    let first = canary.evaluate().await.unwrap();
+    canary.refresh_signals().await;
+    let first = canary.evaluate().unwrap();
     assert_eq!(first.verdict, Verdict::Healthy, "{first:?}");
 
     // Memory past the limit fails the canary.
     memory.store(900 << 20, Ordering::SeqCst);
-    let second = canary.evaluate().await.unwrap();
+    canary.refresh_signals().await;
+    let second = canary.evaluate().unwrap();
     let Verdict::Unhealthy(reasons) = &second.verdict else {
         panic!("{second:?}");
     };
@@ -375,7 +377,8 @@ async fn a_resource_signal_from_the_canarys_metrics_joins_the_verdict() {
     // of CPU in far less time than twenty).
     memory.store(100 << 20, Ordering::SeqCst);
     cpu_ms.fetch_add(10_000, Ordering::SeqCst);
-    let third = canary.evaluate().await.unwrap();
+    canary.refresh_signals().await;
+    let third = canary.evaluate().unwrap();
     load.stop().await;
     let Verdict::Unhealthy(reasons) = &third.verdict else {
         panic!("{third:?}");
