@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use examples::{http_get, price_items};
 use modulink::deploy::health::{CheckResult, Health, check_fn, routes};
-use modulink::{Chain, Context, Error};
+use modulink::{Chain, Context, Error, RequestMeta};
 use serde_json::{Value, json};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -45,10 +45,24 @@ fn pricing() -> Chain {
 
 async fn price_order(
     State(chain): State<Chain>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
     Json(order): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
+    // The body is the context's data; the request's headers travel beside
+    // it as a typed extension (what `auth()` reads), never in the JSON that
+    // is logged, published or sent on.
+    let mut request = RequestMeta::new()
+        .with_method(method.as_str())
+        .with_path(uri.path());
+    for (name, value) in &headers {
+        if let Ok(value) = value.to_str() {
+            request.append_header(name.as_str(), value);
+        }
+    }
     let ctx = match Context::from_json(order) {
-        Ok(ctx) => ctx,
+        Ok(ctx) => ctx.with_ext(request),
         Err(error) => {
             return (
                 StatusCode::BAD_REQUEST,
