@@ -334,21 +334,8 @@ async fn a_second_release_is_refused_and_reads_never_wait() {
 /// instead of hanging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_health_probe_whose_body_stalls_times_out() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let stalling = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stalling_address = stalling.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = stalling.accept().await {
-            tokio::spawn(async move {
-                let mut request = [0_u8; 1024];
-                let _ = socket.read(&mut request).await;
-                let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhalf")
-                    .await;
-                std::future::pending::<()>().await;
-            });
-        }
-    });
+    let stalling_address =
+        support::raw_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhalf").await;
     let (router, _url, _server) =
         environments(Behaviour::version("v1"), Behaviour::version("v2")).await;
     // Probes give up after twice the highest average latency: 1 s here.

@@ -105,20 +105,8 @@ async fn connections_beyond_the_cap_wait_for_a_free_one() {
 /// the router counts it as an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_stalling_mid_body_cannot_hold_a_client() {
-    let stalling = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stalling_address = stalling.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = stalling.accept().await {
-            tokio::spawn(async move {
-                let mut request = [0_u8; 4096];
-                let _ = socket.read(&mut request).await;
-                let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nfirst part")
-                    .await;
-                std::future::pending::<()>().await;
-            });
-        }
-    });
+    let stalling_address =
+        support::raw_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nfirst part").await;
     let router = TrafficRouter::new(
         RouterConfig::new()
             .upstream("stable", format!("http://{stalling_address}"))
@@ -199,23 +187,12 @@ async fn a_request_abandoned_by_its_client_counts_as_an_error() {
 /// stop at the router, as those of requests do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_by_hop_headers_of_responses_are_stripped() {
-    let raw = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let raw_address = raw.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = raw.accept().await {
-            tokio::spawn(async move {
-                let mut request = [0_u8; 4096];
-                let _ = socket.read(&mut request).await;
-                let _ = socket
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: x-private, keep-alive\r\n\
+    let raw_address = support::raw_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: x-private, keep-alive\r\n\
                           x-private: secret\r\nkeep-alive: timeout=5\r\nproxy-authenticate: Basic\r\n\
                           x-public: kept\r\n\r\nok",
-                    )
-                    .await;
-            });
-        }
-    });
+    )
+    .await;
     let (_server, url, _) =
         serve(RouterConfig::new().upstream("stable", format!("http://{raw_address}"))).await;
     let response = client()

@@ -102,6 +102,26 @@ pub(crate) async fn upstream(behaviour: Behaviour) -> SocketAddr {
     address
 }
 
+/// An upstream written by hand: to every connection it answers `reply`
+/// (raw bytes, whatever they say) after the first read, then keeps the
+/// connection open and silent, as a stalled server does.
+pub(crate) async fn raw_upstream(reply: &'static [u8]) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0_u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let _ = socket.write_all(reply).await;
+                std::future::pending::<()>().await;
+            });
+        }
+    });
+    address
+}
+
 pub(crate) type TestClient = Client<HttpConnector, Empty<Bytes>>;
 
 pub(crate) fn client() -> TestClient {

@@ -172,26 +172,7 @@ impl Drop for Worker {
 
 /// Publishes `count` job events from four concurrent publishers.
 async fn publish_jobs(bus: &EventBus<JetStream>, count: usize) -> HashSet<String> {
-    let publishers: Vec<_> = (0..4)
-        .map(|publisher| {
-            let bus = bus.clone();
-            tokio::spawn(async move {
-                let mut ids = Vec::new();
-                for n in (publisher..count).step_by(4) {
-                    let id = bus
-                        .publish(Event::new("job", json!({ "n": n })))
-                        .await
-                        .unwrap();
-                    ids.push(id.to_string());
-                }
-                ids
-            })
-        })
-        .collect();
-    let mut ids = HashSet::new();
-    for publisher in publishers {
-        ids.extend(publisher.await.unwrap());
-    }
+    let ids = publish_through_faults(bus, count, std::sync::Arc::default()).await;
     assert_eq!(ids.len(), count);
     ids
 }
