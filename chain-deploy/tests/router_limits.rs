@@ -13,11 +13,28 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn serve(config: RouterConfig) -> (RouterServer, String, std::net::SocketAddr) {
+    let (_, server, address) = serve_router(config).await;
+    (server, format!("http://{address}"), address)
+}
+
+/// A router serving on a free loopback port, and the router itself (for
+/// its statistics).
+async fn serve_router(config: RouterConfig) -> (TrafficRouter, RouterServer, std::net::SocketAddr) {
     let router = TrafficRouter::new(config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = router.serve(listener);
     let address = server.local_addr().unwrap();
-    (server, format!("http://{address}"), address)
+    (router, server, address)
+}
+
+/// A connection that has sent one whole GET request.
+async fn sent_get(address: std::net::SocketAddr) -> TcpStream {
+    let mut connection = TcpStream::connect(address).await.unwrap();
+    connection
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    connection
 }
 
 /// Opens `count` connections that send half a request head and stop.
@@ -107,21 +124,13 @@ async fn connections_beyond_the_cap_wait_for_a_free_one() {
 async fn an_upstream_stalling_mid_body_cannot_hold_a_client() {
     let stalling_address =
         support::raw_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nfirst part").await;
-    let router = TrafficRouter::new(
+    let (router, _server, address) = serve_router(
         RouterConfig::new()
             .upstream("stable", format!("http://{stalling_address}"))
             .body_idle_timeout(Duration::from_millis(300)),
     )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = router.serve(listener);
-    let mut connection = TcpStream::connect(server.local_addr().unwrap())
-        .await
-        .unwrap();
-    connection
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    .await;
+    let mut connection = sent_get(address).await;
     assert!(
         closed_within(&mut connection, Duration::from_secs(10)).await,
         "the client was held by a stalled upstream body"
@@ -153,18 +162,9 @@ async fn a_request_abandoned_by_its_client_counts_as_an_error() {
     let behaviour = Behaviour::version("v1").delayed(Duration::from_millis(300));
     let served = std::sync::Arc::clone(&behaviour.served);
     let slow = upstream(behaviour).await;
-    let router =
-        TrafficRouter::new(RouterConfig::new().upstream("stable", format!("http://{slow}")))
-            .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = router.serve(listener);
-    let mut connection = TcpStream::connect(server.local_addr().unwrap())
-        .await
-        .unwrap();
-    connection
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let (router, _server, address) =
+        serve_router(RouterConfig::new().upstream("stable", format!("http://{slow}"))).await;
+    let connection = sent_get(address).await;
     until("the request reaching the upstream", || {
         served.load(std::sync::atomic::Ordering::SeqCst) == 1
     })
