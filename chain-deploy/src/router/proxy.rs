@@ -160,7 +160,7 @@ impl TrafficRouter {
                 response.map(|body| Either::Left(body.tracking(in_flight, inner.body_idle_timeout)))
             }
             Ok(Err(error)) => {
-                in_flight.record(finished, latency, Outcome::ConnectionError);
+                in_flight.failed(finished, latency);
                 let upstream = in_flight.upstream();
                 plain(
                     StatusCode::BAD_GATEWAY,
@@ -171,7 +171,7 @@ impl TrafficRouter {
                 )
             }
             Err(_) => {
-                in_flight.record(finished, latency, Outcome::ConnectionError);
+                in_flight.failed(finished, latency);
                 let upstream = in_flight.upstream();
                 plain(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -185,12 +185,12 @@ impl TrafficRouter {
     }
 }
 
-/// Accepts connections until told to stop, then waits for the requests in
-/// flight on them.
 /// First and longest pause after a failed accept.
 const ACCEPT_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(5);
 const ACCEPT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Accepts connections until told to stop, then waits for the requests in
+/// flight on them.
 pub(crate) async fn accept_loop(
     router: TrafficRouter,
     listener: TcpListener,

@@ -54,16 +54,18 @@ impl InFlight {
 /// body once the upstream answered, so a request counts until its body has
 /// been sent to the client (or abandoned).
 ///
-/// It also records the request's sample in the upstream's statistics, once
-/// the outcome is known: a request whose client went away, or whose body
-/// broke off or stalled, counts as an error, not as the answer its head
-/// promised.
+/// Dropping it also records the request's sample in the upstream's
+/// statistics, now that the outcome is known: a request whose client went
+/// away, or whose body broke off or stalled, counts as an error, not as the
+/// answer its head promised.
 pub(crate) struct InFlightGuard {
     upstream: Arc<Upstream>,
     started: std::time::Instant,
-    /// The answer's time, latency and outcome, once its head arrived.
-    answered: Option<(std::time::Instant, std::time::Duration, Outcome)>,
-    recorded: bool,
+    /// When the exchange ended (the head arrived, or it failed), its
+    /// latency, and its outcome should the body arrive whole.
+    ended: Option<(std::time::Instant, std::time::Duration, Outcome)>,
+    /// Whether the body arrived whole (or there was none to wait for).
+    whole: bool,
 }
 
 impl InFlightGuard {
@@ -75,8 +77,8 @@ impl InFlightGuard {
         InFlightGuard {
             upstream,
             started,
-            answered: None,
-            recorded: false,
+            ended: None,
+            whole: false,
         }
     }
 
@@ -84,57 +86,44 @@ impl InFlightGuard {
         &self.upstream
     }
 
-    /// Records a sample now (the exchange failed).
-    pub(crate) fn record(
-        &mut self,
-        at: std::time::Instant,
-        latency: std::time::Duration,
-        outcome: Outcome,
-    ) {
-        self.upstream.stats.record(at, latency, outcome);
-        self.recorded = true;
+    /// The exchange failed: a connection error, whatever happens next.
+    pub(crate) fn failed(&mut self, at: std::time::Instant, latency: std::time::Duration) {
+        self.ended = Some((at, latency, Outcome::ConnectionError));
+        self.whole = true;
     }
 
-    /// The head arrived; the sample waits for the body's end.
+    /// The head arrived; the outcome stands if the body arrives whole.
     pub(crate) fn answered(
         &mut self,
         at: std::time::Instant,
         latency: std::time::Duration,
         outcome: Outcome,
     ) {
-        self.answered = Some((at, latency, outcome));
+        self.ended = Some((at, latency, outcome));
     }
 
     /// The body ended: whole, or not (broken off, stalled, abandoned).
     pub(crate) fn body_ended(&mut self, whole: bool) {
-        if self.recorded {
-            return;
-        }
-        if let Some((at, latency, outcome)) = self.answered {
-            let outcome = if whole {
-                outcome
-            } else {
-                Outcome::ConnectionError
-            };
-            self.record(at, latency, outcome);
-        }
+        self.whole = whole;
     }
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        if !self.recorded {
-            // The client went away before the answer, or before its body
-            // ended: not a success.
-            let now = std::time::Instant::now();
-            let (at, latency) = match self.answered {
-                Some((at, latency, _)) => (at, latency),
-                None => (now, now.saturating_duration_since(self.started)),
-            };
-            self.upstream
-                .stats
-                .record(at, latency, Outcome::ConnectionError);
-        }
+        let (at, latency, outcome) = match self.ended {
+            Some((at, latency, outcome)) if self.whole => (at, latency, outcome),
+            Some((at, latency, _)) => (at, latency, Outcome::ConnectionError),
+            // The client went away before the answer.
+            None => {
+                let now = std::time::Instant::now();
+                (
+                    now,
+                    now.saturating_duration_since(self.started),
+                    Outcome::ConnectionError,
+                )
+            }
+        };
+        self.upstream.stats.record(at, latency, outcome);
         let in_flight = &self.upstream.in_flight;
         if in_flight
             .count

@@ -437,9 +437,7 @@ impl UpstreamBody {
             }
         }
     }
-}
 
-impl UpstreamBody {
     fn next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, UpstreamError>>> {
         let Some(connection) = self.connection.as_mut() else {
             return Poll::Ready(None);
