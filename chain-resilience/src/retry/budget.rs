@@ -89,7 +89,7 @@ impl RetryBudget {
         let window = inner.buckets.len() as f64;
         loop {
             let current = bucket.retries.load(Ordering::Acquire);
-            let (calls, others) = inner.totals_besides(now, bucket);
+            let (calls, others) = inner.totals_besides(now, Some(bucket));
             let allowed = f64::from(calls.saturating_add(bucket.calls.load(Ordering::Relaxed)))
                 * inner.ratio
                 + f64::from(inner.min_per_second) * window;
@@ -126,12 +126,12 @@ impl Inner {
         bucket
     }
 
-    /// Calls and retries in the window's buckets other than `current`.
-    fn totals_besides(&self, now: u64, current: &Bucket) -> (u32, u32) {
+    /// Calls and retries in the window's buckets, leaving out `skip`.
+    fn totals_besides(&self, now: u64, skip: Option<&Bucket>) -> (u32, u32) {
         let oldest = now.saturating_sub(self.buckets.len() as u64 - 1);
         self.buckets
             .iter()
-            .filter(|bucket| !std::ptr::eq(*bucket, current))
+            .filter(|bucket| skip.is_none_or(|skip| !std::ptr::eq(*bucket, skip)))
             .filter(|bucket| (oldest..=now).contains(&bucket.second.load(Ordering::Acquire)))
             .fold((0_u32, 0_u32), |(calls, retries), bucket| {
                 (
@@ -140,24 +140,11 @@ impl Inner {
                 )
             })
     }
-
-    fn totals(&self, now: u64) -> (u32, u32) {
-        let oldest = now.saturating_sub(self.buckets.len() as u64 - 1);
-        self.buckets
-            .iter()
-            .filter(|bucket| (oldest..=now).contains(&bucket.second.load(Ordering::Acquire)))
-            .fold((0, 0), |(calls, retries), bucket| {
-                (
-                    calls + bucket.calls.load(Ordering::Relaxed),
-                    retries + bucket.retries.load(Ordering::Relaxed),
-                )
-            })
-    }
 }
 
 impl fmt::Debug for RetryBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (calls, retries) = self.inner.totals(self.inner.now());
+        let (calls, retries) = self.inner.totals_besides(self.inner.now(), None);
         f.debug_struct("RetryBudget")
             .field("ratio", &self.inner.ratio)
             .field("min_per_second", &self.inner.min_per_second)
