@@ -257,10 +257,10 @@ fn timing_middleware(c: &mut Criterion) {
     let names: Vec<Arc<str>> = (0..10).map(|_| Arc::from("pass")).collect();
     let plain = (0..10).fold(Chain::new(), |chain, _| chain.link(pass));
     let observed = plain.clone().observe(timing());
-    let wrapped = plain.clone().middleware(timing());
+    let wrapped = plain.clone().around_each(timing());
     let passthrough = plain
         .clone()
-        .middleware(from_fn(|ctx: Context, next: Next<Context>| next.run(ctx)));
+        .around_each(from_fn(|ctx: Context, next: Next<Context>| next.run(ctx)));
     let mut group = c.benchmark_group("timing_10_links");
     group.bench_function("hand_written_plain", |b| {
         b.iter(|| run_now(plain_by_hand(black_box(Context::new()))))

@@ -12,9 +12,11 @@ use serde::Serialize;
 pub struct ChainDescription {
     /// The chain's name.
     pub name: String,
-    /// Names of the middleware around every link, outermost first.
-    pub middleware: Vec<String>,
-    /// Names of the middleware around the whole execution, outermost first.
+    /// Names of the middleware around every link
+    /// ([`Chain::around_each`](crate::Chain::around_each)), outermost first.
+    pub around_each: Vec<String>,
+    /// Names of the middleware around the whole execution
+    /// ([`Chain::around`](crate::Chain::around)), outermost first.
     pub around: Vec<String>,
     /// Names of the observers, in registration order.
     pub observers: Vec<String>,
@@ -35,8 +37,9 @@ pub struct LinkDescription {
     pub kind: LinkKind,
     /// Whether it runs only when a condition holds.
     pub conditional: bool,
-    /// Names of the middleware around this link only, outermost first.
-    pub middleware: Vec<String>,
+    /// Names of the middleware around this link only
+    /// ([`Step::around`](crate::Step::around)), outermost first.
+    pub around: Vec<String>,
     /// Name of the link's own error handler, if any.
     pub on_error: Option<String>,
 }
@@ -163,8 +166,8 @@ impl Renderer {
 
     fn link(&mut self, id: &str, link: &LinkDescription, incoming: Vec<Exit>) -> Vec<Exit> {
         let mut label = escape(&link.name);
-        if !link.middleware.is_empty() {
-            let _ = write!(label, "<br/>⟨{}⟩", escape(&link.middleware.join(", ")));
+        if !link.around.is_empty() {
+            let _ = write!(label, "<br/>⟨{}⟩", escape(&link.around.join(", ")));
         }
         match &link.kind {
             LinkKind::Link => {

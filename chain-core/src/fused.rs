@@ -199,7 +199,7 @@ impl<C: Send + 'static, S: LinkSequence<C>> Link<C> for Fused<S> {
     fn kind(&self) -> LinkKind {
         LinkKind::Chain(Box::new(ChainDescription {
             name: self.name.to_string(),
-            middleware: Vec::new(),
+            around_each: Vec::new(),
             around: Vec::new(),
             observers: Vec::new(),
             catch: None,
@@ -212,7 +212,7 @@ impl<C: Send + 'static, S: LinkSequence<C>> Link<C> for Fused<S> {
                     name: name.to_string(),
                     kind: LinkKind::Link,
                     conditional: false,
-                    middleware: Vec::new(),
+                    around: Vec::new(),
                     on_error: None,
                 })
                 .collect(),

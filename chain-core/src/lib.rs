@@ -40,7 +40,7 @@
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
-//! let signup = Chain::named("signup").middleware(timing()).link(validate).link(welcome);
+//! let signup = Chain::named("signup").around_each(timing()).link(validate).link(welcome);
 //!
 //! let out = signup.execute(Context::new().with("email", "ada@example.com")).await?;
 //! assert_eq!(out.get::<String>("message")?.as_deref(), Some("welcome, ada@example.com"));

@@ -232,7 +232,7 @@ impl Link<Context> for Parallel {
                     name: branch.name.to_string(),
                     kind: branch.link.kind(),
                     conditional: false,
-                    middleware: Vec::new(),
+                    around: Vec::new(),
                     on_error: None,
                 })
                 .collect(),

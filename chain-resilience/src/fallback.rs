@@ -31,7 +31,7 @@ type Predicate = Arc<dyn Fn(&Error) -> bool + Send + Sync>;
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> chain_core::Result<()> {
-/// let chain = Chain::new().step(Step::new(live_prices).with(Fallback::link(cached_prices)));
+/// let chain = Chain::new().step(Step::new(live_prices).around(Fallback::link(cached_prices)));
 /// let out = chain.execute(Context::new().with("sku", "A1")).await?;
 /// assert_eq!(out.get::<String>("price_source")?.as_deref(), Some("cache"));
 /// # Ok(()) }

@@ -41,7 +41,7 @@ use crate::{Bulkhead, CircuitBreaker, RateLimiter, Retry, Timeout};
 ///     .retry(Retry::new(5).backoff(Backoff::Constant(Duration::from_millis(1))))
 ///     .circuit_breaker(breaker.clone())
 ///     .total_timeout(Timeout::total(Duration::from_secs(2)));
-/// let chain = Chain::new().step(Step::new(fetch_stock).with(resilient));
+/// let chain = Chain::new().step(Step::new(fetch_stock).around(resilient));
 ///
 /// let err = chain.execute(Context::new()).await.unwrap_err();
 /// // Three attempts opened the breaker; the fourth was rejected, and

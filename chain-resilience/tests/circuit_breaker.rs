@@ -309,7 +309,7 @@ async fn as_middleware_it_stops_calling_a_failing_link() {
     let counter = calls.clone();
     let breaker = CircuitBreaker::new("payments", config(3, 100.0));
     let chain = Chain::named("checkout")
-        .middleware(breaker.clone())
+        .around_each(breaker.clone())
         .link_sync(move |_ctx: Context| {
             counter.fetch_add(1, Ordering::SeqCst);
             Err(Error::unavailable("payment provider down"))
@@ -325,7 +325,7 @@ async fn as_middleware_it_stops_calling_a_failing_link() {
     let err = chain.execute(Context::new()).await.unwrap_err();
     assert!(err.is_rejected());
     assert_eq!(err.location().unwrap().chain(), "checkout");
-    assert_eq!(chain.inspect().middleware, ["circuit_breaker(payments)"]);
+    assert_eq!(chain.inspect().around_each, ["circuit_breaker(payments)"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -126,7 +126,7 @@ async fn retry_as_middleware_reruns_the_link_on_its_input() {
                 let n = dependency()?;
                 Ok(ctx.with("attempt_marker", n))
             })
-            .with(constant(1)),
+            .around(constant(1)),
         );
     let out = chain.execute(Context::new()).await.unwrap();
     assert_eq!(out.get::<u32>("attempt_marker").unwrap(), Some(3));
@@ -241,7 +241,7 @@ async fn cached_price(ctx: Context) -> chain_core::Result<Context> {
 
 #[tokio::test]
 async fn fallback_replaces_matching_failures_only() {
-    let chain = Chain::new().step(Step::new(live_price).with(Fallback::link(cached_price)));
+    let chain = Chain::new().step(Step::new(live_price).around(Fallback::link(cached_price)));
     let out = chain
         .execute(Context::new().with("sku", "A1"))
         .await
@@ -258,7 +258,7 @@ async fn fallback_replaces_matching_failures_only() {
 
     let invalid = Chain::new().step(
         Step::new(|_ctx: Context| async { Err::<Context, _>(Error::validation("bad sku")) })
-            .with(Fallback::link(cached_price)),
+            .around(Fallback::link(cached_price)),
     );
     assert!(
         invalid
@@ -269,7 +269,7 @@ async fn fallback_replaces_matching_failures_only() {
     );
 
     let fixed = Chain::new().step(
-        Step::new(live_price).with(
+        Step::new(live_price).around(
             Fallback::value(Context::new().with("price", 0))
                 .when(|e| e.kind() == ErrorKind::Unavailable),
         ),
@@ -298,8 +298,8 @@ async fn fallback_answers_while_the_circuit_is_open() {
             counter.fetch_add(1, Ordering::SeqCst);
             async { Err::<Context, _>(Error::unavailable("pricing down")) }
         })
-        .with(Fallback::link(cached_price))
-        .with(breaker.clone()),
+        .around(Fallback::link(cached_price))
+        .around(breaker.clone()),
     );
     for _ in 0..5 {
         let out = chain.execute(Context::new()).await.unwrap();
@@ -369,8 +369,12 @@ async fn the_rate_limiter_rejects_before_any_attempt() {
 
 #[tokio::test]
 async fn a_keyed_rate_limiter_limits_each_user_separately() {
+    // Three links behind a once-per-execution limiter spend one token per
+    // request, not one per link.
     let chain = Chain::new()
-        .middleware(RateLimiter::new("per_user", 1, Duration::from_secs(3600)).keyed_by("user_id"))
+        .around(RateLimiter::new("per_user", 1, Duration::from_secs(3600)).keyed_by("user_id"))
+        .link_sync(Ok)
+        .link_sync(Ok)
         .link_sync(Ok);
     assert!(
         chain

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chain_core::{Chain, Context, Error, ErrorKind, RequestMeta};
 use chain_security::auth::{
-    AuthConfig, AuthFailure, AuthManager, AuthenticatedUser, Claims, JwtKeys, JwtSettings,
+    Auth, AuthConfig, AuthFailure, AuthManager, AuthenticatedUser, Claims, JwtKeys, JwtSettings,
     MemoryUserStore, Role, SigningKey, auth,
 };
 use serde_json::{Value, json};
@@ -463,6 +463,75 @@ async fn rotation_through_the_manager_retires_old_tokens() {
     );
 }
 
+/// `Chain::around` runs auth once per execution: the first link retires the
+/// key that signed the token, and the four links after it still run. The
+/// same chain with `around_each` verifies again before the second link and
+/// fails there, which is what the old `Chain::middleware` spelling did.
+#[tokio::test]
+async fn a_five_link_chain_behind_auth_verifies_the_token_once() {
+    let manager = manager();
+    manager
+        .create_user("ada", "Analytical1", Role::User)
+        .await
+        .unwrap();
+    let five_links = |attach: fn(Chain, Auth) -> Chain| {
+        let retiring = manager.clone();
+        let chain = attach(Chain::named("five"), auth(&manager, [Role::User])).link(
+            move |ctx: Context| {
+                let retiring = retiring.clone();
+                async move {
+                    retiring.update_keys(|keys| {
+                        keys.rotate(SigningKey::hmac("k2", b"another-secret-of-at-least-32-by")?)?;
+                        assert!(keys.retire("k1"));
+                        Ok(())
+                    })?;
+                    Ok(ctx.with("links", 1))
+                }
+            },
+        );
+        (1..5).fold(chain, |chain, _| {
+            chain.link_sync(|ctx: Context| {
+                let links: u32 = ctx.require("links")?;
+                Ok(ctx.with("links", links + 1))
+            })
+        })
+    };
+    let meta = |manager: &AuthManager| {
+        let manager = manager.clone();
+        async move {
+            let login = manager.authenticate("ada", "Analytical1").await.unwrap();
+            RequestMeta::new().with_header("Authorization", format!("Bearer {}", login.access_token))
+        }
+    };
+    let reset = |manager: &AuthManager| {
+        manager
+            .update_keys(|keys| {
+                keys.rotate(SigningKey::hmac("k1", SECRET)?)?;
+                keys.retire("k2");
+                Ok(())
+            })
+            .unwrap();
+    };
+
+    let once = five_links(|chain, auth| chain.around(auth));
+    assert_eq!(once.len(), 5);
+    let out = once
+        .execute(Context::new().with_ext(meta(&manager).await))
+        .await
+        .unwrap();
+    assert_eq!(out.require::<u32>("links").unwrap(), 5);
+    assert_eq!(out.ext::<AuthenticatedUser>().unwrap().username, "ada");
+
+    reset(&manager);
+    let each = five_links(|chain, auth| chain.around_each(auth));
+    let err = each
+        .execute(Context::new().with_ext(meta(&manager).await))
+        .await
+        .unwrap_err();
+    assert_eq!(failure(&err), &AuthFailure::UnknownKey);
+    assert_eq!(err.location().unwrap().index(), 1);
+}
+
 /// A lifetime of any size neither panics nor wraps around into the past.
 #[tokio::test]
 async fn huge_token_lifetimes_saturate() {
@@ -542,7 +611,7 @@ async fn the_seed_admin_and_profile_chains() {
             }
         });
     let profile_chain = Chain::named("profile")
-        .middleware(auth(&manager, [Role::Admin, Role::User]))
+        .around(auth(&manager, [Role::Admin, Role::User]))
         .link_sync(|ctx: Context| {
             let user = ctx
                 .ext::<AuthenticatedUser>()

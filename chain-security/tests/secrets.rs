@@ -353,7 +353,7 @@ async fn injected_secrets_live_in_an_extension_and_never_show() {
         .source(StaticSource::new([("payment_api_key", "sk_live_42")]))
         .build();
     let chain = Chain::new()
-        .middleware(secrets.inject(["payment_api_key"]))
+        .around(secrets.inject(["payment_api_key"]))
         .link_sync(|ctx: Context| {
             let key = ctx
                 .ext::<Secrets>()

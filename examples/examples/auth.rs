@@ -59,7 +59,7 @@ async fn main() -> Result<()> {
             }
         });
     let profile_chain = Chain::named("profile")
-        .middleware(auth(&manager, [Role::Admin, Role::User]))
+        .around(auth(&manager, [Role::Admin, Role::User]))
         .link(named("user_profile", |ctx: Context| async move {
             let user = ctx
                 .ext::<AuthenticatedUser>()

@@ -239,7 +239,7 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     // Each source allows two calls per second, with a burst of two.
     let branch = |name: &'static str, normalize: fn(Context) -> Result<Context>| -> Result<Chain> {
         Ok(Chain::named(name)
-            .step(Step::new(fetch.chain([name])?).with(RateLimiter::per_second(name, 2).burst(2)))
+            .step(Step::new(fetch.chain([name])?).around(RateLimiter::per_second(name, 2).burst(2)))
             .link(named(
                 format!("normalize_{name}"),
                 move |ctx: Context| async move { normalize(ctx) },

@@ -95,8 +95,8 @@
 //!
 //! ## Middleware and observers
 //!
-//! Middleware runs around every link ([`Chain::middleware`]), one link
-//! ([`Step::with`]) or the whole execution ([`Chain::around`]), and can
+//! Middleware runs around every link ([`Chain::around_each`]), one link
+//! ([`Step::around`]) or the whole execution ([`Chain::around`]), and can
 //! observe, transform, short-circuit or retry; write it with
 //! [`middleware::from_fn`]. Observers ([`Chain::observe`]) only watch: they
 //! are told each link's duration and outcome without allocating, which makes
@@ -116,7 +116,7 @@
 //! let chain = Chain::named("admin")
 //!     .observe(timing())
 //!     .observe(logging())
-//!     .middleware(admin_only)
+//!     .around(admin_only)
 //!     .link_sync(|ctx: Context| Ok(ctx.with("report", "ready")));
 //! let out = chain.execute(Context::new().with("role", "admin")).await?;
 //! assert_eq!(out.ext::<LinkTimings>().map(|t| t.len()), Some(1));
@@ -158,7 +158,7 @@
 //!     .attempt_timeout(Timeout::attempt(Duration::from_secs(2)));
 //!
 //! let checkout = Chain::named("checkout")
-//!     .middleware(auth(&users, [Role::User, Role::Admin]))
+//!     .around(auth(&users, [Role::User, Role::Admin]))
 //!     .step(Step::sync(|ctx: Context| Ok(ctx.with("paid", true))).named("charge").with(payment));
 //!
 //! // Measured (Prometheus) and traced (spans, W3C trace context).

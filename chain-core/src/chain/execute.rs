@@ -55,7 +55,7 @@ impl<C: Send + 'static> ChainInner<C> {
             }
             let recovery = step.on_error.as_ref().or(self.catch.as_ref());
             let before = recovery.map(|recovery| (recovery.snapshot)(&ctx));
-            let mut outcome = match self.middleware.first().or(step.middleware.first()) {
+            let mut outcome = match self.around_each.first().or(step.around.first()) {
                 Some(middleware) => {
                     middleware
                         .call(ctx, Next::for_link(Arc::clone(self), index))

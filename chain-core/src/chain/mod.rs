@@ -70,10 +70,10 @@ use crate::middleware::{LinkInfo, Middleware, Observer};
 /// ```
 /// use chain_core::{middleware::{logging, timing}, Chain, Context};
 ///
-/// let timed_with_logging = Chain::<Context>::new().middleware(timing()).middleware(logging());
-/// let logged_with_timing = Chain::<Context>::new().middleware(logging()).middleware(timing());
-/// assert_eq!(timed_with_logging.inspect().middleware, ["timing", "logging"]);
-/// assert_eq!(logged_with_timing.inspect().middleware, ["logging", "timing"]);
+/// let timed_with_logging = Chain::<Context>::new().around_each(timing()).around_each(logging());
+/// let logged_with_timing = Chain::<Context>::new().around_each(logging()).around_each(timing());
+/// assert_eq!(timed_with_logging.inspect().around_each, ["timing", "logging"]);
+/// assert_eq!(logged_with_timing.inspect().around_each, ["logging", "timing"]);
 /// ```
 pub struct Chain<C = Context> {
     inner: Arc<ChainInner<C>>,
@@ -82,7 +82,9 @@ pub struct Chain<C = Context> {
 pub(crate) struct ChainInner<C> {
     pub(crate) name: Arc<str>,
     pub(crate) steps: Vec<StepEntry<C>>,
-    pub(crate) middleware: Vec<Arc<dyn Middleware<C>>>,
+    /// Around every link, each time it runs.
+    pub(crate) around_each: Vec<Arc<dyn Middleware<C>>>,
+    /// Around the whole execution, once per run.
     pub(crate) around: Vec<Arc<dyn Middleware<C>>>,
     pub(crate) observers: Vec<Arc<dyn Observer<C>>>,
     pub(crate) catch: Option<Recovery<C>>,
@@ -94,7 +96,8 @@ pub(crate) struct ChainInner<C> {
 pub(crate) struct StepEntry<C> {
     pub(crate) info: LinkInfo,
     pub(crate) runner: Runner<C>,
-    pub(crate) middleware: Vec<Arc<dyn Middleware<C>>>,
+    /// Around this link only.
+    pub(crate) around: Vec<Arc<dyn Middleware<C>>>,
     pub(crate) condition: Option<Predicate<C>>,
     pub(crate) on_error: Option<Recovery<C>>,
 }
@@ -104,7 +107,7 @@ impl<C> Clone for StepEntry<C> {
         Self {
             info: self.info.clone(),
             runner: self.runner.clone(),
-            middleware: self.middleware.clone(),
+            around: self.around.clone(),
             condition: self.condition.clone(),
             on_error: self.on_error.clone(),
         }
@@ -116,7 +119,7 @@ impl<C> Clone for ChainInner<C> {
         Self {
             name: Arc::clone(&self.name),
             steps: self.steps.clone(),
-            middleware: self.middleware.clone(),
+            around_each: self.around_each.clone(),
             around: self.around.clone(),
             observers: self.observers.clone(),
             catch: self.catch.clone(),
@@ -151,7 +154,7 @@ impl<C: Send + 'static> Chain<C> {
             inner: Arc::new(ChainInner {
                 name: Arc::from(name.into().as_ref()),
                 steps: Vec::new(),
-                middleware: Vec::new(),
+                around_each: Vec::new(),
                 around: Vec::new(),
                 observers: Vec::new(),
                 catch: None,
@@ -209,7 +212,7 @@ impl<C: Send + 'static> Chain<C> {
     pub fn step(mut self, step: Step<C>) -> Self {
         let inner = self.inner_mut();
         inner.plain &=
-            step.middleware.is_empty() && step.condition.is_none() && step.on_error.is_none();
+            step.around.is_empty() && step.condition.is_none() && step.on_error.is_none();
         let info = LinkInfo::new(
             Arc::from(step.name.as_ref()),
             Arc::clone(&inner.name),
@@ -218,24 +221,37 @@ impl<C: Send + 'static> Chain<C> {
         inner.steps.push(StepEntry {
             info,
             runner: step.runner,
-            middleware: step.middleware,
+            around: step.around,
             condition: step.condition,
             on_error: step.on_error,
         });
         self
     }
 
-    /// Adds middleware around every link. The first added is the outermost.
+    /// Adds middleware around **every link**: it runs once per link, each
+    /// time a link runs, so a five-link chain calls it five times per
+    /// execution. The first added is the outermost.
+    ///
+    /// Suits what is about each link: timing, logging, per-link retries.
+    /// What is about the request as a whole (authentication, secret
+    /// injection, rate limits, a total deadline) belongs in
+    /// [`around`](Self::around), which runs once per execution.
     #[must_use]
-    pub fn middleware(mut self, middleware: impl Middleware<C>) -> Self {
+    pub fn around_each(mut self, middleware: impl Middleware<C>) -> Self {
         let inner = self.inner_mut();
-        inner.middleware.push(Arc::new(middleware));
+        inner.around_each.push(Arc::new(middleware));
         inner.plain = false;
         self
     }
 
-    /// Adds middleware around the whole execution, once per
-    /// [`execute`](Self::execute). Its [`Next`](crate::Next) runs all links.
+    /// Adds middleware around the **whole execution**: it runs once per
+    /// [`execute`](Self::execute), and its [`Next`](crate::Next) runs all
+    /// links. The first added is the outermost, and all of it sits outside
+    /// [`around_each`](Self::around_each).
+    ///
+    /// The place for authentication, secret injection, keyed rate limits and
+    /// deadlines: a five-link chain behind `.around(auth)` checks the token
+    /// once.
     #[must_use]
     pub fn around(mut self, middleware: impl Middleware<C>) -> Self {
         self.inner_mut().around.push(Arc::new(middleware));
@@ -285,7 +301,7 @@ impl<C: Send + 'static> Chain<C> {
         let inner = &self.inner;
         ChainDescription {
             name: inner.name.to_string(),
-            middleware: names(&inner.middleware),
+            around_each: names(&inner.around_each),
             around: names(&inner.around),
             observers: inner
                 .observers
@@ -307,7 +323,7 @@ impl<C: Send + 'static> Chain<C> {
                         Runner::Sync(_) => LinkKind::Link,
                     },
                     conditional: step.condition.is_some(),
-                    middleware: names(&step.middleware),
+                    around: names(&step.around),
                     on_error: step
                         .on_error
                         .as_ref()
@@ -379,7 +395,7 @@ impl<C> fmt::Debug for Chain<C> {
                     .map(|s| s.info.name())
                     .collect::<Vec<_>>(),
             )
-            .field("middleware", &self.inner.middleware.len())
+            .field("around_each", &self.inner.around_each.len())
             .field("around", &self.inner.around.len())
             .field("observers", &self.inner.observers.len())
             .finish()

@@ -72,7 +72,7 @@ impl<C: Clone + Send + 'static> Recovery<C> {
 /// let chain = Chain::new().step(
 ///     Step::new(charge_card)
 ///         .named("charge")
-///         .with(timing())
+///         .around(timing())
 ///         .when(|ctx: &Context| ctx.contains_key("card"))
 ///         .on_error(|err, ctx: Context| async move {
 ///             // `ctx` is the context as it was before `charge` ran.
@@ -86,7 +86,7 @@ impl<C: Clone + Send + 'static> Recovery<C> {
 pub struct Step<C> {
     pub(crate) name: Cow<'static, str>,
     pub(crate) runner: Runner<C>,
-    pub(crate) middleware: Vec<Arc<dyn Middleware<C>>>,
+    pub(crate) around: Vec<Arc<dyn Middleware<C>>>,
     pub(crate) condition: Option<Predicate<C>>,
     pub(crate) on_error: Option<Recovery<C>>,
 }
@@ -112,7 +112,7 @@ impl<C: Send + 'static> Step<C> {
         Self {
             name,
             runner,
-            middleware: Vec::new(),
+            around: Vec::new(),
             condition: None,
             on_error: None,
         }
@@ -125,12 +125,12 @@ impl<C: Send + 'static> Step<C> {
         self
     }
 
-    /// Adds middleware around this link only, inside the chain's
-    /// [`middleware`](crate::Chain::middleware). The first added is the
-    /// outermost.
+    /// Adds middleware around this link only, each time it runs, inside the
+    /// chain's [`around_each`](crate::Chain::around_each) middleware. The
+    /// first added is the outermost.
     #[must_use]
-    pub fn with(mut self, middleware: impl Middleware<C>) -> Self {
-        self.middleware.push(Arc::new(middleware));
+    pub fn around(mut self, middleware: impl Middleware<C>) -> Self {
+        self.around.push(Arc::new(middleware));
         self
     }
 
@@ -170,7 +170,7 @@ impl<C> fmt::Debug for Step<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Step")
             .field("name", &self.name)
-            .field("middleware", &self.middleware.len())
+            .field("around", &self.around.len())
             .field("conditional", &self.condition.is_some())
             .field("on_error", &self.on_error.is_some())
             .finish()

@@ -18,7 +18,7 @@ use crate::link::{BoxFuture, short_type_name};
 ///     }
 ///     next.run(ctx).await
 /// });
-/// let chain = Chain::new().middleware(require_user).link(|ctx: Context| async move { Ok(ctx) });
+/// let chain = Chain::new().around_each(require_user).link(|ctx: Context| async move { Ok(ctx) });
 /// # let _ = chain;
 /// ```
 pub fn from_fn<C, F, Fut>(f: F) -> FromFn<F>

@@ -14,8 +14,8 @@
 //! The first middleware registered is the outermost. For one link the layers
 //! are, from the outside in: the chain's [`around`](crate::Chain::around)
 //! middleware (once for the whole execution), the chain's
-//! [`middleware`](crate::Chain::middleware) (around every link), the step's
-//! own [`Step::with`](crate::Step::with) middleware, and finally the link.
+//! [`around_each`](crate::Chain::around_each) (around every link), the step's
+//! own [`Step::around`](crate::Step::around) middleware, and finally the link.
 //!
 //! ```
 //! use chain_core::{middleware::from_fn, Chain, Context};
@@ -26,8 +26,8 @@
 //!     next.run(ctx).await
 //! });
 //! let chain = Chain::new()
-//!     .middleware(tag("outer"))
-//!     .middleware(tag("inner"))
+//!     .around_each(tag("outer"))
+//!     .around_each(tag("inner"))
 //!     .link(|ctx: Context| async move {
 //!         // Both middleware ran before the link, outer first.
 //!         assert_eq!(ctx.keys().collect::<Vec<_>>(), ["outer", "inner"]);

@@ -133,10 +133,10 @@ impl<C: Send + 'static> Next<C> {
         match self.target {
             Target::Link(index) => {
                 let step = &chain.steps[index];
-                let shared = chain.middleware.len();
+                let shared = chain.around_each.len();
                 let middleware = match self.depth.checked_sub(shared) {
-                    None => chain.middleware.get(self.depth),
-                    Some(own) => step.middleware.get(own),
+                    None => chain.around_each.get(self.depth),
+                    Some(own) => step.around.get(own),
                 };
                 match (middleware, &step.runner) {
                     (Some(middleware), _) => middleware.call(ctx, self.deeper()).await,

@@ -157,7 +157,7 @@ async fn a_long_chain_with_middleware_runs_in_constant_stack() {
                 Ok(ctx.with("n", n + 1))
             })
         })
-        .middleware(chain_core::middleware::from_fn(|ctx: Context, next| {
+        .around_each(chain_core::middleware::from_fn(|ctx: Context, next| {
             next.run(ctx)
         }));
     let out = chain.execute(Context::new()).await.unwrap();

@@ -37,7 +37,7 @@ async fn when_runs_the_link_only_if_the_predicate_holds() {
 async fn a_skipped_step_runs_none_of_its_middleware() {
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = calls.clone();
-    let chain = Chain::new().step(Step::new(add_discount).when(is_vip).with(from_fn(
+    let chain = Chain::new().step(Step::new(add_discount).when(is_vip).around(from_fn(
         move |ctx: Context, next| {
             seen.fetch_add(1, Ordering::SeqCst);
             next.run(ctx)

@@ -109,7 +109,7 @@ async fn a_panic_while_creating_the_future_is_caught() {
 #[tokio::test]
 async fn a_panic_in_middleware_is_caught_and_names_the_link() {
     let chain = Chain::named("c")
-        .middleware(from_fn(|_ctx: Context, _next| async move {
+        .around_each(from_fn(|_ctx: Context, _next| async move {
             panic!("middleware bug");
         }))
         .link(named("wrapped", ok));

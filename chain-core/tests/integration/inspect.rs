@@ -15,7 +15,7 @@ fn sample() -> Chain {
         .link(named("email", validate))
         .link(named("sms", validate));
     Chain::named("checkout")
-        .middleware(timing())
+        .around_each(timing())
         .around(from_fn(|ctx: Context, next| next.run(ctx)).named("trace"))
         .link(validate)
         .when(|ctx: &Context| ctx.contains_key("card"), charge)
@@ -27,7 +27,7 @@ fn sample() -> Chain {
         .step(
             Step::new(charge)
                 .named("refund")
-                .with(timing())
+                .around(timing())
                 .on_error(|_err, ctx: Context| async move { Ok(ctx) }),
         )
 }
@@ -36,13 +36,13 @@ fn sample() -> Chain {
 fn inspect_describes_links_middleware_branches_and_nesting() {
     let description = sample().inspect();
     assert_eq!(description.name, "checkout");
-    assert_eq!(description.middleware, ["timing"]);
+    assert_eq!(description.around_each, ["timing"]);
     assert_eq!(description.around, ["trace"]);
     let names: Vec<&str> = description.links.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["validate", "charge", "parallel", "refund"]);
     assert!(description.links[1].conditional);
     assert!(!description.links[0].conditional);
-    assert_eq!(description.links[3].middleware, ["timing"]);
+    assert_eq!(description.links[3].around, ["timing"]);
     assert!(description.links[3].on_error.is_some());
 
     let LinkKind::Parallel { branches } = &description.links[2].kind else {

@@ -25,7 +25,7 @@ async fn first_registered_is_outermost_and_around_wraps_everything() {
     let recorder = Recorder::default();
     let link_recorder = recorder.clone();
     let chain = Chain::new()
-        .middleware(recording(&recorder, "each1"))
+        .around_each(recording(&recorder, "each1"))
         .around(recording(&recorder, "around"))
         .step(
             Step::new(move |ctx: Context| {
@@ -35,9 +35,9 @@ async fn first_registered_is_outermost_and_around_wraps_everything() {
                     Ok(ctx)
                 }
             })
-            .with(recording(&recorder, "own")),
+            .around(recording(&recorder, "own")),
         )
-        .middleware(recording(&recorder, "each2"));
+        .around_each(recording(&recorder, "each2"));
     chain.execute(Context::new()).await.unwrap();
     assert_eq!(
         recorder.entries(),
@@ -59,9 +59,9 @@ async fn first_registered_is_outermost_and_around_wraps_everything() {
 async fn chain_middleware_wraps_every_link_and_step_middleware_one() {
     let recorder = Recorder::default();
     let chain = Chain::new()
-        .middleware(recording(&recorder, "each"))
+        .around_each(recording(&recorder, "each"))
         .link_sync(Ok)
-        .step(Step::sync(Ok).with(recording(&recorder, "own")))
+        .step(Step::sync(Ok).around(recording(&recorder, "own")))
         .link_sync(Ok);
     chain.execute(Context::new()).await.unwrap();
     let entries = recorder.entries();
@@ -74,7 +74,7 @@ async fn middleware_can_short_circuit() {
     let ran = Arc::new(AtomicUsize::new(0));
     let counter = ran.clone();
     let chain = Chain::named("admin")
-        .middleware(from_fn(|ctx: Context, next: Next<Context>| async move {
+        .around_each(from_fn(|ctx: Context, next: Next<Context>| async move {
             match ctx.get::<String>("role")?.as_deref() {
                 Some("admin") => next.run(ctx).await,
                 Some(_) => Err(Error::forbidden("admin role required")),
@@ -103,7 +103,7 @@ async fn middleware_can_short_circuit() {
 #[tokio::test]
 async fn middleware_can_transform_before_and_after() {
     let chain = Chain::new()
-        .middleware(from_fn(|ctx: Context, next: Next<Context>| async move {
+        .around_each(from_fn(|ctx: Context, next: Next<Context>| async move {
             let out = next.run(ctx.with("seen_by_link", true)).await?;
             Ok(out.with("after", "added"))
         }))
@@ -134,7 +134,7 @@ async fn middleware_can_call_next_more_than_once() {
         Err(last.unwrap())
     });
     let chain = Chain::new()
-        .middleware(retry)
+        .around_each(retry)
         .link_sync(move |ctx: Context| {
             if counter.fetch_add(1, Ordering::SeqCst) < 2 {
                 return Err(Error::unavailable("flaky"));
@@ -151,7 +151,7 @@ async fn middleware_sees_the_link_info() {
     let recorder = Recorder::default();
     let seen = recorder.clone();
     let chain = Chain::named("orders")
-        .middleware(from_fn(move |ctx: Context, next: Next<Context>| {
+        .around_each(from_fn(move |ctx: Context, next: Next<Context>| {
             let link = next.link().unwrap();
             seen.record(format!("{}/{}#{}", link.chain(), link.name(), link.index()));
             next.run(ctx)
@@ -180,7 +180,7 @@ async fn around_middleware_sees_no_link_but_the_chain() {
 async fn timing_records_each_link_and_the_whole_execution() {
     let chain = Chain::named("timed")
         .around(timing())
-        .middleware(timing())
+        .around_each(timing())
         .link(named("a", |ctx: Context| async move { Ok(ctx) }))
         .link(named("b", |ctx: Context| async move {
             tokio::task::yield_now().await;
@@ -199,7 +199,7 @@ async fn timing_records_each_link_and_the_whole_execution() {
 async fn optional_middleware_none_passes_through() {
     let absent: Option<chain_core::middleware::Timing> = None;
     let chain = Chain::new()
-        .middleware(absent)
+        .around_each(absent)
         .link_sync(|ctx: Context| Ok(ctx.with("ran", true)));
     let out = chain.execute(Context::new()).await.unwrap();
     assert!(out.contains_key("ran"));
@@ -241,7 +241,7 @@ mod logging {
         let chain = if as_observer {
             chain.observe(logging())
         } else {
-            chain.middleware(logging())
+            chain.around_each(logging())
         };
         let chain = chain
             .link(named("validate", |ctx: Context| async move { Ok(ctx) }))

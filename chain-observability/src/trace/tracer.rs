@@ -144,7 +144,7 @@ impl Tracer {
             .around(ExecutionSpans {
                 tracer: self.clone(),
             })
-            .middleware(LinkSpans {
+            .around_each(LinkSpans {
                 tracer: self.clone(),
             })
     }

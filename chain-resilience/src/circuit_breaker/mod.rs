@@ -565,7 +565,7 @@ impl fmt::Debug for CircuitBreaker {
 }
 
 /// Guards the wrapped link (or every link, with
-/// [`Chain::middleware`](chain_core::Chain::middleware)): a rejection
+/// [`Chain::around_each`](chain_core::Chain::around_each)): a rejection
 /// short-circuits without running it.
 impl<C: Send + 'static> Middleware<C> for CircuitBreaker {
     fn call(&self, ctx: C, next: Next<C>) -> BoxFuture<'_, Result<C>> {

@@ -30,8 +30,11 @@ pub struct AuthenticatedUser {
 /// role that is not allowed with a [`Forbidden`](chain_core::ErrorKind::Forbidden)
 /// one; the source is an [`AuthFailure`].
 ///
-/// It is middleware (`Chain::middleware`, `Step::with`) and also a link,
-/// for chains that check first and go on, as the seed's do.
+/// Attach it once per execution with
+/// [`Chain::around`](chain_core::Chain::around): the token is verified once
+/// however many links follow. (`Chain::around_each` would verify it again
+/// before every link.) It is also a link, for chains that check first and
+/// go on.
 pub fn auth(manager: &AuthManager, required_roles: impl IntoIterator<Item = Role>) -> Auth {
     Auth {
         manager: manager.clone(),
