@@ -122,6 +122,14 @@ impl fmt::Display for Location {
 ///
 /// It is one pointer wide, so `Result<C, Error>` stays small on the hot path.
 ///
+/// # Display
+///
+/// `{}` prints this error's own layer: its kind, location and message. The
+/// source error is not repeated there, because [`source`](std::error::Error::source)
+/// returns it and error reporters (`anyhow`, `eyre`, tracing's error
+/// fields) print the whole chain from it. The alternate form `{:#}` prints
+/// the layer followed by every source, `: `-separated, for a one-line log.
+///
 /// ```
 /// use chain_core::{Error, ErrorKind};
 ///
@@ -130,36 +138,55 @@ impl fmt::Display for Location {
 /// assert_eq!(err.to_string(), "validation error: quantity must be positive");
 ///
 /// let io = std::io::Error::other("connection reset");
-/// let err = Error::from_source(ErrorKind::Unavailable, io);
+/// let err = Error::new(ErrorKind::Unavailable, "inventory unreachable").with_source(io);
+/// assert_eq!(err.to_string(), "unavailable error: inventory unreachable");
+/// assert_eq!(format!("{err:#}"), "unavailable error: inventory unreachable: connection reset");
 /// assert!(err.downcast_source::<std::io::Error>().is_some());
 /// ```
-#[derive(thiserror::Error)]
-#[error(transparent)]
 pub struct Error {
     inner: Box<Inner>,
 }
 
-#[derive(Debug, thiserror::Error)]
 struct Inner {
     kind: ErrorKind,
     message: Cow<'static, str>,
     location: Option<Location>,
-    #[source]
     source: Option<BoxError>,
 }
 
-impl fmt::Display for Inner {
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} error", self.kind)?;
-        if let Some(location) = &self.location {
+        let inner = &self.inner;
+        write!(f, "{} error", inner.kind)?;
+        if let Some(location) = &inner.location {
             write!(f, " in {location}")?;
         }
-        if !self.message.is_empty() {
-            write!(f, ": {}", self.message)?;
-        } else if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
+        if !inner.message.is_empty() {
+            write!(f, ": {}", inner.message)?;
+        }
+        if f.alternate() {
+            write_sources(f, self)?;
         }
         Ok(())
+    }
+}
+
+/// Writes `: source` for every error in `error`'s source chain.
+fn write_sources(f: &mut fmt::Formatter<'_>, error: &dyn std::error::Error) -> fmt::Result {
+    let mut next = error.source();
+    while let Some(source) = next {
+        write!(f, ": {source}")?;
+        next = source.source();
+    }
+    Ok(())
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -357,10 +384,36 @@ mod tests {
         );
     }
 
+    /// A reporter that prints each error of the source chain, as anyhow and
+    /// eyre do, must see every message once.
     #[test]
-    fn display_falls_back_to_the_source_message() {
+    fn display_leaves_the_source_to_the_source_chain() {
+        use std::error::Error as _;
+        fn report(error: &dyn std::error::Error) -> String {
+            let mut text = error.to_string();
+            let mut next = error.source();
+            while let Some(source) = next {
+                text = format!("{text}: {source}");
+                next = source.source();
+            }
+            text
+        }
         let err = Error::from_source(ErrorKind::Unavailable, std::io::Error::other("reset"));
-        assert_eq!(err.to_string(), "unavailable error: reset");
+        assert_eq!(err.to_string(), "unavailable error");
+        assert_eq!(report(&err), "unavailable error: reset");
+        assert_eq!(format!("{err:#}"), "unavailable error: reset");
+
+        let nested = Error::internal("wrapped").with_source(Error::validation("bad").locate(
+            &"c".into(),
+            &"l".into(),
+            0,
+        ));
+        assert_eq!(
+            report(&nested),
+            "internal error: wrapped: validation error in chain `c`, link #0 `l`: bad"
+        );
+        assert_eq!(format!("{nested:#}"), report(&nested));
+        assert!(nested.source().is_some());
     }
 
     #[test]

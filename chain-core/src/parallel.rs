@@ -144,7 +144,7 @@ impl Parallel {
         let name = &self.branches[index].name;
         Error::new(
             error.kind(),
-            format!("parallel branch #{index} `{name}` failed: {error}"),
+            format!("parallel branch #{index} `{name}` failed"),
         )
         .with_source(error)
     }

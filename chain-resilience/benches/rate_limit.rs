@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use chain_resilience::{
-    Backoff, CircuitBreaker, CircuitBreakerConfig, Pipeline, RateLimiter, Retry, Timeout,
+    Backoff, CircuitBreaker, CircuitBreakerConfig, Pipeline, RateLimiter, Retry,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use governor::{Quota, RateLimiter as Governor};
@@ -45,13 +45,13 @@ fn full_pipeline(c: &mut Criterion) {
         .unwrap_or_else(|error| panic!("runtime: {error}"));
     let pipeline = Pipeline::new()
         .rate_limiter(RateLimiter::per_second("bench", u32::MAX).burst(1_000_000))
-        .total_timeout(Timeout::total(Duration::from_secs(10)))
+        .total_timeout(Duration::from_secs(10))
         .retry(Retry::new(3).backoff(Backoff::Constant(Duration::from_millis(1))))
         .circuit_breaker(CircuitBreaker::new(
             "bench",
             CircuitBreakerConfig::default(),
         ))
-        .attempt_timeout(Timeout::attempt(Duration::from_secs(1)));
+        .attempt_timeout(Duration::from_secs(1));
     let mut group = c.benchmark_group("pipeline_ready_call");
     group.bench_function("bare", |b| {
         b.to_async(&runtime)

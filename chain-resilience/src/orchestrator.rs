@@ -13,7 +13,7 @@ use reqwest::header::HeaderMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{CircuitBreaker, CircuitBreakerConfig, Pipeline, Retry, State, Timeout};
+use crate::{CircuitBreaker, CircuitBreakerConfig, Pipeline, Retry, State};
 
 /// One HTTP service: where it is and how to call it.
 ///
@@ -252,7 +252,7 @@ impl Orchestrator {
                 pipeline: Pipeline::new()
                     .retry(endpoint.retry)
                     .circuit_breaker(breaker.clone())
-                    .attempt_timeout(Timeout::attempt(endpoint.timeout)),
+                    .attempt_timeout(endpoint.timeout),
                 breaker,
                 stats: Stats::default(),
             };
@@ -418,11 +418,11 @@ impl ServiceLink {
                 status: status.as_u16(),
                 body,
             };
-            return Err(Error::new(kind, failure.to_string()).with_source(failure));
+            return Err(Error::from_source(kind, failure));
         }
         serde_json::from_slice(&bytes).map_err(|source| {
             let failure = ServiceFailure::InvalidJson { service, source };
-            Error::new(ErrorKind::Internal, failure.to_string()).with_source(failure)
+            Error::from_source(ErrorKind::Internal, failure)
         })
     }
 }
@@ -463,7 +463,7 @@ fn transport_error(service: &str, source: reqwest::Error) -> Error {
             source,
         }
     };
-    Error::new(ErrorKind::Unavailable, failure.to_string()).with_source(failure)
+    Error::from_source(ErrorKind::Unavailable, failure)
 }
 
 /// Whether an error's chain of causes holds an I/O "connection refused".
@@ -521,7 +521,7 @@ fn name_service(error: Error, service: &str) -> Error {
     if error.downcast_source::<ServiceFailure>().is_some() {
         return error;
     }
-    let message = format!("service `{service}`: {}", error.message());
+    let message = format!("call to service `{service}` failed");
     Error::new(error.kind(), message).with_source(error)
 }
 

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::future::Future;
 
 use chain_core::{BoxFuture, Middleware, Next, Result};
+use std::time::Duration;
 
 use crate::{Bulkhead, CircuitBreaker, RateLimiter, Retry, Timeout};
 
@@ -28,7 +29,7 @@ use crate::{Bulkhead, CircuitBreaker, RateLimiter, Retry, Timeout};
 /// ```
 /// use std::time::Duration;
 /// use chain_core::{Chain, Context, Error, Step};
-/// use chain_resilience::{Backoff, CircuitBreaker, CircuitBreakerConfig, Pipeline, Retry, Timeout};
+/// use chain_resilience::{Backoff, CircuitBreaker, CircuitBreakerConfig, Pipeline, Retry};
 ///
 /// async fn fetch_stock(_ctx: Context) -> chain_core::Result<Context> {
 ///     Err(Error::unavailable("inventory down"))
@@ -37,10 +38,10 @@ use crate::{Bulkhead, CircuitBreaker, RateLimiter, Retry, Timeout};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let breaker = CircuitBreaker::new("inventory", CircuitBreakerConfig::consecutive_failures(3, Duration::from_secs(30)));
 /// let resilient = Pipeline::new()
-///     .attempt_timeout(Timeout::attempt(Duration::from_millis(200)))
+///     .attempt_timeout(Duration::from_millis(200))
 ///     .retry(Retry::new(5).backoff(Backoff::Constant(Duration::from_millis(1))))
 ///     .circuit_breaker(breaker.clone())
-///     .total_timeout(Timeout::total(Duration::from_secs(2)));
+///     .total_timeout(Duration::from_secs(2));
 /// let chain = Chain::new().step(Step::new(fetch_stock).around(resilient));
 ///
 /// let err = chain.execute(Context::new()).await.unwrap_err();
@@ -79,10 +80,10 @@ impl Pipeline {
         self
     }
 
-    /// Sets the limit on the whole call.
+    /// Limits the whole call, retries and their waits included, to `limit`.
     #[must_use]
-    pub fn total_timeout(mut self, timeout: Timeout) -> Self {
-        self.total_timeout = Some(Timeout::total(timeout.limit()));
+    pub fn total_timeout(mut self, limit: Duration) -> Self {
+        self.total_timeout = Some(Timeout::total(limit));
         self
     }
 
@@ -100,10 +101,10 @@ impl Pipeline {
         self
     }
 
-    /// Sets the limit on each attempt.
+    /// Limits each attempt to `limit`; a retry gets a fresh `limit`.
     #[must_use]
-    pub fn attempt_timeout(mut self, timeout: Timeout) -> Self {
-        self.attempt_timeout = Some(Timeout::attempt(timeout.limit()));
+    pub fn attempt_timeout(mut self, limit: Duration) -> Self {
+        self.attempt_timeout = Some(Timeout::attempt(limit));
         self
     }
 

@@ -123,8 +123,8 @@ impl From<Retry> for Pipeline {
 impl From<Timeout> for Pipeline {
     fn from(timeout: Timeout) -> Self {
         match timeout.scope() {
-            TimeoutScope::Attempt => Pipeline::new().attempt_timeout(timeout),
-            TimeoutScope::Total => Pipeline::new().total_timeout(timeout),
+            TimeoutScope::Attempt => Pipeline::new().attempt_timeout(timeout.limit()),
+            TimeoutScope::Total => Pipeline::new().total_timeout(timeout.limit()),
         }
     }
 }

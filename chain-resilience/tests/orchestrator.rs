@@ -218,8 +218,8 @@ async fn each_kind_of_failure_is_a_distinct_error_naming_the_service() {
         Some(ServiceFailure::Status { status: 503, .. })
     ));
     assert!(
-        err.to_string().contains("service `flaky` answered 503"),
-        "{err}"
+        format!("{err:#}").contains("service `flaky` answered 503"),
+        "{err:#}"
     );
 
     service.fail_next(1, 404);
@@ -253,9 +253,9 @@ async fn each_kind_of_failure_is_a_distinct_error_naming_the_service() {
     let err = run().await.unwrap_err();
     assert!(err.is_timeout());
     assert!(
-        err.to_string()
-            .contains("service `flaky`: attempt timed out"),
-        "{err}"
+        format!("{err:#}")
+            .contains("call to service `flaky` failed: timeout error: attempt timed out"),
+        "{err:#}"
     );
 
     let metrics = &orchestrator.metrics()[0];
@@ -291,9 +291,8 @@ async fn connection_refused_is_its_own_error() {
         "{err:?}"
     );
     assert!(
-        err.to_string()
-            .contains("service `gone` refused the connection"),
-        "{err}"
+        format!("{err:#}").contains("service `gone` refused the connection"),
+        "{err:#}"
     );
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chain_core::{Chain, Context, Error, ErrorKind, Step};
 use chain_resilience::{
-    Backoff, Bulkhead, CircuitBreaker, CircuitBreakerConfig, Elapsed, Fallback, Pipeline,
+    Backoff, Bulkhead, CircuitBreaker, CircuitBreakerConfig, Elapsed, Fallback, Jitter, Pipeline,
     RateLimiter, Retry, RetryBudget, Throttled, Timeout, TimeoutScope,
 };
 use tokio::sync::oneshot;
@@ -31,8 +31,11 @@ fn unavailable() -> Error {
     Error::unavailable("connection refused")
 }
 
+/// Exact waits, so the paused clock can check them.
 fn constant(ms: u64) -> Retry {
-    Retry::new(5).backoff(Backoff::Constant(Duration::from_millis(ms)))
+    Retry::new(5)
+        .backoff(Backoff::Constant(Duration::from_millis(ms)))
+        .jitter(Jitter::None)
 }
 
 #[tokio::test(start_paused = true)]
@@ -78,6 +81,7 @@ async fn retry_respects_the_deadline() {
     let (calls, dependency) = flaky(u32::MAX, unavailable);
     let retry = Retry::new(100)
         .backoff(Backoff::Constant(Duration::from_secs(1)))
+        .jitter(Jitter::None)
         .deadline(Duration::from_millis(2500));
     let started = Instant::now();
     assert!(retry.call(|| async { dependency() }).await.is_err());
@@ -89,10 +93,12 @@ async fn retry_respects_the_deadline() {
 #[tokio::test(start_paused = true)]
 async fn exponential_backoff_waits_grow() {
     let (_, dependency) = flaky(3, unavailable);
-    let retry = Retry::new(4).backoff(Backoff::Exponential {
-        initial: Duration::from_millis(10),
-        multiplier: 3.0,
-    });
+    let retry = Retry::new(4)
+        .backoff(Backoff::Exponential {
+            initial: Duration::from_millis(10),
+            multiplier: 3.0,
+        })
+        .jitter(Jitter::None);
     let started = Instant::now();
     retry.call(|| async { dependency() }).await.unwrap();
     assert_eq!(started.elapsed(), Duration::from_millis(10 + 30 + 90));
@@ -170,8 +176,8 @@ async fn attempt_and_total_timeouts_in_a_pipeline() {
     let attempts = Arc::new(AtomicU32::new(0));
     let counter = attempts.clone();
     let pipeline = Pipeline::new()
-        .total_timeout(Timeout::total(Duration::from_millis(250)))
-        .attempt_timeout(Timeout::attempt(Duration::from_millis(100)))
+        .total_timeout(Duration::from_millis(250))
+        .attempt_timeout(Duration::from_millis(100))
         .retry(Retry::new(10).backoff(Backoff::Constant(Duration::ZERO)));
     let started = Instant::now();
     let err = pipeline
@@ -322,10 +328,10 @@ async fn the_pipeline_applies_the_standard_order_whatever_the_builder_order() {
         CircuitBreakerConfig::consecutive_failures(3, Duration::from_secs(30)),
     );
     let pipeline = Pipeline::new()
-        .attempt_timeout(Timeout::attempt(Duration::from_secs(1)))
+        .attempt_timeout(Duration::from_secs(1))
         .circuit_breaker(breaker.clone())
         .retry(constant(0))
-        .total_timeout(Timeout::total(Duration::from_secs(10)))
+        .total_timeout(Duration::from_secs(10))
         .bulkhead(Bulkhead::new("inventory", 4, 4, Duration::from_secs(1)))
         .rate_limiter(RateLimiter::per_second("inventory", 1000).burst(10));
     assert_eq!(

@@ -476,8 +476,8 @@ async fn a_five_link_chain_behind_auth_verifies_the_token_once() {
         .unwrap();
     let five_links = |attach: fn(Chain, Auth) -> Chain| {
         let retiring = manager.clone();
-        let chain = attach(Chain::named("five"), auth(&manager, [Role::User])).link(
-            move |ctx: Context| {
+        let chain =
+            attach(Chain::named("five"), auth(&manager, [Role::User])).link(move |ctx: Context| {
                 let retiring = retiring.clone();
                 async move {
                     retiring.update_keys(|keys| {
@@ -487,8 +487,7 @@ async fn a_five_link_chain_behind_auth_verifies_the_token_once() {
                     })?;
                     Ok(ctx.with("links", 1))
                 }
-            },
-        );
+            });
         (1..5).fold(chain, |chain, _| {
             chain.link_sync(|ctx: Context| {
                 let links: u32 = ctx.require("links")?;
@@ -500,7 +499,8 @@ async fn a_five_link_chain_behind_auth_verifies_the_token_once() {
         let manager = manager.clone();
         async move {
             let login = manager.authenticate("ada", "Analytical1").await.unwrap();
-            RequestMeta::new().with_header("Authorization", format!("Bearer {}", login.access_token))
+            RequestMeta::new()
+                .with_header("Authorization", format!("Bearer {}", login.access_token))
         }
     };
     let reset = |manager: &AuthManager| {

@@ -124,8 +124,8 @@ async fn every_failing_field_is_reported_not_just_the_first() {
         );
     }
     assert!(
-        err.to_string().contains("email: invalid email format"),
-        "{err}"
+        format!("{err:#}").contains("email: invalid email format"),
+        "{err:#}"
     );
 }
 

@@ -40,7 +40,7 @@ async fn main() -> Result<()> {
         .create_user("reader", "Readonly123", Role::ReadOnly)
         .await?;
     if let Err(error) = manager.create_user("weak", "password", Role::User).await {
-        println!("weak password refused: {error}");
+        println!("weak password refused: {error:#}");
     }
 
     let listing = manager.clone();
@@ -91,7 +91,7 @@ async fn main() -> Result<()> {
         .await
     {
         Ok(_) => println!("john listed users (unexpected)"),
-        Err(error) => println!("john lists users: {error}"),
+        Err(error) => println!("john lists users: {error:#}"),
     }
     let out = profile_chain
         .execute(Context::new().with_ext(bearer(&john.access_token)))
@@ -105,7 +105,7 @@ async fn main() -> Result<()> {
         .await
     {
         Ok(_) => println!("reader saw a profile (unexpected)"),
-        Err(error) => println!("reader's profile: {error}"),
+        Err(error) => println!("reader's profile: {error:#}"),
     }
     let tampered = format!("{}x", john.access_token);
     match profile_chain
@@ -113,21 +113,21 @@ async fn main() -> Result<()> {
         .await
     {
         Ok(_) => println!("tampered token accepted (unexpected)"),
-        Err(error) => println!("tampered token: {error}"),
+        Err(error) => println!("tampered token: {error:#}"),
     }
     match profile_chain.execute(Context::new()).await {
         Ok(_) => println!("no token accepted (unexpected)"),
-        Err(error) => println!("no token: {error}"),
+        Err(error) => println!("no token: {error:#}"),
     }
 
     for attempt in 1..=6 {
         if let Err(error) = manager.authenticate("john", "wrong-password").await {
-            println!("bad login {attempt}: {error}");
+            println!("bad login {attempt}: {error:#}");
         }
     }
     match manager.authenticate("john", "User12345").await {
         Ok(_) => println!("john logged in despite the lockout (unexpected)"),
-        Err(error) => println!("right password while locked: {error}"),
+        Err(error) => println!("right password while locked: {error:#}"),
     }
     Ok(())
 }

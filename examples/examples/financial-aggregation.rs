@@ -282,12 +282,12 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     for (n, attempt) in attempts.into_iter().enumerate() {
         match attempt.await? {
             Ok(_) => println!("report {}: produced", n + 2),
-            Err(error) => println!("report {}: {error}", n + 2),
+            Err(error) => println!("report {}: {error:#}", n + 2),
         }
     }
     match report_chain.execute(Context::new()).await {
         Ok(_) => println!("anonymous report produced (unexpected)"),
-        Err(error) => println!("anonymous report: {error}"),
+        Err(error) => println!("anonymous report: {error:#}"),
     }
     Ok(())
 }

@@ -112,7 +112,7 @@ async fn main() -> modulink::Result<()> {
                     .get_value("payment_service_result")
                     .map_or(Value::Null, |p| p["payment_id"].clone())
             ),
-            Err(error) => println!("order ORD-{n:05} failed: {error}"),
+            Err(error) => println!("order ORD-{n:05} failed: {error:#}"),
         }
     }
 

@@ -73,7 +73,7 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         .execute(Context::new().with("email", "not-an-email"))
         .await
         .expect_err("an invalid email is rejected");
-    println!("Invalid input is rejected: {err}");
+    println!("Invalid input is rejected: {err:#}");
 
     // One chain serves many concurrent executions: cloning it is cheap.
     let mut tasks = tokio::task::JoinSet::new();

@@ -38,11 +38,11 @@ async fn main() -> Result<()> {
     );
     match manager.get("broken").await {
         Ok(_) => println!("tampered secret accepted (unexpected)"),
-        Err(error) => println!("tampered secret: {error}"),
+        Err(error) => println!("tampered secret: {error:#}"),
     }
     match manager.get("missing").await {
         Ok(_) => println!("missing secret found (unexpected)"),
-        Err(error) => println!("missing secret: {error}"),
+        Err(error) => println!("missing secret: {error:#}"),
     }
 
     let checkout = Chain::named("checkout")

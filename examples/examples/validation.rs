@@ -39,7 +39,7 @@ async fn main() -> Result<()> {
     {
         Ok(_) => println!("invalid registration accepted (unexpected)"),
         Err(error) => {
-            println!("invalid registration refused: {error}");
+            println!("invalid registration refused: {error:#}");
             if let Some(errors) = error.downcast_source::<ValidationErrors>() {
                 for error in &errors.errors {
                     println!("  {}: {} ({})", error.field, error.message, error.kind);
@@ -74,7 +74,7 @@ async fn main() -> Result<()> {
         .await
     {
         Ok(_) => println!("hostile comment accepted (unexpected)"),
-        Err(error) => println!("hostile comment refused: {error}"),
+        Err(error) => println!("hostile comment refused: {error:#}"),
     }
 
     for probe in [

@@ -143,7 +143,7 @@
 //! use std::time::Duration;
 //! use modulink::{Chain, Context, RequestMeta, Step};
 //! use modulink::observability::{ChainMetrics, Tracer, prometheus::Registry};
-//! use modulink::resilience::{Backoff, CircuitBreaker, CircuitBreakerConfig, Pipeline, Retry, Timeout};
+//! use modulink::resilience::{Backoff, CircuitBreaker, CircuitBreakerConfig, Pipeline, Retry};
 //! use modulink::security::auth::{auth, AuthConfig, AuthManager, JwtKeys, JwtSettings, MemoryUserStore, Role, SigningKey};
 //!
 //! // Who may check out.
@@ -155,11 +155,11 @@
 //! let payment = Pipeline::new()
 //!     .retry(Retry::new(3).backoff(Backoff::Constant(Duration::from_millis(10))))
 //!     .circuit_breaker(CircuitBreaker::new("payments", CircuitBreakerConfig::default()))
-//!     .attempt_timeout(Timeout::attempt(Duration::from_secs(2)));
+//!     .attempt_timeout(Duration::from_secs(2));
 //!
 //! let checkout = Chain::named("checkout")
 //!     .around(auth(&users, [Role::User, Role::Admin]))
-//!     .step(Step::sync(|ctx: Context| Ok(ctx.with("paid", true))).named("charge").with(payment));
+//!     .step(Step::sync(|ctx: Context| Ok(ctx.with("paid", true))).named("charge").around(payment));
 //!
 //! // Measured (Prometheus) and traced (spans, W3C trace context).
 //! let registry = Registry::new();

@@ -77,7 +77,7 @@ fn log_outcome<C>(
             index,
             elapsed_ms,
             kind = error.kind().as_str(),
-            error = %error,
+            error = %format_args!("{error:#}"),
             "link failed"
         ),
     }

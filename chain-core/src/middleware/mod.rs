@@ -46,7 +46,7 @@ mod timing;
 
 use std::borrow::Cow;
 
-pub use from_fn::{FromFn, from_fn};
+pub use from_fn::{FromFn, FromFnWithState, from_fn, from_fn_with_state};
 #[cfg(feature = "tracing")]
 pub use logging::{Logging, logging};
 pub use next::{LinkInfo, Next};

@@ -145,7 +145,10 @@ async fn a_failing_branch_fails_the_step_and_is_named() {
         err.to_string().contains("parallel branch #1 `bank` failed"),
         "{err}"
     );
-    assert!(err.to_string().contains("bank api down"), "{err}");
+    // The branch's own error is the source, printed by `{:#}`, not repeated
+    // by `{}`.
+    assert!(!err.to_string().contains("bank api down"), "{err}");
+    assert!(format!("{err:#}").contains("bank api down"), "{err:#}");
     assert_eq!(err.location().unwrap().link(), "parallel");
 }
 

@@ -56,7 +56,7 @@ async fn other_service_errors_become_internal_with_their_source() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Internal);
-    assert!(err.to_string().contains("socket closed"), "{err}");
+    assert!(format!("{err:#}").contains("socket closed"), "{err:#}");
 }
 
 #[tokio::test]

@@ -219,7 +219,7 @@ impl Started {
             kind: self.kind,
             start: self.wall,
             duration: self.clock.elapsed(),
-            error: error.map(ToString::to_string),
+            error: error.map(|error| format!("{error:#}")),
             attributes: self.attributes,
         };
         #[cfg(feature = "otlp")]
@@ -251,7 +251,7 @@ fn field<'a>(ctx: &'a Context, name: &str) -> Option<&'a str> {
 fn close<T>(span: &tracing::Span, started: Option<(&Tracer, Started)>, outcome: &Result<T>) {
     span.record("status", if outcome.is_ok() { "ok" } else { "error" });
     if let Err(error) = outcome {
-        span.record("error", tracing::field::display(error));
+        span.record("error", tracing::field::display(format_args!("{error:#}")));
     }
     if let Some((tracer, started)) = started {
         started.finish(tracer, outcome.as_ref().err());

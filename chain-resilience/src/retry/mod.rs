@@ -79,7 +79,7 @@ type RetryPredicate = Arc<dyn Fn(&Error) -> bool + Send + Sync>;
 /// Retries a failing call.
 ///
 /// By default: 3 attempts in all, exponential backoff from 100 ms doubling
-/// up to 10 s, full jitter, and only errors that may be transient are
+/// up to 10 s, full jitter (kept when another [`Backoff`] is chosen), and only errors that may be transient are
 /// retried: never circuit-open and other rejections, validation,
 /// unauthorized, forbidden, not found or panics. A retry is also skipped
 /// when its wait would pass the deadline or the [`RetryBudget`] is spent;
@@ -149,12 +149,13 @@ impl Retry {
         }
     }
 
-    /// Sets the backoff and turns jitter off (add it back with
-    /// [`jitter`](Self::jitter)).
+    /// Sets how the waits grow. The jitter stays as it was (full jitter
+    /// unless [`jitter`](Self::jitter) changed it), so each wait is a random
+    /// time up to the backoff's; call `.jitter(Jitter::None)` for exact
+    /// waits.
     #[must_use]
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
-        self.jitter = Jitter::None;
         self
     }
 
@@ -319,7 +320,8 @@ mod tests {
                 initial: Duration::from_millis(100),
                 multiplier: 10.0,
             })
-            .max_wait(Duration::from_secs(1));
+            .max_wait(Duration::from_secs(1))
+            .jitter(Jitter::None);
         assert_eq!(retry.wait(5, Duration::ZERO), Duration::from_secs(1));
 
         let full = retry.clone().jitter(Jitter::Full);
@@ -332,6 +334,27 @@ mod tests {
                 "{wait:?}"
             );
         }
+    }
+
+    /// Choosing a backoff does not silently turn the default full jitter off:
+    /// clients that failed together would otherwise retry in lockstep.
+    #[test]
+    fn a_backoff_keeps_the_jitter_unless_it_is_turned_off() {
+        let ms = Duration::from_millis;
+        let jittered = Retry::new(3).backoff(Backoff::Constant(ms(100)));
+        let waits: Vec<Duration> = (0..200).map(|_| jittered.wait(1, ms(100))).collect();
+        assert!(waits.iter().all(|wait| *wait <= ms(100)));
+        assert!(waits.iter().any(|wait| *wait < ms(90)), "{waits:?}");
+
+        let exact = Retry::new(3)
+            .backoff(Backoff::Constant(ms(100)))
+            .jitter(Jitter::None);
+        assert!((0..200).all(|_| exact.wait(1, ms(100)) == ms(100)));
+        // The order of the two calls does not matter.
+        let exact = Retry::new(3)
+            .jitter(Jitter::None)
+            .backoff(Backoff::Constant(ms(100)));
+        assert_eq!(exact.wait(1, ms(100)), ms(100));
     }
 
     #[test]

@@ -621,7 +621,7 @@ impl ConsumeLoop {
             Outcome::Completed => self.ack(&message, AckKind::Ack).await,
             Outcome::Redeliver { after, .. } => self.ack(&message, AckKind::Nak(Some(after))).await,
             Outcome::DeadLetter { error } => {
-                self.dead_letter(&message, &error.to_string(), delivered)
+                self.dead_letter(&message, &format!("{error:#}"), delivered)
                     .await;
             }
         }

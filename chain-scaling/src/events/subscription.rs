@@ -178,7 +178,7 @@ impl Subscription {
         let payload = json!({
             "original_event_id": event.id,
             "subscription": self.name(),
-            "error": error.to_string(),
+            "error": format!("{error:#}"),
             "error_kind": error.kind().as_str(),
             "deliveries": deliveries,
             "event_data": event.payload,

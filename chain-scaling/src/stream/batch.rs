@@ -42,7 +42,7 @@ pub async fn process_in_batches<T: Send + 'static>(
             Error::new(
                 error.kind(),
                 format!(
-                    "batch #{} (items {start}..{end}) failed: {error}",
+                    "batch #{} (items {start}..{end}) failed",
                     start / batch_size
                 ),
             )

@@ -236,11 +236,9 @@ impl<C: Send + 'static> Stream for Processed<C> {
                     None => {
                         this.failed = true;
                         this.input = None;
-                        let error = Error::new(
-                            error.kind(),
-                            format!("stream item #{index} failed: {error}"),
-                        )
-                        .with_source(error);
+                        let error =
+                            Error::new(error.kind(), format!("stream item #{index} failed"))
+                                .with_source(error);
                         return Poll::Ready(Some(Err(error)));
                     }
                 },

@@ -72,6 +72,6 @@ impl AuthFailure {
             Self::AccountLocked { .. } | Self::TooBusy => ErrorKind::Rejected,
             _ => ErrorKind::Unauthorized,
         };
-        Error::new(kind, self.to_string()).with_source(self)
+        Error::from_source(kind, self)
     }
 }

@@ -50,7 +50,7 @@ pub enum FernetFailure {
 }
 
 fn refuse(failure: FernetFailure) -> Error {
-    Error::new(ErrorKind::Validation, format!("cannot decrypt: {failure}")).with_source(failure)
+    Error::new(ErrorKind::Validation, "cannot decrypt").with_source(failure)
 }
 
 /// One Fernet key: 32 random bytes, shown as URL-safe base64; the first half

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use chain_core::{BoxFuture, Context, Error, Link, Middleware, Next, Result};
+use chain_core::{BoxFuture, Context, Error, ErrorKind, Link, Middleware, Next, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -171,7 +171,7 @@ where
 
 fn failure(errors: Vec<FieldError>) -> Error {
     let source = ValidationErrors { errors };
-    Error::validation(source.to_string()).with_source(source)
+    Error::from_source(ErrorKind::Validation, source)
 }
 
 impl<T> Link<Context> for ValidateInput<T>
