@@ -73,6 +73,7 @@ for crate_features in \
     "chain-core --no-default-features" \
     "chain-core --no-default-features --features tower" \
     "chain-core --no-default-features --features http" \
+    "chain-core --no-default-features --features axum" \
     "chain-resilience --features http" \
     "chain-resilience --features tower" \
     "chain-observability --features server" \

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A boxed error that can cross threads: the source type of [`Error`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -62,6 +63,39 @@ impl ErrorKind {
 }
 
 impl ErrorKind {
+    /// The HTTP status code that answers a request failing with this kind:
+    ///
+    /// | kind | status |
+    /// |---|---|
+    /// | `Validation` | 422 Unprocessable Content |
+    /// | `Unauthorized` | 401 Unauthorized |
+    /// | `Forbidden` | 403 Forbidden |
+    /// | `NotFound` | 404 Not Found |
+    /// | `Conflict` | 409 Conflict |
+    /// | `Rejected` | 429 Too Many Requests: a rate limit, a full bulkhead or an open circuit asks the client to come back later |
+    /// | `Timeout` | 504 Gateway Timeout |
+    /// | `Unavailable` | 503 Service Unavailable |
+    /// | `Panicked`, `Internal` | 500 Internal Server Error |
+    ///
+    /// ```
+    /// use chain_core::ErrorKind;
+    /// assert_eq!(ErrorKind::Validation.status_code(), 422);
+    /// assert_eq!(ErrorKind::Panicked.status_code(), 500);
+    /// ```
+    pub const fn status_code(self) -> u16 {
+        match self {
+            Self::Validation => 422,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::Conflict => 409,
+            Self::Rejected => 429,
+            Self::Timeout => 504,
+            Self::Unavailable => 503,
+            Self::Panicked | Self::Internal => 500,
+        }
+    }
+
     /// Whether errors of this kind come from bad input rather than a failing
     /// dependency: validation, unauthorized, forbidden and not found.
     /// Resilience policies do not retry them.
@@ -152,6 +186,9 @@ struct Inner {
     message: Cow<'static, str>,
     location: Option<Location>,
     source: Option<BoxError>,
+    /// When the caller may try again, for rejections by a rate limit or an
+    /// open circuit.
+    retry_after: Option<Duration>,
 }
 
 impl fmt::Display for Error {
@@ -203,6 +240,9 @@ impl fmt::Debug for Error {
         if let Some(source) = &self.inner.source {
             debug.field("source", source);
         }
+        if let Some(wait) = &self.inner.retry_after {
+            debug.field("retry_after", wait);
+        }
         debug.finish()
     }
 }
@@ -228,6 +268,7 @@ impl Error {
                 message: message.into(),
                 location: None,
                 source: None,
+                retry_after: None,
             }),
         }
     }
@@ -247,6 +288,7 @@ impl Error {
                     message: Cow::Borrowed(""),
                     location: None,
                     source: Some(source),
+                    retry_after: None,
                 }),
             },
         }
@@ -283,6 +325,21 @@ impl Error {
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.inner.source = Some(source.into());
         self
+    }
+
+    /// Records when the caller may try again: rate limiters, bulkheads and
+    /// open circuit breakers set it, and the HTTP edge sends it as
+    /// `Retry-After`.
+    #[must_use]
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.inner.retry_after = Some(wait);
+        self
+    }
+
+    /// How long the caller should wait before trying again, when the error
+    /// says.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
     }
 
     /// What went wrong.

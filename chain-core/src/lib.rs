@@ -84,6 +84,10 @@
 //!   middleware.
 //! - `tower`: [`Chain`] implements `tower::Service`, and [`tower::service`]
 //!   turns a tower service into a link.
+//! - `http`: [`RequestMeta::from_http`] builds the request extension from an
+//!   `http` request.
+//! - `axum`: [`Error`] answers as an RFC 9457 problem response, and
+//!   [`axum::ChainRoute`] serves a chain as an axum route.
 //!
 //! # Supported Rust versions
 //!
@@ -92,6 +96,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 mod chain;
 mod context;
 pub mod describe;

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::poll_fn;
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 
 use tower_service::Service;
@@ -12,8 +13,14 @@ use crate::chain::Chain;
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::link::{BoxFuture, Link, short_type_name};
 
-/// A chain serves requests of its context type, so it sits inside axum,
-/// hyper or tonic and under any tower layer. It is always ready.
+/// A chain serves requests of its context type, so tower layers
+/// (timeouts, concurrency limits, load shedding) wrap it like any service.
+/// It is always ready.
+///
+/// This service takes a context, not an HTTP request, and fails with
+/// [`Error`], so it does not go into axum's `route_service` as it is: the
+/// `axum` feature's [`ChainRoute`](crate::axum::ChainRoute) serves a chain
+/// from HTTP requests, and its errors as problem responses.
 ///
 /// ```
 /// use chain_core::{Chain, Context};
@@ -41,15 +48,29 @@ impl<C: Send + 'static> Service<C> for Chain<C> {
 }
 
 /// A tower service used as a link; made by [`service`].
-#[derive(Clone)]
 pub struct ServiceLink<S> {
     name: Cow<'static, str>,
-    service: S,
+    // A mutex makes the link `Sync` for services that are only `Send`;
+    // it is held just long enough to clone the service.
+    service: Mutex<S>,
+}
+
+impl<S: Clone> Clone for ServiceLink<S> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            service: Mutex::new(self.fresh()),
+        }
+    }
 }
 
 /// Turns a tower `Service<C, Response = C>` into a link, so tower layers
 /// (timeouts, rate limits, load shedding) and existing services plug into a
 /// chain.
+///
+/// The service needs to be `Clone + Send` but not `Sync`: a
+/// `BoxCloneService` works. It is kept behind a mutex held only while it is
+/// cloned, as axum does with such services.
 ///
 /// Each call clones the service, waits for readiness and calls it. A service
 /// error that is a chain [`Error`] comes through unchanged; any other becomes
@@ -69,7 +90,7 @@ pub struct ServiceLink<S> {
 pub fn service<S>(service: S) -> ServiceLink<S> {
     ServiceLink {
         name: Cow::Borrowed(short_type_name::<S>()),
-        service,
+        service: Mutex::new(service),
     }
 }
 
@@ -81,14 +102,21 @@ impl<S> ServiceLink<S> {
         self
     }
 
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.service
-    }
-
     /// The wrapped service, unwrapped.
     pub fn into_inner(self) -> S {
         self.service
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<S: Clone> ServiceLink<S> {
+    /// A clone of the service for one call.
+    fn fresh(&self) -> S {
+        self.service
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -103,12 +131,12 @@ impl<S> fmt::Debug for ServiceLink<S> {
 impl<C, S> Link<C> for ServiceLink<S>
 where
     C: Send + 'static,
-    S: Service<C, Response = C> + Clone + Send + Sync + 'static,
+    S: Service<C, Response = C> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send,
 {
     fn call(&self, ctx: C) -> BoxFuture<'_, Result<C>> {
-        let mut service = self.service.clone();
+        let mut service = self.fresh();
         Box::pin(async move {
             poll_fn(|cx| service.poll_ready(cx))
                 .await

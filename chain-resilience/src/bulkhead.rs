@@ -92,11 +92,13 @@ impl Bulkhead {
     }
 
     fn reject(&self) -> Error {
-        Error::rejected("bulkhead full").with_source(Throttled {
-            policy: "bulkhead",
-            name: self.inner.name.to_string(),
-            retry_after: Some(self.inner.max_wait),
-        })
+        Error::rejected("bulkhead full")
+            .with_retry_after(self.inner.max_wait)
+            .with_source(Throttled {
+                policy: "bulkhead",
+                name: self.inner.name.to_string(),
+                retry_after: Some(self.inner.max_wait),
+            })
     }
 
     /// Waits for a slot, within the queue and wait limits.

@@ -220,11 +220,13 @@ impl Inner {
     }
 
     fn reject(&self, retry_after: Duration) -> Error {
-        Error::rejected("rate limited").with_source(Throttled {
-            policy: "rate limiter",
-            name: self.name.to_string(),
-            retry_after: Some(retry_after),
-        })
+        Error::rejected("rate limited")
+            .with_retry_after(retry_after)
+            .with_source(Throttled {
+                policy: "rate limiter",
+                name: self.name.to_string(),
+                retry_after: Some(retry_after),
+            })
     }
 }
 

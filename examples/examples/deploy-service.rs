@@ -14,12 +14,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::routing::{get, post};
+use axum::routing::{get, post_service};
 use examples::{http_get, price_items};
+use modulink::axum::ChainRoute;
 use modulink::deploy::health::{CheckResult, Health, check_fn, routes};
-use modulink::{Chain, Context, Error, RequestMeta};
+use modulink::{Chain, Context, Error};
 use serde_json::{Value, json};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -43,46 +42,6 @@ fn pricing() -> Chain {
         })
 }
 
-async fn price_order(
-    State(chain): State<Chain>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Json(order): Json<Value>,
-) -> (StatusCode, Json<Value>) {
-    // The body is the context's data; the request's headers travel beside
-    // it as a typed extension (what `auth()` reads), never in the JSON that
-    // is logged, published or sent on.
-    let mut request = RequestMeta::new()
-        .with_method(method.as_str())
-        .with_path(uri.path());
-    for (name, value) in &headers {
-        if let Ok(value) = value.to_str() {
-            request.append_header(name.as_str(), value);
-        }
-    }
-    let ctx = match Context::from_json(order) {
-        Ok(ctx) => ctx.with_ext(request),
-        Err(error) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": error.to_string()})),
-            );
-        }
-    };
-    match chain.execute(ctx).await {
-        Ok(priced) => (StatusCode::OK, Json(priced.to_json())),
-        Err(error) if error.kind().is_client_error() => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"error": error.to_string()})),
-        ),
-        Err(error) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": error.to_string()})),
-        ),
-    }
-}
-
 async fn about() -> Json<Value> {
     Json(json!({
         "service": "modulink-deploy-example",
@@ -90,12 +49,14 @@ async fn about() -> Json<Value> {
     }))
 }
 
+/// `POST /orders` is the pricing chain itself: the JSON body becomes the
+/// context, the request's headers and peer go into `RequestMeta` (what
+/// `auth()` reads), and errors answer as RFC 9457 problems with the status
+/// of their kind (422 for an empty order).
 fn app(health: Health) -> axum::Router {
-    let chain = pricing();
     axum::Router::new()
         .route("/", get(about))
-        .route("/orders", post(price_order))
-        .with_state(chain)
+        .route_service("/orders", post_service(ChainRoute::new(pricing())))
         .merge(routes(health))
 }
 
@@ -117,14 +78,17 @@ async fn serve(bind: &str) -> std::result::Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(bind).await?;
     println!("listening on {}", listener.local_addr()?);
     let draining = health.clone();
-    axum::serve(listener, app(health))
-        .with_graceful_shutdown(async move {
-            stop_signal().await;
-            draining.start_draining();
-            // Long enough for the readiness probe to notice.
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app(health).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        stop_signal().await;
+        draining.start_draining();
+        // Long enough for the readiness probe to notice.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await?;
     Ok(())
 }
 
@@ -154,15 +118,37 @@ async fn self_test() -> std::result::Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address: SocketAddr = listener.local_addr()?;
     let health = health();
-    tokio::spawn(async move { axum::serve(listener, app(health)).await });
+    let service = app(health).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await });
     for path in ["/health/live", "/health/ready", "/"] {
         let answer = http_get(&format!("http://{address}{path}")).await?;
         println!("GET {path}: {} {}", answer.status, answer.body);
     }
+    let client = reqwest::Client::new();
+    let orders = format!("http://{address}/orders");
     let order =
         json!({"items": [{"price": 29.99, "quantity": 2}, {"price": 49.99, "quantity": 1}]});
-    let priced = pricing().execute(Context::from_json(order)?).await?;
-    println!("order total: {:.2}", priced.require::<f64>("total")?);
+    let priced: Value = client
+        .post(&orders)
+        .json(&order)
+        .send()
+        .await?
+        .json()
+        .await?;
+    println!(
+        "POST /orders: total {:.2}",
+        priced["total"].as_f64().unwrap_or(f64::NAN)
+    );
+    let empty = client
+        .post(&orders)
+        .json(&json!({"items": []}))
+        .send()
+        .await?;
+    println!(
+        "POST /orders with no items: {} {}",
+        empty.status().as_u16(),
+        empty.text().await?
+    );
     Ok(())
 }
 

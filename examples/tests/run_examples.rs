@@ -188,7 +188,8 @@ fn the_deployable_service_answers_its_health_endpoints() {
         "GET /health/ready: 200 {\"status\":\"pass\"",
         "\"pricing_chain\":{\"status\":\"pass\"",
         "GET /: 200 {\"service\":\"modulink-deploy-example\",\"version\":\"v7\"}",
-        "order total: 118.77",
+        "POST /orders: total 118.77",
+        "POST /orders with no items: 422 {\"type\":\"about:blank\",\"title\":\"Unprocessable Entity\",\"status\":422,\"kind\":\"validation\",\"detail\":\"an order needs at least one item\"}",
     ] {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
     }

@@ -85,3 +85,33 @@ async fn readiness_failures_are_unavailable() {
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.downcast_source::<std::io::Error>().is_some());
 }
+
+/// A `BoxCloneService` is `Send` but not `Sync`; it still becomes a link,
+/// and every call gets a clone of it (the counter shows the clones share
+/// their state, as the service's own clones do).
+#[tokio::test]
+async fn a_service_that_is_not_sync_is_a_link() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tower::util::BoxCloneService;
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&calls);
+    let svc: BoxCloneService<Context, Context, Error> =
+        BoxCloneService::new(service_fn(move |ctx: Context| {
+            let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            async move { Ok::<_, Error>(ctx.with("calls", n)) }
+        }));
+    let chain = Chain::new().link(service(svc).named("boxed"));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let chain = chain.clone();
+            tokio::spawn(async move { chain.execute(Context::new()).await })
+        })
+        .collect();
+    for handle in handles {
+        assert!(handle.await.unwrap().unwrap().contains_key("calls"));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(chain.inspect().links[0].name, "boxed");
+}

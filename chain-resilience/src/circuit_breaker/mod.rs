@@ -291,7 +291,12 @@ impl Shared {
 
     fn reject(&self, remaining: Option<Duration>) -> Error {
         self.rejected.fetch_add(1, Ordering::Relaxed);
-        Error::rejected("circuit open").with_source(CircuitOpen {
+        let error = Error::rejected("circuit open");
+        let error = match remaining {
+            Some(wait) => error.with_retry_after(wait),
+            None => error,
+        };
+        error.with_source(CircuitOpen {
             breaker: Arc::clone(&self.name),
             remaining,
         })

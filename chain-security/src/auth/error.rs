@@ -72,6 +72,14 @@ impl AuthFailure {
             Self::AccountLocked { .. } | Self::TooBusy => ErrorKind::Rejected,
             _ => ErrorKind::Unauthorized,
         };
-        Error::from_source(kind, self)
+        let retry_after = match &self {
+            Self::AccountLocked { retry_after } => Some(*retry_after),
+            _ => None,
+        };
+        let error = Error::from_source(kind, self);
+        match retry_after {
+            Some(wait) => error.with_retry_after(wait),
+            None => error,
+        }
     }
 }
