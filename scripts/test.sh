@@ -74,6 +74,7 @@ for crate_features in \
     "chain-core --no-default-features --features tower" \
     "chain-core --no-default-features --features http" \
     "chain-core --no-default-features --features axum" \
+    "chain-core --no-default-features --features client" \
     "chain-resilience --features http" \
     "chain-resilience --features tower" \
     "chain-observability --features server" \

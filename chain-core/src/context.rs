@@ -291,6 +291,14 @@ impl HasExtensions for Context {
     fn extensions_mut(&mut self) -> &mut Extensions {
         &mut self.inner.extensions
     }
+
+    fn fields(&self) -> Option<&Context> {
+        Some(self)
+    }
+
+    fn fields_mut(&mut self) -> Option<&mut Context> {
+        Some(self)
+    }
 }
 
 impl PartialEq for Context {

@@ -162,16 +162,46 @@ impl fmt::Debug for Extensions {
     }
 }
 
-/// Contexts that carry [`Extensions`], so built-in middleware such as
-/// [`timing`](crate::middleware::timing) can store typed values in them.
+/// Contexts that carry [`Extensions`], so middleware of every ModuLink
+/// crate works on them: [`timing`](crate::middleware::timing), tracing,
+/// `auth()`, secret injection and the HTTP edge store and read typed
+/// values there.
 ///
-/// [`Context`](crate::Context) implements it; a typed context struct can too
-/// by holding an `Extensions` field.
+/// [`Context`](crate::Context) implements it; a typed context struct can
+/// too, by holding an `Extensions` field:
+///
+/// ```
+/// use chain_core::{Extensions, HasExtensions};
+///
+/// struct Order { quantity: u32, extensions: Extensions }
+///
+/// impl HasExtensions for Order {
+///     fn extensions(&self) -> &Extensions { &self.extensions }
+///     fn extensions_mut(&mut self) -> &mut Extensions { &mut self.extensions }
+/// }
+/// ```
 pub trait HasExtensions {
     /// The context's extensions.
     fn extensions(&self) -> &Extensions;
     /// The context's extensions, mutably.
     fn extensions_mut(&mut self) -> &mut Extensions;
+
+    /// The context's JSON fields, when it has them. [`Context`](crate::Context)
+    /// returns itself; a typed context returns `None` (the default), or a
+    /// `Context` it embeds.
+    ///
+    /// Middleware that also reports into JSON fields (the
+    /// `authenticated_user` field of chain-security's `auth()`, the span
+    /// attributes a tracer copies from fields) does that part only when
+    /// there are fields; the typed extension is always set.
+    fn fields(&self) -> Option<&crate::Context> {
+        None
+    }
+
+    /// The context's JSON fields, mutably; see [`fields`](Self::fields).
+    fn fields_mut(&mut self) -> Option<&mut crate::Context> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -86,6 +86,8 @@
 //!   turns a tower service into a link.
 //! - `http`: [`RequestMeta::from_http`] builds the request extension from an
 //!   `http` request.
+//! - `client`: [`remote::RemoteEndpoint`], a link that POSTs the context as
+//!   JSON to an HTTP service (reqwest with rustls).
 //! - `axum`: [`Error`] answers as an RFC 9457 problem response, and
 //!   [`axum::ChainRoute`] serves a chain as an axum route.
 //!
@@ -109,6 +111,9 @@ mod fused;
 mod link;
 pub mod middleware;
 mod parallel;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub mod remote;
 mod request;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
@@ -127,4 +132,4 @@ pub use fused::{Fused, LinkSequence, StaticLink, fused};
 pub use link::{BoxFuture, Link, Named, named};
 pub use middleware::{Middleware, Next};
 pub use parallel::{MergePolicy, Parallel};
-pub use request::RequestMeta;
+pub use request::{OutgoingHeaders, RequestMeta};

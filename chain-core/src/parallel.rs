@@ -33,7 +33,7 @@ pub enum MergePolicy {
 /// Branches that run concurrently, each on its own clone of the context;
 /// their changes are merged in branch order.
 ///
-/// A branch's changes are the fields it added, changed or removed relative
+/// For [`Context`] ([`Parallel::new`]) the merge is built in: a branch's changes are the fields it added, changed or removed relative
 /// to the input context. Changes to different fields always merge; equal
 /// changes to one field merge too; different values for one field follow
 /// the [`MergePolicy`]. The merged context keeps the input's typed
@@ -60,49 +60,141 @@ pub enum MergePolicy {
 /// assert_eq!(out.keys().collect::<Vec<_>>(), ["id", "user", "orders"]);
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Default)]
-pub struct Parallel {
-    branches: Vec<Branch>,
-    policy: MergePolicy,
+///
+/// # Typed contexts
+///
+/// A struct of your own has no fields to diff, so you say how the branches
+/// combine with [`Parallel::merging`]: a function of the input and the
+/// branches' outputs, in branch order.
+///
+/// ```
+/// use chain_core::{Chain, Parallel};
+///
+/// #[derive(Clone, Default)]
+/// struct Quote { user: Option<String>, price: Option<u32> }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> chain_core::Result<()> {
+/// let both = Parallel::merging(|mut quote: Quote, outputs: Vec<Quote>| {
+///     for output in outputs {
+///         quote.user = quote.user.or(output.user);
+///         quote.price = quote.price.or(output.price);
+///     }
+///     Ok(quote)
+/// })
+/// .branch(|mut q: Quote| async move { q.user = Some("ada".into()); Ok(q) })
+/// .branch(|mut q: Quote| async move { q.price = Some(42); Ok(q) });
+/// let quote = Chain::new().parallel(both).execute(Quote::default()).await?;
+/// assert_eq!((quote.user.as_deref(), quote.price), (Some("ada"), Some(42)));
+/// # Ok(()) }
+/// ```
+pub struct Parallel<C = Context> {
+    branches: Vec<Branch<C>>,
+    /// The branches' names, for the merge's conflict errors.
+    names: Vec<Arc<str>>,
+    merge: Merge<C>,
+    /// The built-in merge's policy, for `Context`.
+    policy: Option<MergePolicy>,
 }
 
-#[derive(Clone)]
-struct Branch {
+type Merge<C> = Arc<dyn Fn(C, Vec<C>, &[Arc<str>]) -> Result<C> + Send + Sync>;
+
+struct Branch<C> {
     name: Arc<str>,
-    link: Arc<dyn Link<Context>>,
+    link: Arc<dyn Link<C>>,
 }
 
-impl Parallel {
+impl<C> Clone for Branch<C> {
+    fn clone(&self) -> Self {
+        Self {
+            name: Arc::clone(&self.name),
+            link: Arc::clone(&self.link),
+        }
+    }
+}
+
+impl<C> Clone for Parallel<C> {
+    fn clone(&self) -> Self {
+        Self {
+            branches: self.branches.clone(),
+            names: self.names.clone(),
+            merge: Arc::clone(&self.merge),
+            policy: self.policy,
+        }
+    }
+}
+
+impl Default for Parallel<Context> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Parallel<Context> {
     /// No branches yet; with none, the step passes the context through.
+    /// Changes merge field by field under [`MergePolicy::Strict`].
     pub fn new() -> Self {
-        Self::default()
+        Self::with_policy(MergePolicy::Strict)
     }
 
-    /// Adds a branch.
-    #[must_use]
-    pub fn branch(mut self, link: impl Link<Context>) -> Self {
-        self.branches.push(Branch {
-            name: Arc::from(link.name().as_ref()),
-            link: Arc::new(link),
-        });
-        self
+    fn with_policy(policy: MergePolicy) -> Self {
+        Self {
+            branches: Vec::new(),
+            names: Vec::new(),
+            merge: Arc::new(move |base, outputs, names| merge(base, outputs, names, policy)),
+            policy: Some(policy),
+        }
     }
 
     /// Sets how conflicting writes are resolved (default
     /// [`MergePolicy::Strict`]).
     #[must_use]
-    pub fn merge_policy(mut self, policy: MergePolicy) -> Self {
-        self.policy = policy;
+    pub fn merge_policy(self, policy: MergePolicy) -> Self {
+        Self {
+            branches: self.branches,
+            names: self.names,
+            ..Self::with_policy(policy)
+        }
+    }
+}
+
+impl<C: Clone + Send + 'static> Parallel<C> {
+    /// No branches yet, combined by `merge`: it receives the input context
+    /// and the branches' outputs in branch order, and returns the step's
+    /// output (or an error, which fails the step).
+    pub fn merging<F>(merge: F) -> Self
+    where
+        F: Fn(C, Vec<C>) -> Result<C> + Send + Sync + 'static,
+    {
+        Self {
+            branches: Vec::new(),
+            names: Vec::new(),
+            merge: Arc::new(move |base, outputs, _names| merge(base, outputs)),
+            policy: None,
+        }
+    }
+
+    /// Adds a branch.
+    #[must_use]
+    pub fn branch(mut self, link: impl Link<C>) -> Self {
+        let name: Arc<str> = Arc::from(link.name().as_ref());
+        self.names.push(Arc::clone(&name));
+        self.branches.push(Branch {
+            name,
+            link: Arc::new(link),
+        });
         self
     }
 
-    async fn run(&self, ctx: Context) -> Result<Context> {
-        let mut pending: Vec<Option<BoxFuture<'_, Result<Context>>>> = self
+    async fn run(&self, ctx: C) -> Result<C> {
+        if self.branches.is_empty() {
+            return Ok(ctx);
+        }
+        let mut pending: Vec<Option<BoxFuture<'_, Result<C>>>> = self
             .branches
             .iter()
             .map(|branch| {
                 let copy = ctx.clone();
-                let future: BoxFuture<'_, Result<Context>> = Box::pin(async move {
+                let future: BoxFuture<'_, Result<C>> = Box::pin(async move {
                     catch_panics(async move { branch.link.call(copy).await })
                         .await
                         .unwrap_or_else(|payload| Err(panic_error("link", payload)))
@@ -110,7 +202,9 @@ impl Parallel {
                 Some(future)
             })
             .collect();
-        let mut outputs: Vec<Option<Context>> = vec![None; self.branches.len()];
+        let mut outputs: Vec<Option<C>> = std::iter::repeat_with(|| None)
+            .take(self.branches.len())
+            .collect();
         let mut remaining = pending.len();
         poll_fn(|cx| {
             for (index, slot) in pending.iter_mut().enumerate() {
@@ -132,12 +226,7 @@ impl Parallel {
         })
         .await?;
         drop(pending);
-        merge(
-            ctx,
-            outputs.into_iter().flatten(),
-            &self.branches,
-            self.policy,
-        )
+        (self.merge)(ctx, outputs.into_iter().flatten().collect(), &self.names)
     }
 
     fn branch_error(&self, index: usize, error: Error) -> Error {
@@ -153,12 +242,12 @@ impl Parallel {
 /// Applies each branch's changes to `base`, in branch order.
 fn merge(
     mut base: Context,
-    outputs: impl Iterator<Item = Context>,
-    branches: &[Branch],
+    outputs: Vec<Context>,
+    names: &[Arc<str>],
     policy: MergePolicy,
 ) -> Result<Context> {
     let mut changes: IndexMap<Key, (usize, Option<Value>)> = IndexMap::new();
-    for (index, output) in outputs.enumerate() {
+    for (index, output) in outputs.into_iter().enumerate() {
         let removed: Vec<Key> = base
             .keys()
             .filter(|key| !output.contains_key(key))
@@ -188,8 +277,8 @@ fn merge(
                                 ErrorKind::Conflict,
                                 format!(
                                     "parallel branches #{first} `{}` and #{index} `{}` wrote different values to field `{}`",
-                                    branches[*first].name,
-                                    branches[index].name,
+                                    names[*first],
+                                    names[index],
                                     slot.key()
                                 ),
                             ));
@@ -212,8 +301,8 @@ fn merge(
     Ok(base)
 }
 
-impl Link<Context> for Parallel {
-    fn call(&self, ctx: Context) -> BoxFuture<'_, Result<Context>> {
+impl<C: Clone + Send + 'static> Link<C> for Parallel<C> {
+    fn call(&self, ctx: C) -> BoxFuture<'_, Result<C>> {
         Box::pin(self.run(ctx))
     }
 
@@ -240,7 +329,7 @@ impl Link<Context> for Parallel {
     }
 }
 
-impl fmt::Debug for Parallel {
+impl<C> fmt::Debug for Parallel<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Parallel")
             .field(
@@ -264,9 +353,10 @@ impl<L: Link<Context>> From<Vec<L>> for Parallel {
     }
 }
 
-impl Chain<Context> {
+impl<C: Clone + Send + 'static> Chain<C> {
     /// Appends a step running branches concurrently on clones of the
-    /// context and merging their changes in branch order; see [`Parallel`].
+    /// context and merging their outputs in branch order; see [`Parallel`]
+    /// (for a typed context, build it with [`Parallel::merging`]).
     ///
     /// ```
     /// use chain_core::{Chain, Context};
@@ -279,7 +369,7 @@ impl Chain<Context> {
     /// # let _ = chain;
     /// ```
     #[must_use]
-    pub fn parallel(self, branches: impl Into<Parallel>) -> Self {
+    pub fn parallel(self, branches: impl Into<Parallel<C>>) -> Self {
         self.link(branches.into())
     }
 }

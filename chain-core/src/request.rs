@@ -126,27 +126,118 @@ impl RequestMeta {
     }
 }
 
+/// Header pairs for `Debug`, with credential values redacted.
+struct RedactedHeaders<'a>(&'a [(Box<str>, Box<str>)]);
+
+impl fmt::Debug for RedactedHeaders<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(name, value)| {
+                let shown = if SENSITIVE_HEADERS.contains(&&**name) {
+                    "[REDACTED]"
+                } else {
+                    value
+                };
+                (name, shown)
+            }))
+            .finish()
+    }
+}
+
+/// Headers that links forward on every call they make to another service:
+/// the W3C `traceparent` and `tracestate` a tracer sets, a request id,
+/// `baggage`. A typed extension, so it never enters the context's JSON.
+///
+/// chain-observability's tracer keeps `traceparent` here current for each
+/// link; [`RemoteEndpoint`](crate::remote::RemoteEndpoint) and the
+/// orchestrator of chain-resilience send every header of it. Names are
+/// kept in lower case; [`set`](Self::set) replaces a header of the same
+/// name. `Debug` redacts credential headers as [`RequestMeta`] does.
+///
+/// ```
+/// use chain_core::{Context, OutgoingHeaders};
+///
+/// let mut outgoing = OutgoingHeaders::new();
+/// outgoing.set("X-Request-Id", "r-42");
+/// outgoing.set("x-request-id", "r-43");
+/// assert_eq!(outgoing.get("X-REQUEST-ID"), Some("r-43"));
+/// assert_eq!(outgoing.len(), 1);
+/// let ctx = Context::new().with_ext(outgoing);
+/// assert_eq!(ctx.to_json().to_string(), "{}");
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct OutgoingHeaders {
+    headers: Vec<(Box<str>, Box<str>)>,
+}
+
+impl OutgoingHeaders {
+    /// No headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets header `name` to `value`, replacing a header of that name.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into().into_boxed_str();
+        match self
+            .headers
+            .iter_mut()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        {
+            Some((_, slot)) => *slot = value,
+            None => self
+                .headers
+                .push((name.to_ascii_lowercase().into_boxed_str(), value)),
+        }
+    }
+
+    /// Removes header `name`, returning its value.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        let index = self
+            .headers
+            .iter()
+            .position(|(key, _)| key.eq_ignore_ascii_case(name))?;
+        Some(self.headers.remove(index).1.into_string())
+    }
+
+    /// The value of header `name` (any case).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| &**value)
+    }
+
+    /// Every header, names in lower case.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
+        self.headers.iter().map(|(name, value)| (&**name, &**value))
+    }
+
+    /// Number of headers.
+    pub fn len(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+}
+
+impl fmt::Debug for OutgoingHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("OutgoingHeaders")
+            .field(&RedactedHeaders(&self.headers))
+            .finish()
+    }
+}
+
 impl fmt::Debug for RequestMeta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        struct Headers<'a>(&'a [(Box<str>, Box<str>)]);
-        impl fmt::Debug for Headers<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_map()
-                    .entries(self.0.iter().map(|(name, value)| {
-                        let shown = if SENSITIVE_HEADERS.contains(&&**name) {
-                            "[REDACTED]"
-                        } else {
-                            value
-                        };
-                        (name, shown)
-                    }))
-                    .finish()
-            }
-        }
         f.debug_struct("RequestMeta")
             .field("method", &self.method)
             .field("path", &self.path)
-            .field("headers", &Headers(&self.headers))
+            .field("headers", &RedactedHeaders(&self.headers))
             .field("peer", &self.peer)
             .finish()
     }

@@ -64,7 +64,7 @@ pub use fallback::Fallback;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use orchestrator::{HeaderHook, Orchestrator, ServiceEndpoint, ServiceFailure, ServiceMetrics};
 pub use pipeline::Pipeline;
-pub use rate_limit::{KeyedRateLimiter, RateLimiter};
+pub use rate_limit::{FieldKey, KeyedRateLimiter, RateLimiter};
 pub use retry::{Backoff, Jitter, Retry, RetryBudget};
 pub use throttled::Throttled;
 pub use timeout::{Elapsed, Timeout, TimeoutScope};

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use chain_core::{BoxFuture, Chain, Context, Error, ErrorKind, Link, Result};
+use chain_core::remote::{RemoteEndpoint, header_map};
+use chain_core::{BoxFuture, Chain, Context, Error, ErrorKind, Link, OutgoingHeaders, Result};
 use reqwest::header::HeaderMap;
 use serde::Serialize;
 use serde_json::Value;
@@ -62,49 +63,10 @@ impl ServiceEndpoint {
     }
 }
 
-/// Why a call to a service failed, as the source of the chain error. The
-/// error's message names the service too.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServiceFailure {
-    /// Nothing listens at the service's address.
-    #[error("service `{service}` refused the connection")]
-    ConnectionRefused {
-        /// The service.
-        service: String,
-        /// The client's error.
-        #[source]
-        source: reqwest::Error,
-    },
-    /// The connection failed or broke before a whole response arrived.
-    #[error("service `{service}` failed in transport")]
-    Transport {
-        /// The service.
-        service: String,
-        /// The client's error.
-        #[source]
-        source: reqwest::Error,
-    },
-    /// The service answered with a status outside 2xx.
-    #[error("service `{service}` answered {status}")]
-    Status {
-        /// The service.
-        service: String,
-        /// The HTTP status.
-        status: u16,
-        /// The start of the response body, for diagnosis.
-        body: String,
-    },
-    /// The service's answer is not JSON.
-    #[error("service `{service}` answered with invalid JSON")]
-    InvalidJson {
-        /// The service.
-        service: String,
-        /// The parser's error.
-        #[source]
-        source: serde_json::Error,
-    },
-}
+/// Why a call to a service failed, as the source of the chain error: the
+/// failure type of chain-core's [`RemoteEndpoint`], which every ModuLink
+/// HTTP call shares.
+pub use chain_core::remote::RemoteFailure as ServiceFailure;
 
 /// Calls, outcomes and latency of one service, as measured by the
 /// orchestrator (every attempt counts).
@@ -131,6 +93,16 @@ pub type HeaderHook = Arc<dyn Fn(&Context, &mut HeaderMap) + Send + Sync>;
 
 /// Builds chains whose links `POST` the context as JSON to HTTP services and
 /// merge each JSON answer under `"{service}_result"`.
+///
+/// It works on [`Context`] only, by design: each answer goes into a JSON
+/// field named at run time after the service, which a struct cannot have.
+/// For a typed context, chain `chain_core::remote::RemoteEndpoint` links
+/// (the same HTTP call, whose answer becomes the next context) behind the
+/// [`Pipeline`] of your choice.
+///
+/// The headers of the context's `OutgoingHeaders` extension (the
+/// `traceparent` that chain-observability's tracer keeps there) go with
+/// every request; [`header_hook`](Self::header_hook) adds more.
 ///
 /// Each service gets its own [`Pipeline`]: retry, circuit breaker and
 /// attempt timeout, in that order, and its own measured metrics. Failures
@@ -166,13 +138,12 @@ pub type HeaderHook = Arc<dyn Fn(&Context, &mut HeaderMap) + Send + Sync>;
 #[derive(Clone)]
 pub struct Orchestrator {
     services: HashMap<String, Arc<Service>>,
-    client: reqwest::Client,
     header_hook: Option<HeaderHook>,
 }
 
 struct Service {
     name: Arc<str>,
-    url: reqwest::Url,
+    endpoint: RemoteEndpoint,
     breaker: CircuitBreaker,
     pipeline: Pipeline,
     stats: Stats,
@@ -238,17 +209,12 @@ impl Orchestrator {
         })?;
         let mut services = HashMap::new();
         for endpoint in endpoints {
-            let url = reqwest::Url::parse(&endpoint.url).map_err(|source| {
-                Error::validation(format!(
-                    "service `{}` has an invalid URL `{}`",
-                    endpoint.name, endpoint.url
-                ))
-                .with_source(source)
-            })?;
+            let remote =
+                RemoteEndpoint::with_client(endpoint.name.as_str(), &endpoint.url, client.clone())?;
             let breaker = CircuitBreaker::new(endpoint.name.clone(), endpoint.breaker);
             let service = Service {
                 name: Arc::from(endpoint.name.as_str()),
-                url,
+                endpoint: remote,
                 pipeline: Pipeline::new()
                     .retry(endpoint.retry)
                     .circuit_breaker(breaker.clone())
@@ -268,7 +234,6 @@ impl Orchestrator {
         }
         Ok(Self {
             services,
-            client,
             header_hook: None,
         })
     }
@@ -336,7 +301,6 @@ impl Orchestrator {
                     .ok_or_else(|| Error::not_found(format!("unknown service `{name}`")))?;
                 Ok(ServiceLink {
                     service: Arc::clone(service),
-                    client: self.client.clone(),
                     header_hook: self.header_hook.clone(),
                 })
             })
@@ -378,7 +342,6 @@ impl Service {
 /// A link posting the context to one service.
 struct ServiceLink {
     service: Arc<Service>,
-    client: reqwest::Client,
     header_hook: Option<HeaderHook>,
 }
 
@@ -396,34 +359,7 @@ impl ServiceLink {
     }
 
     async fn exchange(&self, body: &Value, headers: &HeaderMap) -> Result<Value> {
-        let service = self.service.name.to_string();
-        let response = self
-            .client
-            .post(self.service.url.clone())
-            .headers(headers.clone())
-            .json(body)
-            .send()
-            .await
-            .map_err(|source| transport_error(&service, source))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| transport_error(&service, source))?;
-        if !status.is_success() {
-            let kind = status_kind(status.as_u16());
-            let body = String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned();
-            let failure = ServiceFailure::Status {
-                service,
-                status: status.as_u16(),
-                body,
-            };
-            return Err(Error::from_source(kind, failure));
-        }
-        serde_json::from_slice(&bytes).map_err(|source| {
-            let failure = ServiceFailure::InvalidJson { service, source };
-            Error::from_source(ErrorKind::Internal, failure)
-        })
+        self.service.endpoint.post_json(body, headers.clone()).await
     }
 }
 
@@ -450,53 +386,14 @@ impl Drop for AttemptGuard<'_> {
     }
 }
 
-fn transport_error(service: &str, source: reqwest::Error) -> Error {
-    let refused = source.is_connect() && refused_connection(&source);
-    let failure = if refused {
-        ServiceFailure::ConnectionRefused {
-            service: service.to_owned(),
-            source,
-        }
-    } else {
-        ServiceFailure::Transport {
-            service: service.to_owned(),
-            source,
-        }
-    };
-    Error::from_source(ErrorKind::Unavailable, failure)
-}
-
-/// Whether an error's chain of causes holds an I/O "connection refused".
-fn refused_connection(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(current) = cause {
-        if let Some(io) = current.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::ConnectionRefused
-        {
-            return true;
-        }
-        cause = current.source();
-    }
-    false
-}
-
-fn status_kind(status: u16) -> ErrorKind {
-    match status {
-        401 => ErrorKind::Unauthorized,
-        403 => ErrorKind::Forbidden,
-        404 => ErrorKind::NotFound,
-        408 => ErrorKind::Timeout,
-        429 => ErrorKind::Rejected,
-        400..=499 => ErrorKind::Validation,
-        _ => ErrorKind::Unavailable,
-    }
-}
-
 impl Link<Context> for ServiceLink {
     fn call(&self, ctx: Context) -> BoxFuture<'_, Result<Context>> {
         Box::pin(async move {
             let body = ctx.to_json();
-            let mut headers = HeaderMap::new();
+            let mut headers = ctx
+                .ext::<OutgoingHeaders>()
+                .map(header_map)
+                .unwrap_or_default();
             if let Some(hook) = &self.header_hook {
                 hook(&ctx, &mut headers);
             }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chain_core::{BoxFuture, Context, Error, Middleware, Next, Result};
+use chain_core::{BoxFuture, Error, HasExtensions, Middleware, Next, Result};
 
 use crate::Throttled;
 
@@ -194,13 +194,43 @@ impl RateLimiter {
             .sum()
     }
 
-    /// Middleware limiting per value of the context field `field` (a string
-    /// or a number); a context without the field is a validation error.
+    /// Middleware limiting per value of the JSON field `field` (a string or
+    /// a number); a context without the field is a validation error. Attach
+    /// it once per execution, with `Chain::around`.
+    ///
+    /// For a typed context, key by a function instead: [`keyed_with`](Self::keyed_with).
     pub fn keyed_by(self, field: impl Into<Cow<'static, str>>) -> KeyedRateLimiter {
         KeyedRateLimiter {
             limiter: self,
-            field: field.into(),
+            key: FieldKey(field.into()),
         }
+    }
+
+    /// Middleware limiting per key that `key` reads from the context, for
+    /// any context type; `None` (no key) is a validation error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use chain_core::Chain;
+    /// use chain_resilience::RateLimiter;
+    ///
+    /// #[derive(Debug)]
+    /// struct Order { customer: String }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let per_customer = RateLimiter::new("orders", 1, Duration::from_secs(60))
+    ///     .keyed_with(|order: &Order| Some(order.customer.as_str()));
+    /// let chain = Chain::new().around(per_customer).link_sync(Ok);
+    /// let order = || Order { customer: "ada".into() };
+    /// assert!(chain.execute(order()).await.is_ok());
+    /// assert!(chain.execute(order()).await.unwrap_err().is_rejected());
+    /// # }
+    /// ```
+    pub fn keyed_with<C, F>(self, key: F) -> KeyedRateLimiter<F>
+    where
+        F: Fn(&C) -> Option<&str> + Send + Sync + 'static,
+    {
+        KeyedRateLimiter { limiter: self, key }
     }
 }
 
@@ -285,33 +315,45 @@ impl<C: Send + 'static> Middleware<C> for RateLimiter {
     }
 }
 
-/// A [`RateLimiter`] applied per value of a context field; made by
-/// [`RateLimiter::keyed_by`].
-#[derive(Clone, Debug)]
-pub struct KeyedRateLimiter {
+/// A [`RateLimiter`] applied per key of the context; made by
+/// [`RateLimiter::keyed_by`] (a JSON field) or [`RateLimiter::keyed_with`]
+/// (a function).
+#[derive(Clone)]
+pub struct KeyedRateLimiter<K = FieldKey> {
     limiter: RateLimiter,
-    field: Cow<'static, str>,
+    key: K,
 }
 
-impl KeyedRateLimiter {
-    fn check(&self, ctx: &Context) -> Result<()> {
-        match ctx.get_value(&self.field) {
+/// The key of [`RateLimiter::keyed_by`]: a JSON field of the context.
+#[derive(Clone, Debug)]
+pub struct FieldKey(Cow<'static, str>);
+
+impl<K> fmt::Debug for KeyedRateLimiter<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedRateLimiter")
+            .field("limiter", &self.limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyedRateLimiter<FieldKey> {
+    fn check<C: HasExtensions>(&self, ctx: &C) -> Result<()> {
+        let field = &self.key.0;
+        match ctx.fields().and_then(|fields| fields.get_value(field)) {
             Some(serde_json::Value::String(key)) => self.limiter.check_key(key),
             Some(serde_json::Value::Number(key)) => self.limiter.check_key(&key.to_string()),
             Some(_) => Err(Error::validation(format!(
-                "rate limit key `{}` must be a string or a number",
-                self.field
+                "rate limit key `{field}` must be a string or a number"
             ))),
             None => Err(Error::validation(format!(
-                "rate limit key `{}` is missing",
-                self.field
+                "rate limit key `{field}` is missing"
             ))),
         }
     }
 }
 
-impl Middleware<Context> for KeyedRateLimiter {
-    fn call(&self, ctx: Context, next: Next<Context>) -> BoxFuture<'_, Result<Context>> {
+impl<C: HasExtensions + Send + 'static> Middleware<C> for KeyedRateLimiter<FieldKey> {
+    fn call(&self, ctx: C, next: Next<C>) -> BoxFuture<'_, Result<C>> {
         let admitted = self.check(&ctx);
         Box::pin(async move {
             admitted?;
@@ -322,8 +364,32 @@ impl Middleware<Context> for KeyedRateLimiter {
     fn name(&self) -> Cow<'static, str> {
         Cow::Owned(format!(
             "rate_limiter({}, by {})",
-            self.limiter.inner.name, self.field
+            self.limiter.inner.name, self.key.0
         ))
+    }
+}
+
+impl<C, F> Middleware<C> for KeyedRateLimiter<F>
+where
+    C: Send + 'static,
+    F: Fn(&C) -> Option<&str> + Send + Sync + 'static,
+{
+    fn call(&self, ctx: C, next: Next<C>) -> BoxFuture<'_, Result<C>> {
+        let admitted = match (self.key)(&ctx) {
+            Some(key) => self.limiter.check_key(key),
+            None => Err(Error::validation(format!(
+                "rate limiter `{}` found no key in the context",
+                self.limiter.inner.name
+            ))),
+        };
+        Box::pin(async move {
+            admitted?;
+            next.run(ctx).await
+        })
+    }
+
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Owned(format!("rate_limiter({}, keyed)", self.limiter.inner.name))
     }
 }
 

@@ -36,6 +36,42 @@ async fn async_fan_out_runs_branches_concurrently_and_merges_in_order() {
     assert_eq!((stats.count, stats.failures), (1, 0));
 }
 
+/// A typed context fans out on blocking threads and is merged by the
+/// caller's function, outputs in branch order.
+#[tokio::test]
+async fn a_typed_context_fans_out_and_merges_by_its_own_rule() {
+    #[derive(Clone, Debug, Default, PartialEq)]
+    struct Sums {
+        input: u64,
+        parts: Vec<u64>,
+    }
+    let pool = ResourcePool::new(PoolSettings::named("typed"));
+    let part = |factor: u64| {
+        Chain::<Sums>::named(format!("x{factor}")).link_sync(move |mut sums: Sums| {
+            sums.parts = vec![sums.input * factor];
+            Ok(sums)
+        })
+    };
+    let fan_out = pool.fan_out_merging(
+        Mode::Blocking,
+        [part(2), part(3), part(5)],
+        |mut sums: Sums, outputs: Vec<Sums>| {
+            sums.parts = outputs.into_iter().flat_map(|out| out.parts).collect();
+            Ok(sums)
+        },
+    );
+    let out = Chain::named("typed")
+        .link(fan_out)
+        .execute(Sums {
+            input: 7,
+            parts: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.parts, [14, 21, 35]);
+    assert_eq!(pool.stats(Mode::Blocking).count, 1);
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn blocking_fan_out_runs_cpu_work_on_parallel_threads_off_the_runtime() {
     let pool = ResourcePool::new(PoolSettings::named("cpu").blocking_threads(2));

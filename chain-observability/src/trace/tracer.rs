@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use chain_core::{BoxFuture, Chain, Context, Error, Middleware, Next, RequestMeta, Result};
+use chain_core::{
+    BoxFuture, Chain, Error, HasExtensions, Middleware, Next, OutgoingHeaders, RequestMeta, Result,
+};
 use tracing::Instrument;
 
 use super::context::TraceContext;
@@ -138,8 +140,16 @@ impl Tracer {
         self
     }
 
-    /// The chain with its executions and links traced.
-    pub fn instrument(&self, chain: Chain) -> Chain {
+    /// The chain with its executions and links traced: one span per
+    /// execution (attached with `Chain::around`) and one per link
+    /// (`Chain::around_each`).
+    ///
+    /// Works on [`Context`](chain_core::Context) and on any typed context
+    /// that implements [`HasExtensions`], where the trace position lives.
+    /// Attributes and the fallback `traceparent` fields are read from JSON
+    /// fields, so a typed context without them is traced from its
+    /// `RequestMeta` and `TraceContext` extensions alone.
+    pub fn instrument<C: HasExtensions + Send + 'static>(&self, chain: Chain<C>) -> Chain<C> {
         chain
             .around(ExecutionSpans {
                 tracer: self.clone(),
@@ -154,18 +164,21 @@ impl Tracer {
     /// `tracestate` headers of its `RequestMeta` extension, its
     /// `traceparent` and `tracestate` fields, or the same headers in its
     /// `headers` object.
-    fn start(&self, ctx: &Context) -> (TraceContext, Option<TraceContext>) {
-        let parent = ctx
-            .ext::<TraceContext>()
+    fn start<C: HasExtensions>(&self, ctx: &C) -> (TraceContext, Option<TraceContext>) {
+        let extensions = ctx.extensions();
+        let fields = ctx.fields();
+        let parent = extensions
+            .get::<TraceContext>()
             .cloned()
-            .or_else(|| TraceContext::from_headers(ctx.ext::<RequestMeta>()?.headers()))
+            .or_else(|| TraceContext::from_headers(extensions.get::<RequestMeta>()?.headers()))
             .or_else(|| {
+                let ctx = fields?;
                 let traceparent = ctx.get_value("traceparent")?.as_str()?;
                 let tracestate = ctx.get_value("tracestate").and_then(|value| value.as_str());
                 TraceContext::parse(traceparent, tracestate)
             })
             .or_else(|| {
-                let headers = ctx.get_value("headers")?.as_object()?;
+                let headers = fields?.get_value("headers")?.as_object()?;
                 TraceContext::from_headers(
                     headers
                         .iter()
@@ -181,7 +194,10 @@ impl Tracer {
         }
     }
 
-    fn attributes_of(&self, ctx: &Context) -> BTreeMap<String, String> {
+    fn attributes_of<C: HasExtensions>(&self, ctx: &C) -> BTreeMap<String, String> {
+        let Some(ctx) = ctx.fields() else {
+            return BTreeMap::new();
+        };
         self.inner
             .attributes
             .iter()
@@ -242,8 +258,24 @@ impl Started {
 }
 
 /// A context field as a span field value.
-fn field<'a>(ctx: &'a Context, name: &str) -> Option<&'a str> {
-    ctx.get_value(name).and_then(|value| value.as_str())
+fn field<'a, C: HasExtensions>(ctx: &'a C, name: &str) -> Option<&'a str> {
+    ctx.fields()?
+        .get_value(name)
+        .and_then(|value| value.as_str())
+}
+
+/// Puts `trace` in the headers that calls to other services carry
+/// (`OutgoingHeaders`), so a remote endpoint or the orchestrator continues
+/// this trace without a hook.
+fn propagate<C: HasExtensions>(ctx: &mut C, trace: &TraceContext) {
+    let outgoing = ctx.extensions_mut().get_or_default::<OutgoingHeaders>();
+    outgoing.set("traceparent", trace.to_traceparent());
+    match trace.tracestate() {
+        Some(state) => outgoing.set("tracestate", state),
+        None => {
+            outgoing.remove("tracestate");
+        }
+    }
 }
 
 /// Records the outcome on the `tracing` span and, with a store, keeps the
@@ -263,10 +295,11 @@ struct ExecutionSpans {
     tracer: Tracer,
 }
 
-impl Middleware<Context> for ExecutionSpans {
-    fn call(&self, mut ctx: Context, next: Next<Context>) -> BoxFuture<'_, Result<Context>> {
+impl<C: HasExtensions + Send + 'static> Middleware<C> for ExecutionSpans {
+    fn call(&self, mut ctx: C, next: Next<C>) -> BoxFuture<'_, Result<C>> {
         let (trace, incoming) = self.tracer.start(&ctx);
-        ctx.insert_ext(trace.clone());
+        propagate(&mut ctx, &trace);
+        ctx.extensions_mut().insert(trace.clone());
         if !trace.sampled() {
             return Box::pin(next.run(ctx));
         }
@@ -315,10 +348,11 @@ struct LinkSpans {
     tracer: Tracer,
 }
 
-impl Middleware<Context> for LinkSpans {
-    fn call(&self, mut ctx: Context, next: Next<Context>) -> BoxFuture<'_, Result<Context>> {
+impl<C: HasExtensions + Send + 'static> Middleware<C> for LinkSpans {
+    fn call(&self, mut ctx: C, next: Next<C>) -> BoxFuture<'_, Result<C>> {
         let Some(parent) = ctx
-            .ext::<TraceContext>()
+            .extensions()
+            .get::<TraceContext>()
             .filter(|trace| trace.sampled())
             .cloned()
         else {
@@ -354,14 +388,19 @@ impl Middleware<Context> for LinkSpans {
             };
             (&self.tracer, started)
         });
-        ctx.insert_ext(trace);
+        propagate(&mut ctx, &trace);
+        ctx.extensions_mut().insert(trace);
         let recorded = span.clone();
         Box::pin(
             async move {
                 let outcome = next.run(ctx).await;
                 close(&recorded, started, &outcome);
                 // The next link is a sibling: the execution's span is its parent again.
-                outcome.map(|ctx| ctx.with_ext(parent))
+                outcome.map(|mut ctx| {
+                    propagate(&mut ctx, &parent);
+                    ctx.extensions_mut().insert(parent);
+                    ctx
+                })
             }
             .instrument(span),
         )

@@ -22,13 +22,15 @@ use arc_swap::ArcSwap;
 use chain_core::{Context, Error, ErrorKind, Result};
 
 pub use autoscale::{AutoScaler, Decision, LoadSample, LocalScaler, Scaler, ScalingPolicy};
+/// A context POSTed as JSON to an HTTP service (feature `http`); the link
+/// behind [`Node::http`].
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use chain_core::remote::{RemoteEndpoint, RemoteFailure};
 use health::now_nanos;
 pub use health::{ClusterStatus, HealthCheckSettings, HealthChecks, NodeStatus, OutlierDetection};
 use node::InFlight;
 pub use node::Node;
-#[cfg(feature = "http")]
-#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub use remote::RemoteEndpoint;
 use ring::Ring;
 
 /// How a [`LoadBalancer`] picks a node.

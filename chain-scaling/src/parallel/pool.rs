@@ -217,16 +217,39 @@ impl ResourcePool {
     /// [`FanOut::merge_policy`] says otherwise). A failing branch's error
     /// names it.
     pub fn fan_out(&self, mode: Mode, branches: impl IntoIterator<Item = Chain>) -> FanOut {
+        self.fan_out_into(Parallel::new(), mode, branches)
+    }
+
+    /// [`fan_out`](Self::fan_out) for any context type: `merge` combines
+    /// the input and the branches' outputs (in branch order) into the
+    /// step's output, as [`Parallel::merging`] does.
+    pub fn fan_out_merging<C, F>(
+        &self,
+        mode: Mode,
+        branches: impl IntoIterator<Item = Chain<C>>,
+        merge: F,
+    ) -> FanOut<C>
+    where
+        C: Clone + Send + 'static,
+        F: Fn(C, Vec<C>) -> Result<C> + Send + Sync + 'static,
+    {
+        self.fan_out_into(Parallel::merging(merge), mode, branches)
+    }
+
+    fn fan_out_into<C: Clone + Send + 'static>(
+        &self,
+        parallel: Parallel<C>,
+        mode: Mode,
+        branches: impl IntoIterator<Item = Chain<C>>,
+    ) -> FanOut<C> {
         let pool = self.clone();
-        let parallel = branches
-            .into_iter()
-            .fold(Parallel::new(), |parallel, chain| {
-                parallel.branch(PooledBranch {
-                    pool: pool.clone(),
-                    mode,
-                    chain,
-                })
-            });
+        let parallel = branches.into_iter().fold(parallel, |parallel, chain| {
+            parallel.branch(PooledBranch {
+                pool: pool.clone(),
+                mode,
+                chain,
+            })
+        });
         FanOut {
             pool,
             mode,
@@ -351,14 +374,23 @@ impl Drop for Waiting<'_> {
 
 /// Branches run concurrently under a [`ResourcePool`]; see
 /// [`ResourcePool::fan_out`].
-#[derive(Clone)]
-pub struct FanOut {
+pub struct FanOut<C = Context> {
     pool: ResourcePool,
     mode: Mode,
-    parallel: Parallel,
+    parallel: Parallel<C>,
 }
 
-impl FanOut {
+impl<C> Clone for FanOut<C> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            mode: self.mode,
+            parallel: self.parallel.clone(),
+        }
+    }
+}
+
+impl FanOut<Context> {
     /// How conflicting writes of two branches are resolved.
     pub fn merge_policy(mut self, policy: MergePolicy) -> Self {
         self.parallel = self.parallel.merge_policy(policy);
@@ -366,8 +398,8 @@ impl FanOut {
     }
 }
 
-impl Link<Context> for FanOut {
-    fn call(&self, ctx: Context) -> BoxFuture<'_, Result<Context>> {
+impl<C: Clone + Send + 'static> Link<C> for FanOut<C> {
+    fn call(&self, ctx: C) -> BoxFuture<'_, Result<C>> {
         Box::pin(async move {
             let arrived = Instant::now();
             let _slot = self.pool.admit().await?;
@@ -390,14 +422,14 @@ impl Link<Context> for FanOut {
 }
 
 /// One branch of a fan-out: in blocking mode it runs on a blocking thread.
-struct PooledBranch {
+struct PooledBranch<C> {
     pool: ResourcePool,
     mode: Mode,
-    chain: Chain,
+    chain: Chain<C>,
 }
 
-impl Link<Context> for PooledBranch {
-    fn call(&self, ctx: Context) -> BoxFuture<'_, Result<Context>> {
+impl<C: Send + 'static> Link<C> for PooledBranch<C> {
+    fn call(&self, ctx: C) -> BoxFuture<'_, Result<C>> {
         match self.mode {
             Mode::Async => Box::pin(self.chain.execute(ctx)),
             Mode::Blocking => {
@@ -420,7 +452,7 @@ impl fmt::Debug for ResourcePool {
     }
 }
 
-impl fmt::Debug for FanOut {
+impl<C> fmt::Debug for FanOut<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FanOut")
             .field("mode", &self.mode)

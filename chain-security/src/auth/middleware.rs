@@ -1,6 +1,6 @@
 use std::borrow::Cow;
 
-use chain_core::{BoxFuture, Context, Link, Middleware, Next, RequestMeta, Result};
+use chain_core::{BoxFuture, HasExtensions, Link, Middleware, Next, RequestMeta, Result};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -9,7 +9,8 @@ use super::error::AuthFailure;
 use super::store::Role;
 
 /// Who made the request, as the [`auth`] middleware found it. Stored as a
-/// typed extension and as the `authenticated_user` field.
+/// typed extension and, on a context with JSON fields, as the
+/// `authenticated_user` field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuthenticatedUser {
     /// The user's name.
@@ -29,6 +30,10 @@ pub struct AuthenticatedUser {
 /// with an [`Unauthorized`](chain_core::ErrorKind::Unauthorized) error, a
 /// role that is not allowed with a [`Forbidden`](chain_core::ErrorKind::Forbidden)
 /// one; the source is an [`AuthFailure`].
+///
+/// It works on [`Context`](chain_core::Context) and on any typed context
+/// implementing [`HasExtensions`]: the token comes from the `RequestMeta`
+/// extension and the user goes into an extension.
 ///
 /// Attach it once per execution with
 /// [`Chain::around`](chain_core::Chain::around): the token is verified once
@@ -50,7 +55,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    fn admit(&self, mut ctx: Context) -> Result<Context> {
+    fn admit<C: HasExtensions>(&self, mut ctx: C) -> Result<C> {
         let token = bearer_token(&ctx).ok_or_else(|| AuthFailure::MissingToken.into_error())?;
         let claims = self.manager.verify_token(token)?;
         if !self.required.is_empty() && !self.required.contains(&claims.role) {
@@ -64,18 +69,20 @@ impl Auth {
             username: claims.sub,
             role: claims.role,
         };
-        ctx.insert_serde("authenticated_user", &user)?;
-        ctx.insert_ext(user);
+        if let Some(fields) = ctx.fields_mut() {
+            fields.insert_serde("authenticated_user", &user)?;
+        }
+        ctx.extensions_mut().insert(user);
         Ok(ctx)
     }
 }
 
-fn bearer_token(ctx: &Context) -> Option<&str> {
-    ctx.ext::<RequestMeta>()?.bearer_token()
+fn bearer_token<C: HasExtensions>(ctx: &C) -> Option<&str> {
+    ctx.extensions().get::<RequestMeta>()?.bearer_token()
 }
 
-impl Middleware<Context> for Auth {
-    fn call(&self, ctx: Context, next: Next<Context>) -> BoxFuture<'_, Result<Context>> {
+impl<C: HasExtensions + Send + 'static> Middleware<C> for Auth {
+    fn call(&self, ctx: C, next: Next<C>) -> BoxFuture<'_, Result<C>> {
         let admitted = self.admit(ctx);
         Box::pin(async move { next.run(admitted?).await })
     }
@@ -92,13 +99,13 @@ impl Middleware<Context> for Auth {
     }
 }
 
-impl Link<Context> for Auth {
-    fn call(&self, ctx: Context) -> BoxFuture<'_, Result<Context>> {
+impl<C: HasExtensions + Send + 'static> Link<C> for Auth {
+    fn call(&self, ctx: C) -> BoxFuture<'_, Result<C>> {
         Box::pin(std::future::ready(self.admit(ctx)))
     }
 
     fn name(&self) -> Cow<'static, str> {
-        Middleware::<Context>::name(self)
+        Middleware::<C>::name(self)
     }
 }
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use chain_core::{BoxFuture, Context, Error, ErrorKind, Link, Middleware, Next, Result};
+use chain_core::{BoxFuture, Error, ErrorKind, HasExtensions, Link, Middleware, Next, Result};
 
 use super::fernet::MultiFernet;
 use super::secret::Secret;
@@ -339,19 +339,19 @@ pub struct InjectSecrets {
 }
 
 impl InjectSecrets {
-    async fn load(&self, mut ctx: Context) -> Result<Context> {
-        let mut secrets = ctx.remove_ext::<Secrets>().unwrap_or_default();
+    async fn load<C: HasExtensions>(&self, mut ctx: C) -> Result<C> {
+        let mut secrets = ctx.extensions_mut().remove::<Secrets>().unwrap_or_default();
         for name in &self.names {
             let secret = self.manager.get(name).await?;
             secrets.0.insert(name.clone(), secret);
         }
-        ctx.insert_ext(secrets);
+        ctx.extensions_mut().insert(secrets);
         Ok(ctx)
     }
 }
 
-impl Middleware<Context> for InjectSecrets {
-    fn call(&self, ctx: Context, next: Next<Context>) -> BoxFuture<'_, Result<Context>> {
+impl<C: HasExtensions + Send + 'static> Middleware<C> for InjectSecrets {
+    fn call(&self, ctx: C, next: Next<C>) -> BoxFuture<'_, Result<C>> {
         Box::pin(async move { next.run(self.load(ctx).await?).await })
     }
 
@@ -360,8 +360,8 @@ impl Middleware<Context> for InjectSecrets {
     }
 }
 
-impl Link<Context> for InjectSecrets {
-    fn call(&self, ctx: Context) -> BoxFuture<'_, Result<Context>> {
+impl<C: HasExtensions + Send + 'static> Link<C> for InjectSecrets {
+    fn call(&self, ctx: C) -> BoxFuture<'_, Result<C>> {
         Box::pin(self.load(ctx))
     }
 

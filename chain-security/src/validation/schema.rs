@@ -100,6 +100,14 @@ pub trait Validate {
 /// the JSON that is logged, published as events or sent to other services.
 ///
 /// It is a [`Link`]; as [`Middleware`] it validates before the wrapped link.
+///
+/// # Typed contexts
+///
+/// It works on [`Context`](chain_core::Context) only, by design: its job is
+/// to turn an untyped JSON field into a checked `T`. A context struct of
+/// your own is already typed when it is built (the HTTP edge's `ChainRoute`
+/// deserializes the request body into it), so run [`Validate::validate`]
+/// on it in the chain's first link instead.
 pub struct ValidateInput<T> {
     field: Option<Cow<'static, str>>,
     _type: PhantomData<fn() -> T>,
