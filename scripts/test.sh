@@ -79,6 +79,11 @@ for crate_features in \
     "chain-resilience --features tower" \
     "chain-observability --features server" \
     "chain-observability --features otlp" \
+    "chain-security --no-default-features" \
+    "chain-security --no-default-features --features auth" \
+    "chain-security --no-default-features --features validation" \
+    "chain-security --no-default-features --features sanitize" \
+    "chain-security --no-default-features --features secrets" \
     "chain-security --features aws" \
     "chain-scaling --features nats" \
     "chain-scaling --features http" \

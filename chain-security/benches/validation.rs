@@ -3,12 +3,18 @@
 //!
 //! Run with `cargo bench -p chain-security --bench validation`.
 
+/// The cookbook's models, which live with the workspace's examples.
+#[path = "../../examples/src/models.rs"]
+#[allow(dead_code, unreachable_pub)] // The bench uses the registration model only.
+mod models;
+
 use std::hint::black_box;
 
 use bench_support::run_now;
 use chain_core::{Chain, Context};
-use chain_security::validation::{Sanitize, UserRegistration, validate_input};
+use chain_security::validation::{Sanitize, validate_input};
 use criterion::{Criterion, criterion_group, criterion_main};
+use models::UserRegistration;
 use serde_json::json;
 
 fn registration(c: &mut Criterion) {

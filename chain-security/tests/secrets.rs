@@ -66,7 +66,7 @@ fn failure_of(token: &str, ttl: Option<u64>, now: u64) -> FernetFailure {
 /// A token with the given parts, correctly signed with the spec key's
 /// signing half: for payload errors that only show after the MAC passes.
 fn signed(parts: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     let key = URL_SAFE.decode(SPEC_SECRET).unwrap();
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key[..16]).unwrap();
     mac.update(parts);

@@ -1,12 +1,17 @@
 //! The seed's registration and comment chains, and fuzzing of the
 //! validators and the sanitizer.
 
+/// The cookbook's models, which live with the workspace's examples.
+#[path = "../../examples/src/models.rs"]
+#[allow(unreachable_pub)]
+mod models;
+
 use chain_core::{Chain, Context, Error};
 use chain_security::validation::{
-    Comment, DEFAULT_ALLOWED_TAGS, Sanitize, UserRegistration, ValidationErrors, escape_html,
-    is_email, is_ip, is_phone, is_url, is_username, looks_like_sql_injection, looks_like_xss,
-    sanitize_html, validate_input,
+    DEFAULT_ALLOWED_TAGS, Sanitize, ValidationErrors, escape_html, is_email, is_ip, is_phone,
+    is_url, is_username, looks_like_sql_injection, looks_like_xss, sanitize_html, validate_input,
 };
+use models::{Comment, UserRegistration};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

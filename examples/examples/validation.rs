@@ -4,9 +4,10 @@
 //!
 //! Run with `cargo run -p examples --example validation`.
 
+use examples::models::{Comment, UserRegistration};
 use modulink::security::validation::{
-    Comment, Sanitize, UserRegistration, ValidationErrors, escape_html, looks_like_sql_injection,
-    looks_like_xss, validate_input,
+    Sanitize, ValidationErrors, escape_html, looks_like_sql_injection, looks_like_xss,
+    validate_input,
 };
 use modulink::{Chain, Context, Result};
 use serde_json::json;

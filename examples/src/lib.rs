@@ -2,6 +2,8 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod models;
+
 use std::error::Error;
 use std::time::Duration;
 

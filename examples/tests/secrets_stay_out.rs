@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::routing::post;
+use examples::models::UserRegistration;
 use modulink::observability::JsonLogLayer;
 use modulink::resilience::{Orchestrator, ServiceEndpoint};
 use modulink::scaling::events::{Event, EventBus};
 use modulink::security::auth::{
     AuthConfig, AuthManager, JwtKeys, JwtSettings, MemoryUserStore, Role, SigningKey, auth,
 };
-use modulink::security::validation::{Sanitize, UserRegistration, validate_input};
+use modulink::security::validation::{Sanitize, validate_input};
 use modulink::{Chain, Context, RequestMeta, middleware::logging};
 use serde_json::{Value, json};
 use tracing_subscriber::layer::SubscriberExt;

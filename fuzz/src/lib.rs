@@ -21,11 +21,15 @@ use chain_core::{Context, Link, RequestMeta};
 use chain_security::auth::{Claims, JwtKeys, JwtSettings, Role, SigningKey};
 use chain_security::secrets::{Fernet, MultiFernet, Secret};
 use chain_security::validation::{
-    Comment, DEFAULT_ALLOWED_TAGS, REFUSED_TAGS, Sanitize, UserRegistration, escape_html, is_email,
-    is_ip, is_phone, is_url, is_username, looks_like_sql_injection, looks_like_xss, sanitize_html,
-    validate_input,
+    DEFAULT_ALLOWED_TAGS, REFUSED_TAGS, Sanitize, escape_html, is_email, is_ip, is_phone, is_url,
+    is_username, looks_like_sql_injection, looks_like_xss, sanitize_html, validate_input,
 };
+use models::{Comment, UserRegistration};
 use serde_json::Value;
+
+/// The cookbook's models, which live with the workspace's examples.
+#[path = "../../examples/src/models.rs"]
+pub mod models;
 
 /// A target's oracle: panics when the library breaks a promise on `data`.
 pub type Oracle = fn(&[u8]);

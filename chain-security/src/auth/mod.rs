@@ -104,7 +104,7 @@ pub struct AuthResponse {
 impl fmt::Debug for AuthResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthResponse")
-            .field("access_token", &crate::secrets::REDACTED)
+            .field("access_token", &crate::REDACTED)
             .field("token_type", &self.token_type)
             .field("expires_in", &self.expires_in)
             .field("user", &self.user)

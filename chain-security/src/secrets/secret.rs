@@ -5,8 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-/// What every redacted secret shows.
-pub const REDACTED: &str = "[REDACTED]";
+pub use crate::REDACTED;
 
 /// A secret value: a password, an API key, a token.
 ///

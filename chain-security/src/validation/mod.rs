@@ -4,11 +4,10 @@
 //!   https only), [`is_username`], [`is_ip`];
 //! - pattern detectors, as defence in depth only:
 //!   [`looks_like_sql_injection`], [`looks_like_xss`];
-//! - output encoding: [`sanitize_html`] (ammonia, allow-list),
-//!   [`escape_html`];
+//! - output encoding: `sanitize_html` (ammonia, allow-list; feature
+//!   `sanitize`), [`escape_html`];
 //! - chain steps: [`validate_input`] (a serde type with [`Validate`] rules,
-//!   reporting every failing field) and [`Sanitize`];
-//! - the seed's models: [`UserRegistration`], [`Comment`].
+//!   reporting every failing field) and `Sanitize` (feature `sanitize`).
 //!
 //! # Threat model
 //!
@@ -21,15 +20,21 @@
 //! inside `<script>`, `<style>` or unquoted attributes.
 
 mod detect;
-mod models;
 mod rules;
 mod sanitize;
+#[cfg(feature = "sanitize")]
+mod sanitize_step;
 mod schema;
 
 pub use detect::{looks_like_sql_injection, looks_like_xss};
-pub use models::{Comment, UserRegistration};
 pub use rules::{is_email, is_ip, is_phone, is_url, is_username};
-pub use sanitize::{DEFAULT_ALLOWED_TAGS, REFUSED_TAGS, escape_html, sanitize_html};
+#[cfg(feature = "sanitize")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sanitize")))]
+pub use sanitize::sanitize_html;
+pub use sanitize::{DEFAULT_ALLOWED_TAGS, REFUSED_TAGS, escape_html};
+#[cfg(feature = "sanitize")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sanitize")))]
+pub use sanitize_step::Sanitize;
 pub use schema::{
-    FieldError, FieldErrors, Sanitize, Validate, ValidateInput, ValidationErrors, validate_input,
+    FieldError, FieldErrors, Validate, ValidateInput, ValidationErrors, validate_input,
 };

@@ -1,5 +1,6 @@
 //! HTML sanitization (ammonia, allow-list) and escaping.
 
+#[cfg(feature = "sanitize")]
 use std::collections::{HashMap, HashSet};
 
 use chain_core::{Error, Result};
@@ -24,6 +25,7 @@ pub const REFUSED_TAGS: [&str; 14] = [
 ///
 /// A [`Validation`](chain_core::ErrorKind::Validation) error naming the
 /// first tag that cannot be allowed.
+#[cfg_attr(not(feature = "sanitize"), allow(dead_code))]
 pub(crate) fn check_allowed_tags(allowed_tags: &[&str]) -> Result<()> {
     for tag in allowed_tags {
         let lower = tag.to_ascii_lowercase();
@@ -62,6 +64,8 @@ pub(crate) fn check_allowed_tags(allowed_tags: &[&str]) -> Result<()> {
 /// assert!(sanitize_html("<script>", &["script"]).is_err());
 /// # Ok::<(), chain_core::Error>(())
 /// ```
+#[cfg(feature = "sanitize")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sanitize")))]
 pub fn sanitize_html(text: &str, allowed_tags: &[&str]) -> Result<String> {
     check_allowed_tags(allowed_tags)?;
     // Tag names as the HTML parser reports them: lower case.

@@ -1,17 +1,20 @@
-//! The seed's models, ready to use with [`validate_input`](super::validate_input).
+//! The Python cookbook's example models, written with chain-security's
+//! validation: a user registration and a comment. They are examples of
+//! what an application defines for itself with
+//! `chain_security::validation::Validate`, not part of the library; the
+//! chain-security tests and benches and the fuzz targets include this file
+//! too.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use crate::secrets::Secret;
-
-use super::{
+use chain_security::secrets::Secret;
+use chain_security::validation::{
     FieldErrors, Validate, is_email, is_phone, is_username, looks_like_sql_injection,
     looks_like_xss,
 };
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-/// The seed's `UserRegistrationModel`, plus an SQL-injection check on the
-/// full name (the seed checks it for XSS only).
+/// The cookbook's `UserRegistrationModel`, plus an SQL-injection check on
+/// the full name (the cookbook checks it for XSS only).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserRegistration {
     /// 3 to 20 of `[A-Za-z0-9_]`.
@@ -87,7 +90,7 @@ impl Validate for UserRegistration {
     }
 }
 
-/// The seed's `CommentModel`.
+/// The cookbook's `CommentModel`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comment {
     /// 1 to 5,000 characters, without markup or SQL.
