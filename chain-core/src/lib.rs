@@ -115,6 +115,7 @@ mod parallel;
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod remote;
 mod request;
+pub mod stats;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;

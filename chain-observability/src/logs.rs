@@ -1,7 +1,10 @@
 //! JSON logs carrying the trace ids and the chain's context.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::LazyLock;
+
+use time::OffsetDateTime;
+use time::format_description::{self, BorrowedFormatItem};
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -223,34 +226,17 @@ where
 
 /// Now as RFC 3339 in UTC with milliseconds, e.g. `2026-11-29T14:24:40.123Z`.
 fn rfc3339_now() -> String {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let seconds = since_epoch.as_secs();
-    let (days, rest) = (seconds / 86_400, seconds % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        since_epoch.subsec_millis()
-    )
+    rfc3339(OffsetDateTime::now_utc())
 }
 
-/// Year, month and day of a count of days since 1970-01-01 (Howard
-/// Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+fn rfc3339(at: OffsetDateTime) -> String {
+    static FORMAT: LazyLock<Vec<BorrowedFormatItem<'static>>> = LazyLock::new(|| {
+        format_description::parse_borrowed::<2>(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z",
+        )
+        .unwrap_or_default()
+    });
+    at.format(&*FORMAT).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -258,9 +244,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn civil_dates_are_right() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(20_786), (2026, 11, 29));
+    fn timestamps_are_rfc3339_utc_with_milliseconds() {
+        let at = |seconds: i64, nanos: i64| {
+            rfc3339(
+                OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(seconds) * 1_000_000_000 + i128::from(nanos),
+                )
+                .unwrap(),
+            )
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 5_000_000), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_795_962_280, 123_456_789), "2026-11-29T14:24:40.123Z");
     }
 }

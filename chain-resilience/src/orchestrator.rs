@@ -2,13 +2,14 @@
 //! own timeout, retry and circuit breaker (feature `http`).
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chain_core::remote::{RemoteEndpoint, header_map};
+use chain_core::stats::RecentDurations;
 use chain_core::{BoxFuture, Chain, Context, Error, ErrorKind, Link, OutgoingHeaders, Result};
 use reqwest::header::HeaderMap;
 use serde::Serialize;
@@ -152,12 +153,22 @@ struct Service {
 /// Latencies kept per service for the average and p99.
 const RECENT_LATENCIES: usize = 1024;
 
-#[derive(Default)]
 struct Stats {
     calls: AtomicU64,
     successes: AtomicU64,
     failures: AtomicU64,
-    recent: Mutex<VecDeque<Duration>>,
+    recent: Mutex<RecentDurations>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            calls: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            recent: Mutex::new(RecentDurations::new(RECENT_LATENCIES)),
+        }
+    }
 }
 
 impl Stats {
@@ -169,28 +180,19 @@ impl Stats {
             &self.failures
         };
         outcome.fetch_add(1, Ordering::Relaxed);
-        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        if recent.len() == RECENT_LATENCIES {
-            recent.pop_front();
-        }
-        recent.push_back(latency);
+        self.recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(latency);
     }
 
     fn latencies(&self) -> (Option<Duration>, Option<Duration>) {
-        let mut recent = self
+        let recent = self
             .recent
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .copied()
-            .collect::<Vec<_>>();
-        if recent.is_empty() {
-            return (None, None);
-        }
-        recent.sort_unstable();
-        let average = recent.iter().sum::<Duration>() / recent.len() as u32;
-        let rank = (recent.len() * 99).div_ceil(100).saturating_sub(1);
-        (Some(average), Some(recent[rank]))
+            .percentiles();
+        (recent.mean(), recent.percentile(0.99))
     }
 }
 

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use chain_core::stats::Percentiles;
 use serde::Serialize;
 
 /// What the router saw of one upstream over a window.
@@ -147,26 +148,11 @@ impl Window {
                 latencies.push(sample.latency);
             }
         }
-        latencies.sort_unstable();
+        let latencies = Percentiles::new(latencies);
         let requests = latencies.len() as u64;
-        let millis = |latency: Option<&Duration>| latency.map_or(0.0, |l| l.as_secs_f64() * 1e3);
-        let percentile =
-            |p: usize| millis(latencies.get((latencies.len() * p).div_ceil(100).saturating_sub(1)));
-        let total: Duration = latencies.iter().sum();
-        let mean_ms = if requests == 0 {
-            0.0
-        } else {
-            total.as_secs_f64() * 1e3 / requests as f64
-        };
-        let latency_std_dev_ms = if requests < 2 {
-            0.0
-        } else {
-            let squares: f64 = latencies
-                .iter()
-                .map(|latency| (latency.as_secs_f64() * 1e3 - mean_ms).powi(2))
-                .sum();
-            (squares / (requests - 1) as f64).sqrt()
-        };
+        let millis = |latency: Option<Duration>| latency.map_or(0.0, |l| l.as_secs_f64() * 1e3);
+        let mean_ms = millis(latencies.mean());
+        let latency_std_dev_ms = latencies.std_dev_secs() * 1e3;
         UpstreamStats {
             requests,
             server_errors,
@@ -178,8 +164,8 @@ impl Window {
             },
             average_latency_ms: mean_ms,
             latency_std_dev_ms,
-            p50_latency_ms: percentile(50),
-            p99_latency_ms: percentile(99),
+            p50_latency_ms: millis(latencies.percentile(0.5)),
+            p99_latency_ms: millis(latencies.percentile(0.99)),
         }
     }
 }

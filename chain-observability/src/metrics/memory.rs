@@ -45,12 +45,9 @@ impl Sampler {
     }
 }
 
-/// `VmRSS` from `/proc/self/status`, in bytes.
+/// The process's resident memory in bytes (chain-core's shared reader).
 pub(crate) fn resident_bytes() -> Option<i64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-    let kilobytes: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kilobytes * 1024)
+    chain_core::stats::resident_memory_bytes().and_then(|bytes| i64::try_from(bytes).ok())
 }
 
 #[cfg(test)]

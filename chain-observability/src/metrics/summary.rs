@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use chain_core::stats::Percentiles;
 use serde::Serialize;
 
 /// One finished execution, as the summary keeps it.
@@ -42,22 +43,17 @@ impl History {
             return None;
         }
         let successes = self.executions.iter().filter(|e| e.success).count();
-        let mut durations: Vec<Duration> = self.executions.iter().map(|e| e.duration).collect();
-        durations.sort_unstable();
-        let percentile = |p: f64| {
-            let rank = ((durations.len() as f64 * p).ceil() as usize).clamp(1, durations.len());
-            durations[rank - 1]
-        };
+        let durations = Percentiles::new(self.executions.iter().map(|e| e.duration));
         Some(PerformanceSummary {
             total,
             successes,
             failures: total - successes,
             success_rate: successes as f64 / total as f64,
-            average: durations.iter().sum::<Duration>() / total as u32,
-            min: durations[0],
-            max: durations[total - 1],
-            p95: percentile(0.95),
-            p99: percentile(0.99),
+            average: durations.mean().unwrap_or_default(),
+            min: durations.min().unwrap_or_default(),
+            max: durations.max().unwrap_or_default(),
+            p95: durations.percentile(0.95).unwrap_or_default(),
+            p99: durations.percentile(0.99).unwrap_or_default(),
         })
     }
 

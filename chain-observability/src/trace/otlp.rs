@@ -1,7 +1,9 @@
 //! OpenTelemetry export over OTLP/HTTP (feature `otlp`).
 //!
 //! Spans are exported with `opentelemetry-otlp`'s HTTP/protobuf exporter
-//! behind the SDK's batch processor running on the tokio runtime. Jaeger
+//! behind the SDK's standard batch processor, which runs on a thread of its
+//! own with a blocking HTTP client: exporting never takes a task of the
+//! application's runtime, and works the same under any runtime. Jaeger
 //! 1.35 and later ingest OTLP natively (port 4318 for HTTP), so there is no
 //! Jaeger-specific exporter: `opentelemetry-jaeger` is deprecated and does
 //! not work with current SDKs.
@@ -11,7 +13,7 @@
 //! downstream, so a called service's spans attach to the calling link.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,9 +26,9 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_http::{HttpClient, HttpError};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::runtime::Tokio;
-use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks, SpanProcessor};
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, SpanData, SpanEvents, SpanExporter as _, SpanLinks, SpanProcessor,
+};
 
 use super::store::{SpanKind, SpanRecord};
 
@@ -73,12 +75,12 @@ impl Default for OtlpConfig {
 /// ```
 #[derive(Clone)]
 pub struct OtlpExporter {
-    processor: Arc<BatchSpanProcessor<Tokio>>,
+    processor: Arc<BatchSpanProcessor>,
     scope: InstrumentationScope,
 }
 
 impl OtlpExporter {
-    /// Starts the batch exporter on the current tokio runtime.
+    /// Starts the batch exporter on a thread of its own.
     ///
     /// # Errors
     ///
@@ -86,19 +88,16 @@ impl OtlpExporter {
     /// not a URL.
     pub fn start(config: OtlpConfig) -> Result<Self> {
         let endpoint = format!("{}/v1/traces", config.endpoint.trim_end_matches('/'));
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|source| {
-                Error::new(ErrorKind::Internal, "cannot build the OTLP HTTP client")
-                    .with_source(source)
-            })?;
+        let client = BlockingClient {
+            timeout: config.timeout,
+            client: OnceLock::new(),
+        };
         let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpBinary)
             .with_endpoint(endpoint.clone())
             .with_timeout(config.timeout)
-            .with_http_client(ReqwestClient(client))
+            .with_http_client(client)
             .build()
             .map_err(|source| {
                 Error::new(
@@ -113,7 +112,7 @@ impl OtlpExporter {
                 .build(),
         );
         Ok(Self {
-            processor: Arc::new(BatchSpanProcessor::builder(exporter, Tokio).build()),
+            processor: Arc::new(BatchSpanProcessor::builder(exporter).build()),
             scope: InstrumentationScope::builder("modulink").build(),
         })
     }
@@ -170,8 +169,8 @@ impl OtlpExporter {
     /// failed (the collector is down, say).
     pub async fn shutdown(self) -> Result<()> {
         let processor = self.processor;
-        // The SDK waits for its batch task by blocking; doing that on a
-        // blocking thread keeps the runtime free to run the task.
+        // The SDK waits for its export thread by blocking; doing that on a
+        // blocking thread keeps the runtime's workers free.
         tokio::task::spawn_blocking(move || {
             processor.force_flush()?;
             processor.shutdown()
@@ -190,28 +189,40 @@ impl fmt::Debug for OtlpExporter {
     }
 }
 
-/// The exporter's HTTP client: the reqwest client the workspace already
-/// uses, rather than a second one.
+/// The exporter's HTTP client: reqwest's blocking client (the workspace's
+/// HTTP client), built on the export thread at its first request, so it is
+/// never made or dropped on an async runtime's thread (where a blocking
+/// client may not be).
 #[derive(Debug)]
-struct ReqwestClient(reqwest::Client);
+struct BlockingClient {
+    timeout: Duration,
+    client: OnceLock<reqwest::blocking::Client>,
+}
 
 #[async_trait]
-impl HttpClient for ReqwestClient {
+impl HttpClient for BlockingClient {
     async fn send_bytes(
         &self,
         request: http::Request<Bytes>,
     ) -> std::result::Result<http::Response<Bytes>, HttpError> {
+        let client = match self.client.get() {
+            Some(client) => client,
+            None => {
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(self.timeout)
+                    .build()?;
+                self.client.get_or_init(|| client)
+            }
+        };
         let (parts, body) = request.into_parts();
-        let response = self
-            .0
+        let response = client
             .request(parts.method, parts.uri.to_string())
             .headers(parts.headers)
             .body(body)
-            .send()
-            .await?;
+            .send()?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await?;
+        let body = response.bytes()?;
         let mut answer = http::Response::builder().status(status).body(body)?;
         *answer.headers_mut() = headers;
         Ok(answer)

@@ -16,7 +16,9 @@ use super::{
     DeadLetter, DeadLetterQueue, Event, EventBusError, Outcome, Priority, Routed, Subscription,
     Transport,
 };
-use crate::sync::{Padded, lock};
+use crossbeam_utils::CachePadded;
+
+use crate::sync::lock;
 
 /// Events queued in memory and handled by worker tasks of this process.
 ///
@@ -42,12 +44,12 @@ struct Inner {
     work: Notify,
     /// Workers waiting for work: publishers wake one only when some wait,
     /// sparing a wake-up per event while all are busy.
-    idle: Padded<AtomicUsize>,
+    idle: CachePadded<AtomicUsize>,
     room: Room,
     /// Deliveries admitted and not yet ended, including those waiting for
     /// a redelivery. Raised before the room's closed flag is checked, so shutdown never
     /// misses a delivery admitted concurrently.
-    pending: Padded<AtomicUsize>,
+    pending: CachePadded<AtomicUsize>,
     drained: Notify,
     runtime: Handle,
     workers: Mutex<Vec<JoinHandle<()>>>,
@@ -93,9 +95,9 @@ impl InProcess {
             routes: ArcSwap::from_pointee(Routes::default()),
             lanes: Lanes::default(),
             work: Notify::new(),
-            idle: Padded(AtomicUsize::new(0)),
+            idle: CachePadded::new(AtomicUsize::new(0)),
             room: Room::new(capacity),
-            pending: Padded(AtomicUsize::new(0)),
+            pending: CachePadded::new(AtomicUsize::new(0)),
             drained: Notify::new(),
             runtime: runtime.clone(),
             workers: Mutex::new(Vec::new()),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::EventStore;
-use crate::sync::Padded;
+use crossbeam_utils::CachePadded;
 
 /// How often and how patiently a failing handler is retried.
 ///
@@ -88,7 +88,7 @@ pub enum FollowUps {
 /// not ordering with other memory, and padded, so the publisher's counter
 /// and the workers' do not invalidate each other.
 #[derive(Debug, Default)]
-pub(crate) struct Counter(Padded<AtomicU64>);
+pub(crate) struct Counter(CachePadded<AtomicU64>);
 
 impl Counter {
     pub(crate) fn increment(&self) {

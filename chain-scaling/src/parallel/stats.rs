@@ -1,10 +1,10 @@
 //! Execution statistics measured per mode: all-time count, total, min and
 //! max, and a window of recent durations for the 99th percentile.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use chain_core::stats::RecentDurations;
 use serde::Serialize;
 
 use crate::sync::lock;
@@ -49,7 +49,7 @@ pub(crate) struct Recorder {
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     count: u64,
     failures: u64,
@@ -58,7 +58,22 @@ struct State {
     max: Duration,
     max_wait: Duration,
     work: Duration,
-    recent: VecDeque<Duration>,
+    recent: RecentDurations,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            failures: 0,
+            total: Duration::ZERO,
+            min: None,
+            max: Duration::ZERO,
+            max_wait: Duration::ZERO,
+            work: Duration::ZERO,
+            recent: RecentDurations::new(WINDOW),
+        }
+    }
 }
 
 impl Recorder {
@@ -73,19 +88,15 @@ impl Recorder {
         state.min = Some(state.min.map_or(took, |min| min.min(took)));
         state.max = state.max.max(took);
         state.max_wait = state.max_wait.max(waited);
-        if state.recent.len() == WINDOW {
-            state.recent.pop_front();
-        }
-        state.recent.push_back(took);
+        state.recent.push(took);
     }
 
     pub(crate) fn snapshot(&self) -> ExecutionStats {
         let state = lock(&self.state);
-        let mut recent: Vec<Duration> = state.recent.iter().copied().collect();
-        recent.sort_unstable();
-        let p99 = recent
-            .get((recent.len() * 99).div_ceil(100).saturating_sub(1))
-            .copied()
+        let p99 = state
+            .recent
+            .percentiles()
+            .percentile(0.99)
             .unwrap_or_default();
         let count = u32::try_from(state.count).unwrap_or(u32::MAX);
         ExecutionStats {

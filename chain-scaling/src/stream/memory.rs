@@ -99,7 +99,7 @@ impl MemoryMonitor {
     /// Reads RSS now and records it; `None` where the platform does not
     /// tell.
     pub fn sample(&self) -> Option<u64> {
-        let rss = resident_bytes()?;
+        let rss = chain_core::stats::resident_memory_bytes()?;
         let mut state = self.lock();
         if state.history.len() == HISTORY {
             state.history.pop_front();
@@ -156,20 +156,6 @@ impl MemoryMonitor {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         lock(&self.inner.state)
     }
-}
-
-/// RSS from `/proc/self/status` (`VmRSS`, in kB whatever the page size).
-#[cfg(target_os = "linux")]
-fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-    let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kilobytes * 1024)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn resident_bytes() -> Option<u64> {
-    memory_stats::memory_stats().map(|usage| usage.physical_mem as u64)
 }
 
 impl fmt::Debug for MemoryMonitor {
