@@ -68,6 +68,22 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "==> cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 
+# Licenses and bans of the dependency graph (deny.toml). The advisories
+# check needs the RustSec database from GitHub, which these machines cannot
+# reach; run `cargo deny check advisories` where it can.
+if ! command -v cargo-deny >/dev/null 2>&1; then
+    echo "==> installing cargo-deny (crates.io)"
+    cargo install --locked cargo-deny
+fi
+echo "==> cargo deny check licenses bans"
+cargo deny --log-level error check licenses bans
+
+# Every published crate packages; examples, bench-support and the fuzz
+# crate are not published.
+echo "==> cargo package"
+cargo package --quiet --workspace --exclude examples --exclude bench-support \
+    --exclude modulink-fuzz --no-verify --allow-dirty
+
 echo "==> each optional feature on its own"
 for crate_features in \
     "chain-core --no-default-features" \
