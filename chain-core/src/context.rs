@@ -22,7 +22,7 @@ pub type Key = Cow<'static, str>;
 ///
 /// Links take the context by value and return it, so a chain moves one
 /// context through its links instead of copying it at every step (the Python
-/// seed's `{**ctx, "k": v}` copies every field at every link).
+/// cookbook's `{**ctx, "k": v}` copies every field at every link).
 ///
 /// Reading a field never guesses: [`get`](Self::get) returns `Ok(None)` when
 /// the field is absent and an error when it holds the wrong type.

@@ -80,16 +80,13 @@
 //!
 //! # Feature flags
 //!
-//! - `tracing` *(enabled by default)*: the [`middleware::logging`]
-//!   middleware.
-//! - `tower`: [`Chain`] implements `tower::Service`, and [`tower::service`]
-//!   turns a tower service into a link.
-//! - `http`: [`RequestMeta::from_http`] builds the request extension from an
-//!   `http` request.
-//! - `client`: [`remote::RemoteEndpoint`], a link that POSTs the context as
-//!   JSON to an HTTP service (reqwest with rustls).
-//! - `axum`: [`Error`] answers as an RFC 9457 problem response, and
-//!   [`axum::ChainRoute`] serves a chain as an axum route.
+//! | feature | default | enables |
+//! |---|---|---|
+//! | `tracing` | yes | the [`middleware::logging`] middleware |
+//! | `tower` | no | [`Chain`] as a `tower::Service`; [`tower::service`] turns a tower service into a link |
+//! | `http` | no | [`RequestMeta::from_http`], the request extension from an `http` request |
+//! | `axum` | no | [`Error`] as an RFC 9457 problem response; [`axum::ChainRoute`] serves a chain as an axum route |
+//! | `client` | no | [`remote::RemoteEndpoint`]: a link that POSTs the context as JSON to an HTTP service (reqwest) |
 //!
 //! # Supported Rust versions
 //!

@@ -28,10 +28,10 @@ pub struct Validation {
     pub load_requests: u32,
     /// How many of them run at once.
     pub load_concurrency: u32,
-    /// Least share of the load test's requests that must succeed (the
-    /// seed's 95%).
+    /// Least share of the load test's requests that must succeed (95% by
+    /// default).
     pub min_success_rate: f64,
-    /// Highest average latency of the load test (the seed's 5 s).
+    /// Highest average latency of the load test (5 s by default).
     pub max_average_latency: Duration,
 }
 
@@ -91,7 +91,8 @@ pub struct HistoryEntry {
     pub detail: String,
 }
 
-/// The seed's deployment status.
+/// Where a blue-green release stands: live and idle environments, versions
+/// and the last validation.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct DeploymentStatus {
@@ -222,7 +223,7 @@ impl<D: Deployer> BlueGreen<D> {
             .map_err(|_| DeployError::ReleaseInProgress { operation })
     }
 
-    /// Validates with these settings instead of the seed's.
+    /// Validates with these settings instead of the defaults.
     pub fn with_validation(mut self, validation: Validation) -> Self {
         self.probe = Probe::new(validation.max_average_latency.max(Duration::from_secs(1)) * 2);
         self.validation = validation;
@@ -457,7 +458,7 @@ impl<D: Deployer> BlueGreen<D> {
         self.names[self.state().active].clone()
     }
 
-    /// The seed's status report.
+    /// The release's status report.
     pub async fn status(&self) -> Result<DeploymentStatus, DeployError> {
         let (active, versions, validated) = {
             let state = self.state();

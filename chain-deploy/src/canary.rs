@@ -13,8 +13,8 @@ use tokio::sync::broadcast;
 use crate::DeployError;
 use crate::router::{TrafficRouter, UpstreamStats};
 
-/// The seed's canary settings, plus what the seed leaves out: how much
-/// traffic an evaluation needs, and how many inconclusive or failed
+/// How a canary release proceeds: its traffic steps and health bounds, how
+/// much traffic an evaluation needs, and how many inconclusive or failed
 /// evaluations end the release.
 #[derive(Debug, Clone)]
 pub struct CanaryConfig {
@@ -317,7 +317,7 @@ pub struct Evaluation {
     pub verdict: Verdict,
 }
 
-/// The seed's deployment summary.
+/// What a canary release did: its steps, evaluations and outcome.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct CanarySummary {
@@ -460,7 +460,7 @@ pub trait CanarySignal: Send + Sync + 'static {
     fn verdict(&self) -> Option<Verdict>;
 }
 
-/// The seed's resource check: the canary's own Prometheus `/metrics`
+/// A resource check: the canary's own Prometheus `/metrics`
 /// (`process_cpu_seconds_total` and `process_resident_memory_bytes`, which
 /// Prometheus clients export on Linux) against limits. CPU is the rate
 /// between two evaluations, so the first evaluation judges memory only.
@@ -721,7 +721,7 @@ impl Canary {
         self.lock().evaluations.clone()
     }
 
-    /// The seed's summary of the evaluations so far.
+    /// A summary of the evaluations so far.
     pub fn summary(&self) -> CanarySummary {
         summarize(&self.lock().evaluations)
     }

@@ -10,8 +10,33 @@
 //!   shifts traffic step by step and promotes or rolls back on the
 //!   router's measurements.
 //!
-//! The seed simulates deployments with sleeps and metrics with random
-//! numbers; here every decision is taken on requests that really happened.
+//! Every decision is taken on requests that really happened: a
+//! simulation with sleeps and random metrics (as the Python cookbook's) can
+//! promote a canary that fails every request.
+//!
+//! # Example
+//!
+//! A readiness check that fails while the service drains, as a load
+//! balancer sees it before the process stops:
+//!
+//! ```
+//! use chain_deploy::health::{CheckResult, Health, Status, check_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let health = Health::new().with_check(check_fn("database", || async { CheckResult::pass() }));
+//! assert_eq!(health.ready().await.status, Status::Pass);
+//! health.start_draining();
+//! assert_eq!(health.ready().await.status, Status::Fail);
+//! assert_eq!(health.live().status, Status::Pass); // alive, just not taking traffic
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! | feature | default | enables |
+//! |---|---|---|
+//! | `server` | no | `health::routes`: `/health`, `/health/live` and `/health/ready` as an axum router |
+//! | `router` | no | `TrafficRouter`, `BlueGreen` and `Canary` (a hyper reverse proxy) |
 //!
 //! Most users depend on the `modulink` facade (feature `deploy`).
 

@@ -2,18 +2,45 @@
 //! executions, health summaries, distributed tracing with W3C trace context
 //! and OTLP export, and structured JSON logs.
 //!
-//! - [`ChainMetrics`]: the seed's `modulink_*` metrics, registered into a
+//! - [`ChainMetrics`]: `modulink_*` Prometheus metrics, registered into a
 //!   registry you pass, attached to a chain with
 //!   [`instrument`](ChainMetrics::instrument); per-chain
 //!   [`summary`](ChainMetrics::summary) and [`health`](ChainMetrics::health).
 //! - `MetricsServer` (feature `server`): `/metrics` over HTTP.
 //! - [`Tracer`]: a span per execution and per link, as `tracing` spans and
 //!   in a bounded [`SpanStore`]; W3C [`TraceContext`] continued from the
-//!   context and propagated by [`trace_header_hook`].
+//!   request, and propagated to the services a chain calls (chain-core's
+//!   `OutgoingHeaders`).
 //! - [`JsonLogLayer`]: JSON log lines with the trace and span ids, request
 //!   and user ids, chain and link of the enclosing spans; secrets redacted.
 //! - `OtlpExporter` (feature `otlp`): spans exported in batches over
 //!   OTLP/HTTP (`opentelemetry-otlp`), which Jaeger 1.35+ ingests directly.
+//!
+//! # Example
+//!
+//! ```
+//! use chain_core::{Chain, Context};
+//! use chain_observability::{ChainMetrics, SpanStore, Tracer, prometheus::Registry};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> chain_core::Result<()> {
+//! let registry = Registry::new();
+//! let metrics = ChainMetrics::new(&registry)?;
+//! let spans = SpanStore::new(100);
+//! let chain = Chain::named("checkout").link_sync(|ctx: Context| Ok(ctx.with("paid", true)));
+//! let chain = metrics.instrument(Tracer::new().store(spans.clone()).instrument(chain));
+//!
+//! chain.execute(Context::new()).await?;
+//! assert_eq!(metrics.summary("checkout").map(|s| s.total), Some(1));
+//! assert_eq!(spans.len(), 2); // the execution and its one link
+//! # Ok(()) }
+//! ```
+//!
+//! # Feature flags
+//!
+//! | feature | default | enables |
+//! |---|---|---|
+//! | `server` | no | `MetricsServer`: `/metrics` over HTTP (axum) |
+//! | `otlp` | no | `OtlpExporter`: spans exported over OTLP/HTTP |
 //!
 //! Most users depend on the `modulink` facade (feature `observability`).
 

@@ -34,7 +34,7 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// The seed's address. Use port 0 to let the system pick one.
+    /// The default address. Use port 0 to let the system pick one.
     pub const DEFAULT_ADDR: &'static str = "127.0.0.1:8000";
 
     /// Binds `addr` and serves `registry` on the current tokio runtime.

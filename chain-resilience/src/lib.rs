@@ -27,6 +27,45 @@
 //! [`Rejected`](chain_core::ErrorKind::Rejected), so retry policies can refuse
 //! to retry it.
 //!
+//! # Example
+//!
+//! A flaky dependency, retried with jittered backoff behind a breaker, each
+//! attempt bounded, for one link of a chain:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::time::Duration;
+//! use chain_core::{Chain, Context, Error, Step};
+//! use chain_resilience::{Backoff, CircuitBreaker, CircuitBreakerConfig, Pipeline, Retry};
+//!
+//! static CALLS: AtomicU32 = AtomicU32::new(0);
+//!
+//! async fn fetch_price(ctx: Context) -> chain_core::Result<Context> {
+//!     // Fails twice, then answers.
+//!     if CALLS.fetch_add(1, Ordering::SeqCst) < 2 {
+//!         return Err(Error::unavailable("pricing service unreachable"));
+//!     }
+//!     Ok(ctx.with("price", 42))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> chain_core::Result<()> {
+//! let pricing = Pipeline::new()
+//!     .retry(Retry::new(3).backoff(Backoff::Constant(Duration::from_millis(1))))
+//!     .circuit_breaker(CircuitBreaker::new("pricing", CircuitBreakerConfig::default()))
+//!     .attempt_timeout(Duration::from_secs(2));
+//! let chain = Chain::named("quote").step(Step::new(fetch_price).around(pricing));
+//! let out = chain.execute(Context::new()).await?;
+//! assert_eq!((out.require::<u32>("price")?, CALLS.load(Ordering::SeqCst)), (42, 3));
+//! # Ok(()) }
+//! ```
+//!
+//! # Feature flags
+//!
+//! | feature | default | enables |
+//! |---|---|---|
+//! | `http` | no | `Orchestrator`: chains of HTTP services (reqwest, through chain-core's `RemoteEndpoint`) |
+//! | `tower` | no | every policy as a tower `Layer` ([`tower`]) |
+//!
 //! Most users depend on the `modulink` facade (feature `resilience`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -19,7 +19,7 @@ use crate::{CircuitBreaker, CircuitBreakerConfig, Pipeline, Retry, State};
 
 /// One HTTP service: where it is and how to call it.
 ///
-/// Defaults as the seed: a 30 s timeout per attempt, 3 attempts, and a
+/// Defaults: a 30 s timeout per attempt, 3 attempts, and a
 /// breaker that opens after 5 consecutive failures for 5 minutes.
 #[derive(Clone, Debug)]
 pub struct ServiceEndpoint {

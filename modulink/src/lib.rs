@@ -263,10 +263,11 @@
 //! | `tracing` | the `logging` middleware of `chain-core` | yes |
 //! | `tower` | `Chain` as a tower `Service`, tower services as links | no |
 //! | `resilience` | [`resilience`]: circuit breakers, retries, timeouts, bulkheads, rate limits, fallbacks | no |
-//! | `http` | the HTTP `Orchestrator` of [`resilience`] (reqwest with rustls) | no |
+//! | `http` | `remote::RemoteEndpoint`, the HTTP `Orchestrator` of [`resilience`], remote nodes of [`scaling`], `RequestMeta::from_http` (reqwest with rustls) | no |
+//! | `axum` | `axum::ChainRoute` (a chain served as an axum route) and `Error` as an RFC 9457 problem response | no |
 //! | `scaling` | [`scaling`]: parallel execution, pools, streaming, load balancing, events | no |
 //! | `nats` | the NATS JetStream transport of the event bus in [`scaling`] | no |
-//! | `security` | [`security`]: authentication, RBAC, validation, secrets | no |
+//! | `security` | [`security`]: authentication, RBAC, validation, HTML sanitization, secrets | no |
 //! | `aws` | the AWS Secrets Manager source of [`security`] | no |
 //! | `observability` | [`observability`]: Prometheus metrics, health, tracing, JSON logs | no |
 //! | `metrics-server` | the `/metrics` endpoint of [`observability`] (axum) | no |

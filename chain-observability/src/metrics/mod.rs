@@ -20,7 +20,7 @@ pub use labels::OTHER;
 use summary::{Execution, History};
 pub use summary::{Health, HealthStatus, HealthThresholds, PerformanceSummary};
 
-/// The seed's execution-duration buckets, in seconds.
+/// The execution-duration buckets, in seconds.
 pub const EXECUTION_BUCKETS: [f64; 9] = [0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
 /// Link-duration buckets, in seconds: links are usually much shorter than
@@ -61,7 +61,7 @@ impl Default for MetricsConfig {
     }
 }
 
-/// Prometheus metrics for chains, with the seed's names:
+/// Prometheus metrics for chains, named as the Python cookbook names them:
 ///
 /// | metric | labels |
 /// |---|---|

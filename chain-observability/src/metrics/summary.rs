@@ -85,7 +85,7 @@ pub struct PerformanceSummary {
     pub p99: Duration,
 }
 
-/// The rules that turn recent executions into a [`Health`], as the seed:
+/// The rules that turn recent executions into a [`Health`], by default:
 /// over the last 5 minutes, more than 10% errors is unhealthy, an average
 /// above 30 s is degraded.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -209,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn health_follows_the_seed_rules() {
+    fn health_follows_the_default_rules() {
         let rules = HealthThresholds::default();
         let judge = |executions: &[Execution]| rules.judge(executions.iter()).status;
         assert_eq!(judge(&[]), HealthStatus::Unknown);

@@ -39,7 +39,7 @@ pub struct SpanRecord {
     pub attributes: BTreeMap<String, String>,
 }
 
-/// The seed's trace summary.
+/// One trace in brief: its spans, roots, duration, errors and operations.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TraceSummary {
     /// The trace.
@@ -57,7 +57,7 @@ pub struct TraceSummary {
 }
 
 /// Keeps the most recent finished spans, at most `capacity`; for tests and
-/// for the seed's trace summaries. Clones share the store.
+/// for trace summaries. Clones share the store.
 #[derive(Debug, Clone)]
 pub struct SpanStore {
     inner: Arc<Inner>,
@@ -137,7 +137,7 @@ impl SpanStore {
         ids
     }
 
-    /// The seed's summary of one trace, or `None` if none of its spans is
+    /// A summary of one trace, or `None` if none of its spans is
     /// held.
     pub fn summary(&self, trace_id: &str) -> Option<TraceSummary> {
         let spans = self.trace(trace_id);

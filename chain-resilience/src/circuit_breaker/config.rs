@@ -77,7 +77,7 @@ impl Default for CircuitBreakerConfig {
 }
 
 impl CircuitBreakerConfig {
-    /// The seed's policy: open after `failures` consecutive failures, for
+    /// The classic policy: open after `failures` consecutive failures, for
     /// `open_for`, then let one probe through.
     ///
     /// Consecutive failures are a count window of `failures` calls that must

@@ -32,7 +32,7 @@
 //! use chain_resilience::{CircuitBreaker, CircuitBreakerConfig, State};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! // The seed's policy: five failures in a row open the circuit for 5 minutes.
+//! // Five failures in a row open the circuit for 5 minutes.
 //! let breaker = CircuitBreaker::new(
 //!     "inventory",
 //!     CircuitBreakerConfig::consecutive_failures(5, Duration::from_secs(300)),

@@ -176,7 +176,7 @@ pub struct NodeStatus {
     pub weight: u32,
 }
 
-/// The seed's cluster status report.
+/// The cluster's status: its nodes' health, load and latency.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClusterStatus {
     /// Nodes in the pool.

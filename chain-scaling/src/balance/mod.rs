@@ -49,8 +49,8 @@ pub enum Strategy {
     PowerOfTwoChoices,
     /// The node owning the call's key on a hash ring (xxh3, 160 virtual
     /// nodes per unit of weight): the same key goes to the same node, and a
-    /// node joining or leaving moves about 1/N of the keys. The seed's
-    /// modulo hashing moves almost all of them.
+    /// node joining or leaving moves about 1/N of the keys. Modulo
+    /// hashing would move almost all of them.
     ConsistentHash,
     /// A node at random.
     Random,
@@ -234,7 +234,7 @@ impl<C: Send + 'static> LoadBalancer<C> {
         })
     }
 
-    /// The seed's cluster status: every node's health, load and latency.
+    /// The cluster status: every node's health, load and latency.
     pub fn status(&self) -> ClusterStatus {
         let now = now_nanos();
         let nodes: Vec<NodeStatus> = self

@@ -3,8 +3,8 @@
 //!
 //! - [`EventBus`] with the default [`InProcess`] transport: a bounded
 //!   priority queue served by worker tasks. Priorities really order work
-//!   (the seed sorted one event's handlers by that event's own priority,
-//!   which orders nothing); critical events are handled before `publish`
+//!   (sorting one event's handlers by that event's own priority, as the
+//!   Python cookbook does, orders nothing); critical events are handled before `publish`
 //!   returns; a full queue makes `publish` wait and `try_publish` fail.
 //! - Every delivery ends as completed or dead-lettered: failing handlers
 //!   are redelivered with backoff ([`Redelivery`]) and then moved to the

@@ -31,7 +31,7 @@ pub trait EventStore: Send + Sync + 'static {
 /// The default store: the most recent `capacity` events in memory.
 ///
 /// Bounded because an unbounded history is a memory leak in a long-running
-/// service (the seed appends to a list forever); [`evicted`](Self::evicted)
+/// service; [`evicted`](Self::evicted)
 /// counts what fell off the end so the bound is visible.
 ///
 /// ```

@@ -2,7 +2,7 @@
 //! at once with a bounded queue or rejection for the excess, CPU-bound work
 //! on a bounded set of blocking threads ([`Mode::Blocking`]), fan-out over
 //! several chains with a deterministic merge, and measured statistics with
-//! the seed's performance report.
+//! a performance report with recommendations.
 
 mod pool;
 mod report;

@@ -28,7 +28,7 @@ pub enum Mode {
     /// On one of the pool's blocking threads: for CPU-bound links, which
     /// would otherwise stall the runtime's workers.
     ///
-    /// The seed also has a process pool, which exists in Python only to
+    /// There is no process pool: in Python one exists only to
     /// escape the global interpreter lock. Rust threads run in parallel on
     /// every core, so a bounded thread pool gives the same parallelism
     /// without pickling contexts across processes.
@@ -63,7 +63,7 @@ pub enum Overflow {
     Reject,
 }
 
-/// The pool's limits (the seed's `ResourcePool`).
+/// The pool's limits.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     name: Cow<'static, str>,
@@ -115,7 +115,7 @@ impl PoolSettings {
     }
 
     /// The average duration above which the report recommends breaking a
-    /// chain down (the seed's 5 s by default).
+    /// chain down (5 s by default).
     pub fn slow_average(mut self, threshold: Duration) -> Self {
         self.slow_average = threshold;
         self
@@ -262,7 +262,7 @@ impl ResourcePool {
         self.inner.recorders[mode.index()].snapshot()
     }
 
-    /// The seed's performance report: statistics per mode, the pool's
+    /// The performance report: statistics per mode, the pool's
     /// limits and use, and recommendations computed from them.
     pub fn report(&self) -> PerformanceReport {
         let inner = &self.inner;

@@ -1,4 +1,4 @@
-//! The seed's performance report, with recommendations computed from the
+//! The performance report, with recommendations computed from the
 //! measured statistics rather than from simulated numbers.
 
 use std::collections::BTreeMap;

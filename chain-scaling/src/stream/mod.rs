@@ -3,7 +3,7 @@
 //! ([`process_in_batches`]), and a [`MemoryMonitor`] that reads the
 //! process's resident memory and makes processing back off above a limit.
 //!
-//! The seed keeps memory down by calling the garbage collector; in Rust an
+//! There is no garbage collector to call: in Rust an
 //! item's memory is freed when its result is dropped, so what bounds memory
 //! is how many items are alive at once: the concurrency, and a consumer
 //! that does not collect the output.

@@ -178,7 +178,7 @@ impl fmt::Debug for SigningKey {
 /// How tokens are issued and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwtSettings {
-    /// Lifetime of issued tokens (the seed's 24 hours).
+    /// Lifetime of issued tokens (24 hours by default).
     pub ttl: Duration,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway: Duration,

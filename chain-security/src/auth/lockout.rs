@@ -30,7 +30,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// When repeated failed logins lock an account. Default as the seed and
+/// When repeated failed logins lock an account. The default follows
 /// OWASP's usual figures: 5 failures within 30 minutes lock it for 30
 /// minutes.
 ///

@@ -87,7 +87,7 @@ impl Default for AuthConfig {
     }
 }
 
-/// The answer to a successful login, as the seed's. It serializes whole
+/// The answer to a successful login. It serializes whole
 /// (it is the body of a login response); its `Debug` redacts the token.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct AuthResponse {

@@ -4,7 +4,7 @@ use chain_core::{Error, Result};
 /// rejected rather than silently truncated.
 pub const MAX_PASSWORD_BYTES: usize = 72;
 
-/// Rules a new password must follow. The default is the seed's: at least 8
+/// Rules a new password must follow. By default: at least 8
 /// characters with an uppercase letter, a lowercase letter and a digit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswordPolicy {

@@ -19,8 +19,8 @@ pub const ENCRYPTED_PREFIX: &str = "enc:";
 /// - A secret no source has is a [`NotFound`](ErrorKind::NotFound) error
 ///   naming it, never an empty string; an empty value is a
 ///   [`Validation`](ErrorKind::Validation) error.
-/// - An `enc:` value that does not decrypt is an error: the seed silently
-///   returned the ciphertext, which is a security bug (the ciphertext then
+/// - An `enc:` value that does not decrypt is an error, never the
+///   ciphertext returned as if it were the value, which is a security bug (the ciphertext then
 ///   travels as if it were the secret).
 /// - Values are cached for 300 s by default (AWS's caching client's
 ///   figure), at most 1,000 of them; [`refresh`](Self::refresh) reloads one.

@@ -2,13 +2,13 @@
 //!
 //! They are **not** the defence. Pattern lists miss encodings and new
 //! tricks, and flag harmless text (a comment saying "select the blue one;
-//! thanks" matches the seed's SQL list). The real defences are
+//! thanks" matches the SQL list). The real defences are
 //! parameterized queries (never build SQL from strings) and contextual
 //! output encoding ([`escape_html`](super::escape_html), or
 //! [`sanitize_html`](super::sanitize_html) for rich text). Use these checks
 //! to reject obviously hostile input early and to raise alerts.
 //!
-//! The patterns are the seed's. Where the seed's XSS pattern needs
+//! The patterns are the Python cookbook's. Where its XSS pattern needs
 //! look-ahead (which the linear-time `regex` crate refuses, and which is
 //! what makes backtracking engines vulnerable to ReDoS), any opening
 //! `<script` or `<iframe` tag is flagged instead, which is stricter.
@@ -45,7 +45,7 @@ static XSS: LazyLock<RegexSet> = LazyLock::new(|| {
     ])
 });
 
-/// Whether `text` matches one of the seed's SQL-injection patterns.
+/// Whether `text` matches one of the SQL-injection patterns.
 ///
 /// ```
 /// use chain_security::validation::looks_like_sql_injection;
@@ -59,7 +59,7 @@ pub fn looks_like_sql_injection(text: &str) -> bool {
     SQL_INJECTION.is_match(text)
 }
 
-/// Whether `text` matches one of the seed's XSS patterns.
+/// Whether `text` matches one of the XSS patterns.
 ///
 /// ```
 /// use chain_security::validation::looks_like_xss;

@@ -30,7 +30,7 @@ pub fn is_email(text: &str) -> bool {
     text.len() <= 254 && EMAIL.is_match(text)
 }
 
-/// A North American phone number as the seed accepts it: ten digits with
+/// A North American phone number as accepted here: ten digits with
 /// optional `+1`, parentheses, dots, dashes or spaces.
 pub fn is_phone(text: &str) -> bool {
     PHONE.is_match(text)

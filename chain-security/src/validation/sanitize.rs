@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chain_core::{Error, Result};
 
-/// The tags kept by default, as the seed: `p`, `br`, `strong`, `em`, `ul`,
+/// The tags kept by default: `p`, `br`, `strong`, `em`, `ul`,
 /// `ol`, `li`.
 pub const DEFAULT_ALLOWED_TAGS: [&str; 7] = ["p", "br", "strong", "em", "ul", "ol", "li"];
 

@@ -17,7 +17,7 @@ use super::{DEFAULT_ALLOWED_TAGS, escape_html, sanitize_html};
 /// - untouched fields are copied as they are;
 /// - every other string is HTML-escaped.
 ///
-/// By default the free-text fields are the seed's `full_name`, `content` and
+/// By default the free-text fields are `full_name`, `content` and
 /// `description`, and `password` is omitted. Strings in an array take the
 /// name of the field holding the array.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ impl Default for Sanitize {
 }
 
 impl Sanitize {
-    /// The seed's settings.
+    /// The default settings.
     pub fn new() -> Self {
         Self::default()
     }
