@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::extensions::HasExtensions;
+use crate::extensions::{Extensions, HasExtensions};
 use crate::link::{BoxFuture, Link};
 use crate::request::OutgoingHeaders;
 
@@ -245,11 +245,7 @@ impl RemoteEndpoint {
     where
         C: Serialize + DeserializeOwned + HasExtensions,
     {
-        let headers = ctx
-            .extensions()
-            .get::<OutgoingHeaders>()
-            .map(header_map)
-            .unwrap_or_default();
+        let headers = outgoing_headers(ctx.extensions());
         // Encoded before the first await: the request future then holds no
         // borrow of the context, so it is `Send` for any `Send` context.
         let body = self.encode(&ctx)?;
@@ -261,14 +257,18 @@ impl RemoteEndpoint {
     }
 }
 
-/// The headers of `outgoing` that are valid HTTP headers, for a request to
-/// another service.
-pub fn header_map(outgoing: &OutgoingHeaders) -> HeaderMap {
+/// The headers a call to another service carries: those of the
+/// [`OutgoingHeaders`] extension among `extensions`, resolved now, that are
+/// valid HTTP headers.
+pub fn outgoing_headers(extensions: &Extensions) -> HeaderMap {
+    let Some(outgoing) = extensions.get::<OutgoingHeaders>() else {
+        return HeaderMap::new();
+    };
     let mut headers = HeaderMap::with_capacity(outgoing.len());
-    for (name, value) in outgoing.iter() {
+    for (name, value) in outgoing.resolve(extensions) {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
+            HeaderValue::from_str(&value),
         ) {
             headers.append(name, value);
         }

@@ -23,8 +23,11 @@
 //! assert!(!format!("{meta:?}").contains("abc.def"), "Debug redacts credentials");
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
+
+use crate::extensions::Extensions;
 
 /// Headers whose values `Debug` never shows.
 const SENSITIVE_HEADERS: [&str; 6] = [
@@ -148,26 +151,42 @@ impl fmt::Debug for RedactedHeaders<'_> {
 /// the W3C `traceparent` and `tracestate` a tracer sets, a request id,
 /// `baggage`. A typed extension, so it never enters the context's JSON.
 ///
-/// chain-observability's tracer keeps `traceparent` here current for each
-/// link; [`RemoteEndpoint`](crate::remote::RemoteEndpoint) and the
-/// orchestrator of chain-resilience send every header of it. Names are
-/// kept in lower case; [`set`](Self::set) replaces a header of the same
-/// name. `Debug` redacts credential headers as [`RequestMeta`] does.
+/// A header is either a fixed value ([`set`](Self::set)) or derived, when
+/// the call is made, from the context's extensions
+/// ([`set_derived`](Self::set_derived)): chain-observability's tracer
+/// derives `traceparent` from the span of the link making the call, which
+/// costs nothing for the links that make no call.
+/// [`RemoteEndpoint`](crate::remote::RemoteEndpoint) and the orchestrator
+/// of chain-resilience send every header. Names are kept in lower case;
+/// setting a name again replaces it. `Debug` redacts credential headers as
+/// [`RequestMeta`] does.
 ///
 /// ```
-/// use chain_core::{Context, OutgoingHeaders};
+/// use chain_core::{Context, Extensions, HasExtensions, OutgoingHeaders};
+///
+/// #[derive(Clone)]
+/// struct RequestId(u64);
 ///
 /// let mut outgoing = OutgoingHeaders::new();
-/// outgoing.set("X-Request-Id", "r-42");
-/// outgoing.set("x-request-id", "r-43");
-/// assert_eq!(outgoing.get("X-REQUEST-ID"), Some("r-43"));
-/// assert_eq!(outgoing.len(), 1);
-/// let ctx = Context::new().with_ext(outgoing);
+/// outgoing.set("X-Tenant", "acme");
+/// outgoing.set_derived("x-request-id", |ext: &Extensions| {
+///     ext.get::<RequestId>().map(|id| id.0.to_string())
+/// });
+/// let ctx = Context::new().with_ext(RequestId(42)).with_ext(outgoing);
+/// let headers = ctx.ext::<OutgoingHeaders>().unwrap().resolve(ctx.extensions());
+/// assert_eq!(headers, [("x-tenant", "acme".to_owned()), ("x-request-id", "42".to_owned())]);
 /// assert_eq!(ctx.to_json().to_string(), "{}");
 /// ```
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct OutgoingHeaders {
-    headers: Vec<(Box<str>, Box<str>)>,
+    headers: Vec<(Cow<'static, str>, HeaderSource)>,
+}
+
+/// Where an outgoing header's value comes from.
+#[derive(Clone)]
+enum HeaderSource {
+    Fixed(Box<str>),
+    Derived(fn(&Extensions) -> Option<String>),
 }
 
 impl OutgoingHeaders {
@@ -176,44 +195,63 @@ impl OutgoingHeaders {
         Self::default()
     }
 
-    /// Sets header `name` to `value`, replacing a header of that name.
-    pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        let value = value.into().into_boxed_str();
+    fn put(&mut self, name: Cow<'static, str>, source: HeaderSource) {
         match self
             .headers
             .iter_mut()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .find(|(key, _)| key.eq_ignore_ascii_case(&name))
         {
-            Some((_, slot)) => *slot = value,
-            None => self
-                .headers
-                .push((name.to_ascii_lowercase().into_boxed_str(), value)),
+            Some((_, slot)) => *slot = source,
+            None => {
+                let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                    Cow::Owned(name.to_ascii_lowercase())
+                } else {
+                    name
+                };
+                self.headers.push((name, source));
+            }
         }
     }
 
-    /// Removes header `name`, returning its value.
-    pub fn remove(&mut self, name: &str) -> Option<String> {
-        let index = self
-            .headers
-            .iter()
-            .position(|(key, _)| key.eq_ignore_ascii_case(name))?;
-        Some(self.headers.remove(index).1.into_string())
+    /// Sets header `name` to `value`, replacing a header of that name.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.put(
+            Cow::Owned(name.to_owned()),
+            HeaderSource::Fixed(value.into().into_boxed_str()),
+        );
     }
 
-    /// The value of header `name` (any case).
-    pub fn get(&self, name: &str) -> Option<&str> {
+    /// Derives header `name` from the context's extensions each time a call
+    /// is made (left out when `derive` returns `None`), replacing a header
+    /// of that name. A lower-case `name` costs no allocation.
+    pub fn set_derived(&mut self, name: &'static str, derive: fn(&Extensions) -> Option<String>) {
+        self.put(Cow::Borrowed(name), HeaderSource::Derived(derive));
+    }
+
+    /// Removes header `name`; whether there was one.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let before = self.headers.len();
+        self.headers
+            .retain(|(key, _)| !key.eq_ignore_ascii_case(name));
+        self.headers.len() != before
+    }
+
+    /// Every header with its value now, derived ones from `extensions` (the
+    /// context's), names in lower case.
+    pub fn resolve(&self, extensions: &Extensions) -> Vec<(&str, String)> {
         self.headers
             .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| &**value)
+            .filter_map(|(name, source)| {
+                let value = match source {
+                    HeaderSource::Fixed(value) => value.to_string(),
+                    HeaderSource::Derived(derive) => derive(extensions)?,
+                };
+                Some((&**name, value))
+            })
+            .collect()
     }
 
-    /// Every header, names in lower case.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
-        self.headers.iter().map(|(name, value)| (&**name, &**value))
-    }
-
-    /// Number of headers.
+    /// Number of headers, fixed and derived.
     pub fn len(&self) -> usize {
         self.headers.len()
     }
@@ -226,8 +264,15 @@ impl OutgoingHeaders {
 
 impl fmt::Debug for OutgoingHeaders {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("OutgoingHeaders")
-            .field(&RedactedHeaders(&self.headers))
+        f.debug_map()
+            .entries(self.headers.iter().map(|(name, source)| {
+                let shown = match source {
+                    _ if SENSITIVE_HEADERS.contains(&name.as_ref()) => "[REDACTED]",
+                    HeaderSource::Fixed(value) => value,
+                    HeaderSource::Derived(_) => "[derived]",
+                };
+                (name, shown)
+            }))
             .finish()
     }
 }

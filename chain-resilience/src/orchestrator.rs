@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use chain_core::remote::{RemoteEndpoint, header_map};
+use chain_core::remote::{RemoteEndpoint, outgoing_headers};
 use chain_core::stats::RecentDurations;
-use chain_core::{BoxFuture, Chain, Context, Error, ErrorKind, Link, OutgoingHeaders, Result};
+use chain_core::{BoxFuture, Chain, Context, Error, ErrorKind, HasExtensions, Link, Result};
 use reqwest::header::HeaderMap;
 use serde::Serialize;
 use serde_json::Value;
@@ -392,10 +392,7 @@ impl Link<Context> for ServiceLink {
     fn call(&self, ctx: Context) -> BoxFuture<'_, Result<Context>> {
         Box::pin(async move {
             let body = ctx.to_json();
-            let mut headers = ctx
-                .ext::<OutgoingHeaders>()
-                .map(header_map)
-                .unwrap_or_default();
+            let mut headers = outgoing_headers(ctx.extensions());
             if let Some(hook) = &self.header_hook {
                 hook(&ctx, &mut headers);
             }

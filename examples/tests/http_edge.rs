@@ -51,8 +51,13 @@ fn orders(users: &AuthManager, per_hour: u32) -> Chain {
         })
         .link(|ctx: Context| async move {
             let quantity: u32 = ctx.require("quantity")?;
-            if quantity == 13 {
-                return Err(Error::unavailable(INTERNAL));
+            match quantity {
+                13 => return Err(Error::unavailable(INTERNAL)),
+                14 => {
+                    return Err(Error::internal("the order table is corrupt")
+                        .with_source(std::io::Error::other(INTERNAL)));
+                }
+                _ => {}
             }
             let peer = ctx.ext::<RequestMeta>().and_then(RequestMeta::peer);
             Ok(ctx.with("total", quantity * 5).with(
@@ -189,8 +194,20 @@ async fn a_chain_served_by_axum_answers_each_error_kind_with_its_status() {
     let retry_after: u64 = limited.retry_after.expect("Retry-After").parse().unwrap();
     assert!((1..=3600).contains(&retry_after), "{retry_after}");
 
-    // A panic: 500, the payload stays in the server.
+    // An internal error on the route without a rate limit to spare: 500,
+    // with neither its message nor its source.
     let located = format!("{base}/located");
+    let internal = post(&located, Some(&token), r#"{"quantity": 14}"#).await;
+    assert_eq!(internal.status, 500, "{}", internal.text);
+    assert_eq!(internal.body["kind"], "internal");
+    assert_eq!(
+        internal.body["detail"],
+        "the server could not complete the request"
+    );
+    assert!(!internal.text.contains("corrupt"), "{}", internal.text);
+    assert!(!internal.text.contains("hunter2"), "{}", internal.text);
+
+    // A panic: 500, the payload stays in the server.
     let panicked = post(&located, Some(&token), r#"{"quantity": 1, "panic": true}"#).await;
     assert_eq!(panicked.status, 500, "{}", panicked.text);
     assert_eq!(panicked.body["kind"], "panicked");

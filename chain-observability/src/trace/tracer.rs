@@ -264,18 +264,23 @@ fn field<'a, C: HasExtensions>(ctx: &'a C, name: &str) -> Option<&'a str> {
         .and_then(|value| value.as_str())
 }
 
-/// Puts `trace` in the headers that calls to other services carry
-/// (`OutgoingHeaders`), so a remote endpoint or the orchestrator continues
-/// this trace without a hook.
-fn propagate<C: HasExtensions>(ctx: &mut C, trace: &TraceContext) {
+/// Makes every call to another service (a remote endpoint, the
+/// orchestrator) carry the trace: `traceparent` and `tracestate` derived,
+/// when the call is made, from the `TraceContext` of the link making it.
+/// Set once per execution; a link that calls nothing pays nothing.
+fn propagate<C: HasExtensions>(ctx: &mut C) {
     let outgoing = ctx.extensions_mut().get_or_default::<OutgoingHeaders>();
-    outgoing.set("traceparent", trace.to_traceparent());
-    match trace.tracestate() {
-        Some(state) => outgoing.set("tracestate", state),
-        None => {
-            outgoing.remove("tracestate");
-        }
-    }
+    outgoing.set_derived("traceparent", |extensions| {
+        extensions
+            .get::<TraceContext>()
+            .map(TraceContext::to_traceparent)
+    });
+    outgoing.set_derived("tracestate", |extensions| {
+        extensions
+            .get::<TraceContext>()
+            .and_then(TraceContext::tracestate)
+            .map(str::to_owned)
+    });
 }
 
 /// Records the outcome on the `tracing` span and, with a store, keeps the
@@ -298,7 +303,7 @@ struct ExecutionSpans {
 impl<C: HasExtensions + Send + 'static> Middleware<C> for ExecutionSpans {
     fn call(&self, mut ctx: C, next: Next<C>) -> BoxFuture<'_, Result<C>> {
         let (trace, incoming) = self.tracer.start(&ctx);
-        propagate(&mut ctx, &trace);
+        propagate(&mut ctx);
         ctx.extensions_mut().insert(trace.clone());
         if !trace.sampled() {
             return Box::pin(next.run(ctx));
@@ -388,7 +393,6 @@ impl<C: HasExtensions + Send + 'static> Middleware<C> for LinkSpans {
             };
             (&self.tracer, started)
         });
-        propagate(&mut ctx, &trace);
         ctx.extensions_mut().insert(trace);
         let recorded = span.clone();
         Box::pin(
@@ -397,7 +401,6 @@ impl<C: HasExtensions + Send + 'static> Middleware<C> for LinkSpans {
                 close(&recorded, started, &outcome);
                 // The next link is a sibling: the execution's span is its parent again.
                 outcome.map(|mut ctx| {
-                    propagate(&mut ctx, &parent);
                     ctx.extensions_mut().insert(parent);
                     ctx
                 })
