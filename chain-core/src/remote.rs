@@ -257,15 +257,12 @@ impl RemoteEndpoint {
     }
 }
 
-/// The headers a call to another service carries: those of the
-/// [`OutgoingHeaders`] extension among `extensions`, resolved now, that are
-/// valid HTTP headers.
+/// The headers a call to another service carries
+/// ([`OutgoingHeaders::headers_for_call`]) that are valid HTTP headers.
 pub fn outgoing_headers(extensions: &Extensions) -> HeaderMap {
-    let Some(outgoing) = extensions.get::<OutgoingHeaders>() else {
-        return HeaderMap::new();
-    };
+    let outgoing = OutgoingHeaders::headers_for_call(extensions);
     let mut headers = HeaderMap::with_capacity(outgoing.len());
-    for (name, value) in outgoing.resolve(extensions) {
+    for (name, value) in outgoing {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(&value),

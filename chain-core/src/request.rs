@@ -153,9 +153,12 @@ impl fmt::Debug for RedactedHeaders<'_> {
 ///
 /// A header is either a fixed value ([`set`](Self::set)) or derived, when
 /// the call is made, from the context's extensions
-/// ([`set_derived`](Self::set_derived)): chain-observability's tracer
-/// derives `traceparent` from the span of the link making the call, which
-/// costs nothing for the links that make no call.
+/// ([`set_derived`](Self::set_derived)). Headers derived for every context
+/// of the process are registered once with
+/// [`derive_globally`](Self::derive_globally), as OpenTelemetry's global
+/// propagator is: chain-observability's tracer derives `traceparent` from
+/// the span of the link making the call that way, at no cost to executions
+/// that make no call.
 /// [`RemoteEndpoint`](crate::remote::RemoteEndpoint) and the orchestrator
 /// of chain-resilience send every header. Names are kept in lower case;
 /// setting a name again replaces it. `Debug` redacts credential headers as
@@ -182,11 +185,19 @@ pub struct OutgoingHeaders {
     headers: Vec<(Cow<'static, str>, HeaderSource)>,
 }
 
+/// Headers derived for every context: see
+/// [`OutgoingHeaders::derive_globally`].
+static GLOBAL: std::sync::RwLock<Vec<(&'static str, Derive)>> =
+    std::sync::RwLock::new(Vec::new());
+
+/// How a derived header's value is made from a context's extensions.
+type Derive = fn(&Extensions) -> Option<String>;
+
 /// Where an outgoing header's value comes from.
 #[derive(Clone)]
 enum HeaderSource {
     Fixed(Box<str>),
-    Derived(fn(&Extensions) -> Option<String>),
+    Derived(Derive),
 }
 
 impl OutgoingHeaders {
@@ -226,6 +237,54 @@ impl OutgoingHeaders {
     /// of that name. A lower-case `name` costs no allocation.
     pub fn set_derived(&mut self, name: &'static str, derive: fn(&Extensions) -> Option<String>) {
         self.put(Cow::Borrowed(name), HeaderSource::Derived(derive));
+    }
+
+    /// Derives header `name` from the extensions of every context of this
+    /// process on every call made with [`headers_for_call`](Self::headers_for_call)
+    /// (left out when `derive` returns `None`), replacing a registration of
+    /// the same name. A context's own [`OutgoingHeaders`] win over it.
+    pub fn derive_globally(name: &'static str, derive: fn(&Extensions) -> Option<String>) {
+        let mut registered = GLOBAL
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match registered
+            .iter_mut()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        {
+            Some((_, slot)) => *slot = derive,
+            None => registered.push((name, derive)),
+        }
+    }
+
+    /// The headers a call to another service carries, with their values
+    /// now: the globally derived ones, then those of the [`OutgoingHeaders`]
+    /// extension among `extensions` (which replace a global one of the same
+    /// name). Names are in lower case.
+    pub fn headers_for_call(extensions: &Extensions) -> Vec<(Cow<'static, str>, String)> {
+        let own = extensions.get::<Self>();
+        let mut headers: Vec<(Cow<'static, str>, String)> = GLOBAL
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|(name, _)| own.is_none_or(|own| !own.contains(name)))
+            .filter_map(|(name, derive)| {
+                Some((Cow::Owned(name.to_ascii_lowercase()), derive(extensions)?))
+            })
+            .collect();
+        if let Some(own) = own {
+            headers.extend(
+                own.resolve(extensions)
+                    .into_iter()
+                    .map(|(name, value)| (Cow::Owned(name.to_owned()), value)),
+            );
+        }
+        headers
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(key, _)| key.eq_ignore_ascii_case(name))
     }
 
     /// Removes header `name`; whether there was one.
@@ -328,6 +387,33 @@ mod tests {
             let meta = RequestMeta::new().with_header("Authorization", value);
             assert_eq!(meta.bearer_token(), None, "{value:?}");
         }
+    }
+
+    #[test]
+    fn headers_for_a_call_are_global_then_the_contexts_own() {
+        #[derive(Clone)]
+        struct Tenant(&'static str);
+        OutgoingHeaders::derive_globally("x-test-tenant", |ext| {
+            ext.get::<Tenant>().map(|tenant| tenant.0.to_owned())
+        });
+        let mut ext = Extensions::new();
+        assert!(OutgoingHeaders::headers_for_call(&ext).is_empty());
+        ext.insert(Tenant("acme"));
+        assert_eq!(
+            OutgoingHeaders::headers_for_call(&ext),
+            [(Cow::Borrowed("x-test-tenant"), "acme".to_owned())]
+        );
+        let mut own = OutgoingHeaders::new();
+        own.set("X-Test-Tenant", "override");
+        own.set("x-request-id", "r1");
+        ext.insert(own);
+        assert_eq!(
+            OutgoingHeaders::headers_for_call(&ext),
+            [
+                (Cow::Borrowed("x-test-tenant"), "override".to_owned()),
+                (Cow::Borrowed("x-request-id"), "r1".to_owned())
+            ]
+        );
     }
 
     #[test]

@@ -150,6 +150,7 @@ impl Tracer {
     /// fields, so a typed context without them is traced from its
     /// `RequestMeta` and `TraceContext` extensions alone.
     pub fn instrument<C: HasExtensions + Send + 'static>(&self, chain: Chain<C>) -> Chain<C> {
+        propagate_traces();
         chain
             .around(ExecutionSpans {
                 tracer: self.clone(),
@@ -267,19 +268,22 @@ fn field<'a, C: HasExtensions>(ctx: &'a C, name: &str) -> Option<&'a str> {
 /// Makes every call to another service (a remote endpoint, the
 /// orchestrator) carry the trace: `traceparent` and `tracestate` derived,
 /// when the call is made, from the `TraceContext` of the link making it.
-/// Set once per execution; a link that calls nothing pays nothing.
-fn propagate<C: HasExtensions>(ctx: &mut C) {
-    let outgoing = ctx.extensions_mut().get_or_default::<OutgoingHeaders>();
-    outgoing.set_derived("traceparent", |extensions| {
-        extensions
-            .get::<TraceContext>()
-            .map(TraceContext::to_traceparent)
-    });
-    outgoing.set_derived("tracestate", |extensions| {
-        extensions
-            .get::<TraceContext>()
-            .and_then(TraceContext::tracestate)
-            .map(str::to_owned)
+/// Registered once per process, so an execution that calls nothing pays
+/// nothing for it.
+fn propagate_traces() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        OutgoingHeaders::derive_globally("traceparent", |extensions| {
+            extensions
+                .get::<TraceContext>()
+                .map(TraceContext::to_traceparent)
+        });
+        OutgoingHeaders::derive_globally("tracestate", |extensions| {
+            extensions
+                .get::<TraceContext>()
+                .and_then(TraceContext::tracestate)
+                .map(str::to_owned)
+        });
     });
 }
 
@@ -303,7 +307,6 @@ struct ExecutionSpans {
 impl<C: HasExtensions + Send + 'static> Middleware<C> for ExecutionSpans {
     fn call(&self, mut ctx: C, next: Next<C>) -> BoxFuture<'_, Result<C>> {
         let (trace, incoming) = self.tracer.start(&ctx);
-        propagate(&mut ctx);
         ctx.extensions_mut().insert(trace.clone());
         if !trace.sampled() {
             return Box::pin(next.run(ctx));
