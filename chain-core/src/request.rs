@@ -187,8 +187,7 @@ pub struct OutgoingHeaders {
 
 /// Headers derived for every context: see
 /// [`OutgoingHeaders::derive_globally`].
-static GLOBAL: std::sync::RwLock<Vec<(&'static str, Derive)>> =
-    std::sync::RwLock::new(Vec::new());
+static GLOBAL: std::sync::RwLock<Vec<(&'static str, Derive)>> = std::sync::RwLock::new(Vec::new());
 
 /// How a derived header's value is made from a context's extensions.
 type Derive = fn(&Extensions) -> Option<String>;
