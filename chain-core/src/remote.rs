@@ -73,7 +73,7 @@ pub enum RemoteFailure {
 /// JSON.
 ///
 /// As a [`Link`] of any context `C` that serializes, deserializes and has
-/// [`Extensions`](crate::Extensions), it POSTs the context and the answer
+/// [`Extensions`], it POSTs the context and the answer
 /// is the next context. Failures are chain errors whose source is a
 /// [`RemoteFailure`]:
 ///
