@@ -6,7 +6,8 @@
 //! `bench/api_cost.sh` runs this file at the commit before the change and
 //! now, and writes the comparison table of `BENCHMARKS.md`. It uses only
 //! what both versions have (the script spells `around_each` as the old
-//! `middleware` for the old one).
+//! `middleware` for the old one), which is why it sets up its users itself
+//! rather than with `examples::test_users`.
 
 use std::hint::black_box;
 

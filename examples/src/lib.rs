@@ -33,6 +33,31 @@ pub async fn http_get(url: &str) -> Result<Answer, Box<dyn Error + Send + Sync>>
     Ok(Answer { status, body })
 }
 
+/// An `AuthManager` for tests and benchmarks, with one user, `ada`
+/// (password `Analytical1`, role `User`): HS256 tokens signed with a fixed
+/// test key, and bcrypt at its cheapest cost (4) so logins take
+/// milliseconds. Production uses cost 12 and a secret key.
+///
+/// # Errors
+///
+/// Whatever creating the keys or the user returns.
+pub async fn test_users() -> modulink::Result<modulink::security::auth::AuthManager> {
+    use modulink::security::auth::{
+        AuthConfig, AuthManager, JwtKeys, JwtSettings, MemoryUserStore, Role, SigningKey,
+    };
+    let keys = JwtKeys::new(SigningKey::hmac("k1", &[9; 32])?, JwtSettings::default())?;
+    let users = AuthManager::new(
+        MemoryUserStore::new(),
+        keys,
+        AuthConfig {
+            bcrypt_cost: 4,
+            ..AuthConfig::default()
+        },
+    );
+    users.create_user("ada", "Analytical1", Role::User).await?;
+    Ok(users)
+}
+
 /// An order's prices: the seed's subtotal, 8% tax rounded to cents, and total.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pricing {

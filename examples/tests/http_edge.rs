@@ -8,35 +8,12 @@ use std::time::Duration;
 
 use modulink::axum::ChainRoute;
 use modulink::resilience::RateLimiter;
-use modulink::security::auth::{
-    AuthConfig, AuthManager, JwtKeys, JwtSettings, MemoryUserStore, Role, SigningKey, auth,
-};
+use modulink::security::auth::{AuthManager, Role, auth};
 use modulink::{Chain, Context, Error, RequestMeta};
 use serde_json::Value;
 
 /// What an internal failure knows and the client must never see.
 const INTERNAL: &str = "postgres://orders:hunter2@10.0.0.5/orders refused";
-
-async fn users() -> AuthManager {
-    let keys = JwtKeys::new(
-        SigningKey::hmac("k1", &[9; 32]).unwrap(),
-        JwtSettings::default(),
-    )
-    .unwrap();
-    let users = AuthManager::new(
-        MemoryUserStore::new(),
-        keys,
-        AuthConfig {
-            bcrypt_cost: 4,
-            ..AuthConfig::default()
-        },
-    );
-    users
-        .create_user("ada", "Analytical1", Role::User)
-        .await
-        .unwrap();
-    users
-}
 
 fn orders(users: &AuthManager, per_hour: u32) -> Chain {
     Chain::named("orders")
@@ -128,7 +105,7 @@ async fn post(url: &str, token: Option<&str>, body: &str) -> Answer {
 
 #[tokio::test]
 async fn a_chain_served_by_axum_answers_each_error_kind_with_its_status() {
-    let users = users().await;
+    let users = examples::test_users().await.unwrap();
     let app = axum::Router::new()
         .route_service("/orders", ChainRoute::new(orders(&users, 3)))
         .route_service(

@@ -12,9 +12,7 @@ use examples::models::UserRegistration;
 use modulink::observability::JsonLogLayer;
 use modulink::resilience::{Orchestrator, ServiceEndpoint};
 use modulink::scaling::events::{Event, EventBus};
-use modulink::security::auth::{
-    AuthConfig, AuthManager, JwtKeys, JwtSettings, MemoryUserStore, Role, SigningKey, auth,
-};
+use modulink::security::auth::{AuthManager, Role, auth};
 use modulink::security::validation::{Sanitize, validate_input};
 use modulink::{Chain, Context, RequestMeta, middleware::logging};
 use serde_json::{Value, json};
@@ -23,24 +21,7 @@ use tracing_subscriber::layer::SubscriberExt;
 const PASSWORD: &str = "Plaintext-Pa55word";
 
 async fn manager() -> AuthManager {
-    let keys = JwtKeys::new(
-        SigningKey::hmac("k1", &[5; 32]).unwrap(),
-        JwtSettings::default(),
-    )
-    .unwrap();
-    let manager = AuthManager::new(
-        MemoryUserStore::new(),
-        keys,
-        AuthConfig {
-            bcrypt_cost: 4,
-            ..AuthConfig::default()
-        },
-    );
-    manager
-        .create_user("ada", "Analytical1", Role::User)
-        .await
-        .unwrap();
-    manager
+    examples::test_users().await.unwrap()
 }
 
 /// An HTTP service on 127.0.0.1 recording the bodies it is sent.

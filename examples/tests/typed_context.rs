@@ -12,10 +12,7 @@ use axum::routing::post;
 use modulink::observability::{SpanStore, Tracer};
 use modulink::remote::RemoteEndpoint;
 use modulink::resilience::RateLimiter;
-use modulink::security::auth::{
-    AuthConfig, AuthManager, AuthenticatedUser, JwtKeys, JwtSettings, MemoryUserStore, Role,
-    SigningKey, auth,
-};
+use modulink::security::auth::{AuthenticatedUser, Role, auth};
 use modulink::{Chain, ErrorKind, Extensions, HasExtensions, RequestMeta};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -63,23 +60,7 @@ async fn pricing_service() -> String {
 
 #[tokio::test]
 async fn a_user_struct_is_traced_authenticated_rate_limited_and_sent_remote() {
-    let keys = JwtKeys::new(
-        SigningKey::hmac("k1", &[3; 32]).unwrap(),
-        JwtSettings::default(),
-    )
-    .unwrap();
-    let users = AuthManager::new(
-        MemoryUserStore::new(),
-        keys,
-        AuthConfig {
-            bcrypt_cost: 4,
-            ..AuthConfig::default()
-        },
-    );
-    users
-        .create_user("ada", "Analytical1", Role::User)
-        .await
-        .unwrap();
+    let users = examples::test_users().await.unwrap();
     let token = users
         .authenticate("ada", "Analytical1")
         .await
