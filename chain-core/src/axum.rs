@@ -114,14 +114,11 @@ impl Problem {
         let status = status_of(kind);
         let location = self.show_location.then(|| self.error.location()).flatten();
         ProblemBody {
-            kind_type: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            kind: kind.as_str(),
-            detail: client_detail(&self.error),
+            kind: Some(kind.as_str()),
             chain: location.map(crate::Location::chain),
             link: location.map(crate::Location::link),
             link_index: location.map(crate::Location::index),
+            ..ProblemBody::new(status, client_detail(&self.error))
         }
     }
 }
@@ -132,7 +129,9 @@ struct ProblemBody<'a> {
     kind_type: &'static str,
     title: &'static str,
     status: u16,
-    kind: &'static str,
+    /// The chain error's kind; absent for problems found before a chain ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     chain: Option<&'a str>,
@@ -140,6 +139,33 @@ struct ProblemBody<'a> {
     link: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     link_index: Option<usize>,
+}
+
+impl ProblemBody<'_> {
+    fn new(status: StatusCode, detail: String) -> Self {
+        Self {
+            kind_type: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            kind: None,
+            detail,
+            chain: None,
+            link: None,
+            link_index: None,
+        }
+    }
+
+    /// The body as an `application/problem+json` response.
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let json = serde_json::to_vec(&self).unwrap_or_default();
+        (
+            status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))],
+            json,
+        )
+            .into_response()
+    }
 }
 
 fn status_of(kind: ErrorKind) -> StatusCode {
@@ -194,16 +220,13 @@ impl fmt::Display for ClientText<'_> {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = self.body();
-        let status = status_of(self.error.kind());
-        let json = serde_json::to_vec(&body).unwrap_or_default();
-        let mut response = (status, json).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let mut response = self.body().into_response();
         if let Some(wait) = self.error.retry_after() {
             // Whole seconds, rounded up: a client told 0 would come right back.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -344,18 +367,7 @@ where
 
 /// A problem found before the chain ran: a body too large or not JSON.
 fn edge_problem(status: StatusCode, detail: String) -> Response {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))],
-        body.to_string(),
-    )
-        .into_response()
+    ProblemBody::new(status, detail).into_response()
 }
 
 impl<C> Service<Request<Body>> for ChainRoute<C>

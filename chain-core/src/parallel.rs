@@ -88,8 +88,8 @@ pub enum MergePolicy {
 /// # Ok(()) }
 /// ```
 pub struct Parallel<C = Context> {
-    branches: Vec<Branch<C>>,
-    /// The branches' names, for the merge's conflict errors.
+    branches: Vec<Arc<dyn Link<C>>>,
+    /// The branches' names, in branch order (errors name the branch).
     names: Vec<Arc<str>>,
     merge: Merge<C>,
     /// The built-in merge's policy, for `Context`.
@@ -97,20 +97,6 @@ pub struct Parallel<C = Context> {
 }
 
 type Merge<C> = Arc<dyn Fn(C, Vec<C>, &[Arc<str>]) -> Result<C> + Send + Sync>;
-
-struct Branch<C> {
-    name: Arc<str>,
-    link: Arc<dyn Link<C>>,
-}
-
-impl<C> Clone for Branch<C> {
-    fn clone(&self) -> Self {
-        Self {
-            name: Arc::clone(&self.name),
-            link: Arc::clone(&self.link),
-        }
-    }
-}
 
 impl<C> Clone for Parallel<C> {
     fn clone(&self) -> Self {
@@ -176,12 +162,8 @@ impl<C: Clone + Send + 'static> Parallel<C> {
     /// Adds a branch.
     #[must_use]
     pub fn branch(mut self, link: impl Link<C>) -> Self {
-        let name: Arc<str> = Arc::from(link.name().as_ref());
-        self.names.push(Arc::clone(&name));
-        self.branches.push(Branch {
-            name,
-            link: Arc::new(link),
-        });
+        self.names.push(Arc::from(link.name().as_ref()));
+        self.branches.push(Arc::new(link));
         self
     }
 
@@ -195,7 +177,7 @@ impl<C: Clone + Send + 'static> Parallel<C> {
             .map(|branch| {
                 let copy = ctx.clone();
                 let future: BoxFuture<'_, Result<C>> = Box::pin(async move {
-                    catch_panics(async move { branch.link.call(copy).await })
+                    catch_panics(async move { branch.call(copy).await })
                         .await
                         .unwrap_or_else(|payload| Err(panic_error("link", payload)))
                 });
@@ -230,7 +212,7 @@ impl<C: Clone + Send + 'static> Parallel<C> {
     }
 
     fn branch_error(&self, index: usize, error: Error) -> Error {
-        let name = &self.branches[index].name;
+        let name = &self.names[index];
         Error::new(
             error.kind(),
             format!("parallel branch #{index} `{name}` failed"),
@@ -315,11 +297,12 @@ impl<C: Clone + Send + 'static> Link<C> for Parallel<C> {
             branches: self
                 .branches
                 .iter()
+                .zip(&self.names)
                 .enumerate()
-                .map(|(index, branch)| LinkDescription {
+                .map(|(index, (branch, name))| LinkDescription {
                     index,
-                    name: branch.name.to_string(),
-                    kind: branch.link.kind(),
+                    name: name.to_string(),
+                    kind: branch.kind(),
                     conditional: false,
                     around: Vec::new(),
                     on_error: None,
@@ -334,7 +317,7 @@ impl<C> fmt::Debug for Parallel<C> {
         f.debug_struct("Parallel")
             .field(
                 "branches",
-                &self.branches.iter().map(|b| &*b.name).collect::<Vec<_>>(),
+                &self.names.iter().map(|name| &**name).collect::<Vec<_>>(),
             )
             .field("policy", &self.policy)
             .finish()

@@ -148,56 +148,43 @@ impl fmt::Debug for RedactedHeaders<'_> {
 }
 
 /// Headers that links forward on every call they make to another service:
-/// the W3C `traceparent` and `tracestate` a tracer sets, a request id,
-/// `baggage`. A typed extension, so it never enters the context's JSON.
+/// a request id, `baggage`, a tenant. A typed extension, so it never
+/// enters the context's JSON.
 ///
-/// A header is either a fixed value ([`set`](Self::set)) or derived, when
-/// the call is made, from the context's extensions
-/// ([`set_derived`](Self::set_derived)). Headers derived for every context
-/// of the process are registered once with
+/// Headers derived for every context of the process, such as the W3C
+/// `traceparent` that chain-observability's tracer derives from the span of
+/// the link making the call, are registered once with
 /// [`derive_globally`](Self::derive_globally), as OpenTelemetry's global
-/// propagator is: chain-observability's tracer derives `traceparent` from
-/// the span of the link making the call that way, at no cost to executions
-/// that make no call.
+/// propagator is: they cost nothing to executions that make no call.
 /// [`RemoteEndpoint`](crate::remote::RemoteEndpoint) and the orchestrator
-/// of chain-resilience send every header. Names are kept in lower case;
-/// setting a name again replaces it. `Debug` redacts credential headers as
-/// [`RequestMeta`] does.
+/// of chain-resilience send [`headers_for_call`](Self::headers_for_call).
+/// Names are kept in lower case; setting a name again replaces it. `Debug`
+/// redacts credential headers as [`RequestMeta`] does.
 ///
 /// ```
-/// use chain_core::{Context, Extensions, HasExtensions, OutgoingHeaders};
-///
-/// #[derive(Clone)]
-/// struct RequestId(u64);
+/// use chain_core::{Context, HasExtensions, OutgoingHeaders};
 ///
 /// let mut outgoing = OutgoingHeaders::new();
 /// outgoing.set("X-Tenant", "acme");
-/// outgoing.set_derived("x-request-id", |ext: &Extensions| {
-///     ext.get::<RequestId>().map(|id| id.0.to_string())
-/// });
-/// let ctx = Context::new().with_ext(RequestId(42)).with_ext(outgoing);
-/// let headers = ctx.ext::<OutgoingHeaders>().unwrap().resolve(ctx.extensions());
-/// assert_eq!(headers, [("x-tenant", "acme".to_owned()), ("x-request-id", "42".to_owned())]);
+/// outgoing.set("x-tenant", "globex");
+/// let ctx = Context::new().with_ext(outgoing);
+/// let headers = OutgoingHeaders::headers_for_call(ctx.extensions());
+/// assert!(headers.iter().any(|(name, value)| name == "x-tenant" && value == "globex"));
 /// assert_eq!(ctx.to_json().to_string(), "{}");
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct OutgoingHeaders {
-    headers: Vec<(Cow<'static, str>, HeaderSource)>,
+    headers: Vec<(Box<str>, Box<str>)>,
 }
 
-/// Headers derived for every context: see
-/// [`OutgoingHeaders::derive_globally`].
-static GLOBAL: std::sync::RwLock<Vec<(&'static str, Derive)>> = std::sync::RwLock::new(Vec::new());
-
-/// How a derived header's value is made from a context's extensions.
+/// How a globally derived header's value is made from a context's
+/// extensions.
 type Derive = fn(&Extensions) -> Option<String>;
 
-/// Where an outgoing header's value comes from.
-#[derive(Clone)]
-enum HeaderSource {
-    Fixed(Box<str>),
-    Derived(Derive),
-}
+/// Headers derived for every context, names in lower case: see
+/// [`OutgoingHeaders::derive_globally`].
+static GLOBAL: std::sync::RwLock<Vec<(Cow<'static, str>, Derive)>> =
+    std::sync::RwLock::new(Vec::new());
 
 impl OutgoingHeaders {
     /// No headers.
@@ -205,51 +192,61 @@ impl OutgoingHeaders {
         Self::default()
     }
 
-    fn put(&mut self, name: Cow<'static, str>, source: HeaderSource) {
+    /// Sets header `name` to `value`, replacing a header of that name.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into().into_boxed_str();
         match self
             .headers
             .iter_mut()
-            .find(|(key, _)| key.eq_ignore_ascii_case(&name))
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
         {
-            Some((_, slot)) => *slot = source,
-            None => {
-                let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-                    Cow::Owned(name.to_ascii_lowercase())
-                } else {
-                    name
-                };
-                self.headers.push((name, source));
-            }
+            Some((_, slot)) => *slot = value,
+            None => self
+                .headers
+                .push((name.to_ascii_lowercase().into_boxed_str(), value)),
         }
     }
 
-    /// Sets header `name` to `value`, replacing a header of that name.
-    pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        self.put(
-            Cow::Owned(name.to_owned()),
-            HeaderSource::Fixed(value.into().into_boxed_str()),
-        );
+    /// Removes header `name`; whether there was one.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let before = self.headers.len();
+        self.headers
+            .retain(|(key, _)| !key.eq_ignore_ascii_case(name));
+        self.headers.len() != before
     }
 
-    /// Derives header `name` from the context's extensions each time a call
-    /// is made (left out when `derive` returns `None`), replacing a header
-    /// of that name. A lower-case `name` costs no allocation.
-    pub fn set_derived(&mut self, name: &'static str, derive: fn(&Extensions) -> Option<String>) {
-        self.put(Cow::Borrowed(name), HeaderSource::Derived(derive));
+    /// The value of header `name` (any case).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| &**value)
+    }
+
+    /// Number of headers.
+    pub fn len(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
     }
 
     /// Derives header `name` from the extensions of every context of this
-    /// process on every call made with [`headers_for_call`](Self::headers_for_call)
-    /// (left out when `derive` returns `None`), replacing a registration of
-    /// the same name. A context's own [`OutgoingHeaders`] win over it.
-    pub fn derive_globally(name: &'static str, derive: fn(&Extensions) -> Option<String>) {
+    /// process on every call (left out when `derive` returns `None`),
+    /// replacing a registration of the same name. A context's own
+    /// [`OutgoingHeaders`] win over it.
+    pub fn derive_globally(name: &'static str, derive: Derive) {
+        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        };
         let mut registered = GLOBAL
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match registered
-            .iter_mut()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        {
+        match registered.iter_mut().find(|(key, _)| *key == name) {
             Some((_, slot)) => *slot = derive,
             None => registered.push((name, derive)),
         }
@@ -265,72 +262,24 @@ impl OutgoingHeaders {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .filter(|(name, _)| own.is_none_or(|own| !own.contains(name)))
-            .filter_map(|(name, derive)| {
-                Some((Cow::Owned(name.to_ascii_lowercase()), derive(extensions)?))
-            })
+            .filter(|(name, _)| own.is_none_or(|own| own.get(name).is_none()))
+            .filter_map(|(name, derive)| Some((name.clone(), derive(extensions)?)))
             .collect();
         if let Some(own) = own {
             headers.extend(
-                own.resolve(extensions)
-                    .into_iter()
-                    .map(|(name, value)| (Cow::Owned(name.to_owned()), value)),
+                own.headers
+                    .iter()
+                    .map(|(name, value)| (Cow::Owned(name.to_string()), value.to_string())),
             );
         }
         headers
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        self.headers
-            .iter()
-            .any(|(key, _)| key.eq_ignore_ascii_case(name))
-    }
-
-    /// Removes header `name`; whether there was one.
-    pub fn remove(&mut self, name: &str) -> bool {
-        let before = self.headers.len();
-        self.headers
-            .retain(|(key, _)| !key.eq_ignore_ascii_case(name));
-        self.headers.len() != before
-    }
-
-    /// Every header with its value now, derived ones from `extensions` (the
-    /// context's), names in lower case.
-    pub fn resolve(&self, extensions: &Extensions) -> Vec<(&str, String)> {
-        self.headers
-            .iter()
-            .filter_map(|(name, source)| {
-                let value = match source {
-                    HeaderSource::Fixed(value) => value.to_string(),
-                    HeaderSource::Derived(derive) => derive(extensions)?,
-                };
-                Some((&**name, value))
-            })
-            .collect()
-    }
-
-    /// Number of headers, fixed and derived.
-    pub fn len(&self) -> usize {
-        self.headers.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.headers.is_empty()
     }
 }
 
 impl fmt::Debug for OutgoingHeaders {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.headers.iter().map(|(name, source)| {
-                let shown = match source {
-                    _ if SENSITIVE_HEADERS.contains(&name.as_ref()) => "[REDACTED]",
-                    HeaderSource::Fixed(value) => value,
-                    HeaderSource::Derived(_) => "[derived]",
-                };
-                (name, shown)
-            }))
+        f.debug_tuple("OutgoingHeaders")
+            .field(&RedactedHeaders(&self.headers))
             .finish()
     }
 }
