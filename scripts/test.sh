@@ -113,3 +113,9 @@ done
 
 echo "==> cargo test"
 cargo test --workspace --all-features
+
+# Every criterion benchmark once, unoptimized and untimed (criterion's test
+# mode), so a benchmark that no longer builds or runs fails here rather
+# than when someone next measures. `bench/report.sh` measures them.
+echo "==> every benchmark once (test mode)"
+cargo test --workspace --all-features --bench '*'

@@ -1,5 +1,6 @@
 //! What instrumenting a chain with `ChainMetrics` or a `Tracer` costs, side
-//! by side with the same chain uninstrumented.
+//! by side with the same chain uninstrumented; tracing both with no
+//! subscriber (the tracer's own work) and with a `fmt` subscriber.
 //!
 //! Run with `cargo bench -p chain-observability --bench instrumentation`.
 
@@ -76,9 +77,37 @@ fn tracing_overhead(c: &mut Criterion) {
     group.finish();
 }
 
+/// The same chains with a real subscriber installed, as a service has one:
+/// `tracing-subscriber`'s `fmt` layer (the default format, writing to a
+/// sink), so sampled spans are recorded in its registry and their fields
+/// formatted.
+fn tracing_overhead_with_subscriber(c: &mut Criterion) {
+    let plain = ten_context_links();
+    let off = Tracer::new()
+        .sample_ratio(0.0)
+        .instrument(ten_context_links());
+    let on = Tracer::new().instrument(ten_context_links());
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::sink)
+        .finish();
+    let mut group = c.benchmark_group("tracing_10_links_fmt_subscriber");
+    tracing::subscriber::with_default(subscriber, || {
+        group.bench_function("untraced", |b| {
+            b.iter(|| run_now(plain.execute(black_box(Context::new()))))
+        });
+        group.bench_function("sampling_off", |b| {
+            b.iter(|| run_now(off.execute(black_box(Context::new()))))
+        });
+        group.bench_function("sampling_on", |b| {
+            b.iter(|| run_now(on.execute(black_box(Context::new()))))
+        });
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = bench_support::criterion();
-    targets = metrics_overhead, tracing_overhead
+    targets = metrics_overhead, tracing_overhead, tracing_overhead_with_subscriber
 }
 criterion_main!(benches);

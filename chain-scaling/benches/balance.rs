@@ -1,13 +1,14 @@
-//! `pick()` per strategy with 3, 100 and 1,000 nodes, on one thread and on
-//! two at once; and a request routed through p2c to a trivial backend,
+//! `pick()` per strategy with 3 to 10,000 nodes (least connections also
+//! with every node busy), on one thread, and with 3 to 1,000 on two at once; and a request routed through p2c to a trivial backend,
 //! ours against tower's `Balance` with pending-request load.
 //!
 //! Run with `cargo bench -p chain-scaling --bench balance`.
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
 use std::hint::black_box;
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use bench_support::{contended, run_now};
@@ -20,20 +21,50 @@ use tower::load::{CompleteOnResponse, PendingRequestsDiscover};
 use tower_service::Service;
 
 fn balancer(strategy: Strategy, nodes: usize) -> LoadBalancer<Context> {
+    balancer_of(strategy, nodes, Chain::named("node").link_sync(Ok))
+}
+
+fn balancer_of(strategy: Strategy, nodes: usize, chain: Chain) -> LoadBalancer<Context> {
     let balancer = LoadBalancer::new(strategy);
-    for n in 0..nodes {
-        let node = Node::new(format!("node-{n}"), Chain::named("node").link_sync(Ok))
-            .weight(1 + (n % 3) as u32);
-        balancer
-            .add_node(node)
-            .unwrap_or_else(|error| panic!("{error}"));
-    }
     balancer
+        .add_nodes(
+            (0..nodes)
+                .map(|n| Node::new(format!("node-{n}"), chain.clone()).weight(1 + (n % 3) as u32)),
+        )
+        .unwrap_or_else(|error| panic!("{error}"));
+    balancer
+}
+
+/// A call that stays in flight until dropped: polled once, so it holds its
+/// node's connection, and never finishes.
+type Pending = Pin<Box<dyn Future<Output = chain_core::Result<Context>>>>;
+
+/// Least connections with every node busy (one call in flight on each),
+/// the realistic case: no idle node ends the scan early.
+fn busy_least_connections(nodes: usize) -> (LoadBalancer<Context>, Vec<Pending>) {
+    let never = Chain::named("never").link(|ctx: Context| async move {
+        std::future::pending::<()>().await;
+        Ok(ctx)
+    });
+    let balancer = balancer_of(Strategy::LeastConnections, nodes, never);
+    let mut waker = TaskContext::from_waker(Waker::noop());
+    // The calls borrow the balancer for as long as they are held; a leaked
+    // clone (clones share the nodes) lets them outlive this function.
+    let shared: &'static LoadBalancer<Context> = Box::leak(Box::new(balancer.clone()));
+    let in_flight = (0..nodes)
+        .map(|_| {
+            let mut call: Pending = Box::pin(shared.call(Context::new()));
+            assert!(call.as_mut().poll(&mut waker).is_pending());
+            call
+        })
+        .collect();
+    assert!(balancer.nodes().iter().all(|node| node.in_flight() == 1));
+    (balancer, in_flight)
 }
 
 fn pick(c: &mut Criterion) {
     let mut group = c.benchmark_group("pick");
-    for nodes in [3, 100, 1_000] {
+    for nodes in [3, 10, 100, 1_000, 10_000] {
         for (name, strategy) in [
             ("round_robin", Strategy::RoundRobin),
             ("weighted_round_robin", Strategy::WeightedRoundRobin),
@@ -48,6 +79,13 @@ fn pick(c: &mut Criterion) {
                 b.iter(|| black_box(balancer.pick(black_box(key)).is_ok()))
             });
         }
+        let (busy, in_flight) = busy_least_connections(nodes);
+        group.bench_with_input(
+            BenchmarkId::new("least_connections_busy", nodes),
+            &busy,
+            |b, balancer| b.iter(|| black_box(balancer.pick(None).is_ok())),
+        );
+        drop(in_flight);
     }
     group.finish();
 }

@@ -56,20 +56,35 @@ pub enum Strategy {
     Random,
 }
 
-/// The nodes at one moment, with what the strategies precompute.
+/// The nodes at one moment, with what the balancer's strategy precomputes.
 struct Snapshot<C> {
     nodes: Vec<Arc<Node<C>>>,
-    /// Node indices in nginx's smooth weighted round-robin order, one cycle.
+    /// Node indices in nginx's smooth weighted round-robin order, one cycle
+    /// (weighted round robin only).
     weighted: Vec<u32>,
+    /// The hash ring (consistent hashing only).
     ring: Ring,
 }
 
 impl<C> Snapshot<C> {
-    fn new(nodes: Vec<Arc<Node<C>>>) -> Self {
-        let weights: Vec<u32> = nodes.iter().map(|node| node.get_weight()).collect();
-        let ring = Ring::new(nodes.iter().map(|node| (node.id(), node.get_weight())));
+    /// Precomputes only what `strategy` reads: the ring holds 160 points
+    /// per unit of weight and the weighted order costs nodes × total
+    /// weight to build, too much to spend on every node change of a large
+    /// pool whose strategy never reads them.
+    fn new(strategy: Strategy, nodes: Vec<Arc<Node<C>>>) -> Self {
+        let weighted = if strategy == Strategy::WeightedRoundRobin {
+            let weights: Vec<u32> = nodes.iter().map(|node| node.get_weight()).collect();
+            smooth_weighted_order(&weights)
+        } else {
+            Vec::new()
+        };
+        let ring = if strategy == Strategy::ConsistentHash {
+            Ring::new(nodes.iter().map(|node| (node.id(), node.get_weight())))
+        } else {
+            Ring::default()
+        };
         Self {
-            weighted: smooth_weighted_order(&weights),
+            weighted,
             ring,
             nodes,
         }
@@ -142,7 +157,7 @@ impl<C: Send + 'static> LoadBalancer<C> {
         Self {
             inner: Arc::new(Inner {
                 strategy,
-                snapshot: ArcSwap::from_pointee(Snapshot::new(Vec::new())),
+                snapshot: ArcSwap::from_pointee(Snapshot::new(strategy, Vec::new())),
                 cursor: AtomicUsize::new(0),
                 key: None,
                 outliers: None,
@@ -268,24 +283,41 @@ impl<C: Send + 'static> LoadBalancer<C> {
     ///
     /// A [`Conflict`](ErrorKind::Conflict) error if a node has that id.
     pub fn add_node(&self, node: Node<C>) -> Result<()> {
-        let node = Arc::new(node);
+        self.add_nodes([node])
+    }
+
+    /// Adds several nodes in one change of the node set: what the strategy
+    /// precomputes (the hash ring, the weighted order) is rebuilt once
+    /// rather than once per node, which is what makes a pool of thousands
+    /// quick to fill.
+    ///
+    /// # Errors
+    ///
+    /// A [`Conflict`](ErrorKind::Conflict) error naming the first id that
+    /// is already in the balancer or given twice; then none of the nodes
+    /// is added.
+    pub fn add_nodes(&self, nodes: impl IntoIterator<Item = Node<C>>) -> Result<()> {
+        let added: Vec<Arc<Node<C>>> = nodes.into_iter().map(Arc::new).collect();
+        if added.is_empty() {
+            return Ok(());
+        }
+        let strategy = self.inner.strategy;
         let mut outcome = Ok(());
         self.inner.snapshot.rcu(|current| {
-            if current
-                .nodes
-                .iter()
-                .any(|existing| existing.id() == node.id())
-            {
+            let mut ids: std::collections::HashSet<&str> =
+                current.nodes.iter().map(|node| node.id()).collect();
+            if let Some(duplicate) = added.iter().find(|node| !ids.insert(node.id())) {
                 outcome = Err(Error::conflict(format!(
                     "node `{}` already exists",
-                    node.id()
+                    duplicate.id()
                 )));
                 return Arc::clone(current);
             }
             outcome = Ok(());
-            let mut nodes = current.nodes.clone();
-            nodes.push(Arc::clone(&node));
-            Arc::new(Snapshot::new(nodes))
+            let mut nodes = Vec::with_capacity(current.nodes.len() + added.len());
+            nodes.extend(current.nodes.iter().cloned());
+            nodes.extend(added.iter().cloned());
+            Arc::new(Snapshot::new(strategy, nodes))
         });
         outcome
     }
@@ -306,7 +338,7 @@ impl<C: Send + 'static> LoadBalancer<C> {
                 .filter(|node| node.id() != id)
                 .cloned()
                 .collect();
-            Arc::new(Snapshot::new(nodes))
+            Arc::new(Snapshot::new(self.inner.strategy, nodes))
         });
         removed.ok_or_else(|| Error::not_found(format!("no node `{id}`")))
     }
@@ -493,5 +525,52 @@ mod tests {
         assert_eq!(names(smooth_weighted_order(&[5, 1, 1])), "a a b a c a a");
         assert_eq!(names(smooth_weighted_order(&[1, 1, 1])), "a b c");
         assert!(smooth_weighted_order(&[]).is_empty());
+    }
+
+    fn node(id: &str) -> Node<Context> {
+        Node::new(id, chain_core::Chain::named("node").link_sync(Ok))
+    }
+
+    #[test]
+    fn add_nodes_adds_all_or_none() {
+        let balancer = LoadBalancer::<Context>::new(Strategy::ConsistentHash);
+        balancer.add_node(node("a")).unwrap();
+        let error = balancer
+            .add_nodes([node("b"), node("a"), node("c")])
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Conflict);
+        assert!(error.to_string().contains("`a`"), "{error}");
+        let error = balancer.add_nodes([node("b"), node("b")]).unwrap_err();
+        assert!(error.to_string().contains("`b`"), "{error}");
+        assert_eq!(balancer.nodes().len(), 1);
+
+        balancer.add_nodes([node("b"), node("c")]).unwrap();
+        let ids: Vec<String> = balancer.nodes().iter().map(|n| n.id().to_owned()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        // The ring was rebuilt with the new nodes: keys reach all three.
+        let reached: std::collections::HashSet<String> = (0..200)
+            .map(|k| {
+                balancer
+                    .pick(Some(&format!("key-{k}")))
+                    .unwrap()
+                    .id()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(reached.len(), 3);
+    }
+
+    #[test]
+    fn a_pool_of_ten_thousand_nodes_is_filled_in_one_change() {
+        // Weighted round robin's order costs nodes × total weight to build
+        // (nginx's algorithm); the others are linear in the pool.
+        for strategy in [Strategy::ConsistentHash, Strategy::LeastConnections] {
+            let balancer = LoadBalancer::<Context>::new(strategy);
+            balancer
+                .add_nodes((0..10_000).map(|n| node(&format!("node-{n}"))))
+                .unwrap();
+            assert_eq!(balancer.nodes().len(), 10_000);
+            assert!(balancer.pick(Some("user-4711")).is_ok());
+        }
     }
 }
