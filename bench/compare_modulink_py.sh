@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the same 10-link insert chain on modulink-py 4.0.3 and on chain-core,
-# one after the other, and prints both timings and the ratio.
-# Usage: bench/compare_modulink_py.sh
+# one after the other, and writes the comparison table of BENCHMARKS.md.
+# Usage: bench/compare_modulink_py.sh [--python-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,24 +13,13 @@ fi
 
 py_async=$("$venv/bin/python" bench/modulink_py_chain.py async)
 py_sync=$("$venv/bin/python" bench/modulink_py_chain.py sync)
+mkdir -p target/bench-report
+printf '{"version": "4.0.3", "async_ns": %s, "sync_ns": %s}\n' "$py_async" "$py_sync" \
+    >target/bench-report/modulink_py.json
+echo "modulink-py 4.0.3: $py_async ns (async links), $py_sync ns (sync links) per 10-link run"
 
-cargo bench -p chain-core --bench chain_overhead -- 'context_10_inserts/chain' >/dev/null
-median() {
-    python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['median']['point_estimate'])" \
-        "target/criterion/context_10_inserts/$1/new/estimates.json"
-}
-rust_async=$(median chain)
-rust_fused=$(median chain_fused_links)
-rust_sync=$(median chain_sync_links)
-
-python3 - "$py_async" "$rust_async" "$rust_fused" "$py_sync" "$rust_sync" <<'PY'
-import sys
-py_async, rust_async, rust_fused, py_sync, rust_sync = map(float, sys.argv[1:])
-for kind, py, rs in (
-    ("async links", py_async, rust_async),
-    ("async links, fused", py_async, rust_fused),
-    ("sync links", py_sync, rust_sync),
-):
-    print(f"{kind}: modulink-py 4.0.3 {py:7.0f} ns, chain-core {rs:5.0f} ns per 10-link run: "
-          f"{py / rs:.0f}x faster")
-PY
+# `bench/report.sh` measures the Rust side with every other benchmark.
+if [ "${1:-}" != "--python-only" ]; then
+    cargo bench -p chain-core --bench chain_overhead -- 'context_10_inserts/chain' >/dev/null
+    python3 bench/report.py --only modulink-py
+fi

@@ -70,36 +70,61 @@ CONF
 "$nginx_bin" -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
 wait_port "$proxy"
 
-# One measurement: requests/s, p50 and p99, tab-separated.
-measure() {
-    local port=$1 out
+# CPU time (user and kernel clock ticks) of a process and its children
+# that are still running: the router is one process, nginx a master and
+# its workers.
+cpu_ticks() { # PID
+    local pid files=()
+    for pid in "$1" $(pgrep -P "$1" || true); do files+=("/proc/$pid/stat"); done
+    awk '{user += $14; kernel += $15} END {print user, kernel}' "${files[@]}"
+}
+# One measurement, tab-separated: requests/s, p50, p99, requests, and the
+# proxy's user and kernel CPU ticks over the measured run.
+measure() { # PORT PID
+    local port=$1 pid=$2 out before after
     # Warm up connections and caches, then measure.
     wrk -t2 -c64 -d2s "http://127.0.0.1:$port/" >/dev/null
+    before=$(cpu_ticks "$pid")
     out=$(wrk -t2 -c64 -d"${duration}s" --latency "http://127.0.0.1:$port/")
-    printf '%s\t%s\t%s\n' \
+    after=$(cpu_ticks "$pid")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
         "$(awk '$1=="50%" {print $2}' <<<"$out")" \
-        "$(awk '$1=="99%" {print $2}' <<<"$out")"
+        "$(awk '$1=="99%" {print $2}' <<<"$out")" \
+        "$(awk '/requests in/ {print $1}' <<<"$out")" \
+        "$(( ${after% *} - ${before% *} ))" "$(( ${after#* } - ${before#* } ))"
 }
-
 # The targets take turns, round after round, so a slow spell of this shared
-# machine hits them alike; each row is the round with the median requests/s.
+# machine hits them alike.
+keys=(upstream router router_threads nginx)
 names=("upstream directly (no proxy)" "TrafficRouter (90/10, work-stealing runtime)"
     "TrafficRouter (90/10, 2 event loops)"
-    "nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///') (90/10, keepalive)")
+    "nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///') (90/10, keepalive, 2 workers)")
 ports=("$blue" "$router" "$router_threads" "$proxy")
+# The process whose CPU is counted for each target.
+procs=("${pids[0]}" "${pids[2]}" "${pids[3]}" "${pids[4]}")
 for round in $(seq 1 "$rounds"); do
     for index in "${!ports[@]}"; do
-        measure "${ports[$index]}" >>"$work/target-$index"
+        measure "${ports[$index]}" "${procs[$index]}" >>"$work/target-$index"
     done
 done
-
-echo "| target | requests/s (median of $rounds) | p50 | p99 | every round's requests/s |"
-echo "|---|---|---|---|---|"
-for index in "${!ports[@]}"; do
-    sorted=$(sort -n -k1,1 "$work/target-$index")
-    median=$(sed -n "$(((rounds + 1) / 2))p" <<<"$sorted")
-    all=$(cut -f1 "$work/target-$index" | paste -sd' ')
-    IFS=$'\t' read -r rps p50 p99 <<<"$median"
-    printf '| %s | %s | %s | %s | %s |\n' "${names[$index]}" "$rps" "$p50" "$p99" "$all"
-done
+mkdir -p target/bench-report
+python3 - "$work" "$duration" "$rounds" "$(getconf CLK_TCK)" "${keys[@]}" -- "${names[@]}" \
+    >target/bench-report/router.json <<'PY'
+import json, sys
+work, seconds, rounds, tick = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rest = sys.argv[5:]
+keys, names = rest[:rest.index("--")], rest[rest.index("--") + 1:]
+targets = []
+for index, (key, name) in enumerate(zip(keys, names)):
+    rounds_ = []
+    for line in open(f"{work}/target-{index}"):
+        rps, p50, p99, requests, user, kernel = line.rstrip("\n").split("\t")
+        requests = int(requests)
+        rounds_.append({"rps": float(rps), "p50": p50, "p99": p99, "requests": requests,
+                        "user_us_per_request": int(user) / tick * 1e6 / requests,
+                        "kernel_us_per_request": int(kernel) / tick * 1e6 / requests})
+    targets.append({"key": key, "name": name, "rounds": rounds_})
+json.dump({"seconds": seconds, "rounds": rounds, "targets": targets}, sys.stdout, indent=1)
+PY
+echo "wrote target/bench-report/router.json"

@@ -1,0 +1,552 @@
+#!/usr/bin/env python3
+"""Writes the tables of BENCHMARKS.md and the curves in bench/plots/ from
+measured output only: criterion's estimates (target/criterion, or
+$CRITERION_HOME) and the JSON the comparison scripts leave in
+target/bench-report/. `bench/report.sh` runs the measurements and then this.
+
+Each table sits between `<!-- report:NAME -->` and `<!-- /report:NAME -->`
+in BENCHMARKS.md and is replaced whole; the prose around it is not touched.
+A table whose measurements are missing is left as it was and named on
+stderr, so a partial run (`bench/report.sh --only ...`) updates what it
+measured. Exit status 1 if any table is missing.
+
+Usage: bench/report.py [--only TABLE...]
+"""
+
+import json
+import math
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CRITERION = pathlib.Path(os.environ.get("CRITERION_HOME", ROOT / "target" / "criterion"))
+OUTPUT = ROOT / "target" / "bench-report"
+PLOTS = ROOT / "bench" / "plots"
+DOC = ROOT / "BENCHMARKS.md"
+
+
+class Missing(Exception):
+    """A measurement the table needs is not on disk."""
+
+
+def ns(bench):
+    """Criterion's median estimate for `bench` (group/function/parameter), ns
+    per iteration."""
+    path = CRITERION / bench / "new" / "estimates.json"
+    if not path.exists():
+        raise Missing(bench)
+    return json.loads(path.read_text())["median"]["point_estimate"]
+
+
+def elements(bench):
+    """The elements per iteration criterion was told (Throughput::Elements)."""
+    path = CRITERION / bench / "new" / "benchmark.json"
+    if not path.exists():
+        raise Missing(bench)
+    throughput = json.loads(path.read_text()).get("throughput") or {}
+    if "Elements" not in throughput:
+        raise Missing(f"{bench} (no throughput)")
+    return throughput["Elements"]
+
+
+def per_second(bench):
+    return elements(bench) / (ns(bench) * 1e-9)
+
+
+def script(name):
+    path = OUTPUT / f"{name}.json"
+    if not path.exists():
+        raise Missing(str(path.relative_to(ROOT)))
+    return json.loads(path.read_text())
+
+
+def t(value):
+    """A time in ns, to the precision the machine's noise allows."""
+    if value >= 10_000:
+        return f"{value / 1000:,.1f} µs"
+    if value >= 1000:
+        return f"{value:,.0f} ns"
+    return f"{value:.1f} ns"
+
+
+def rate(value):
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} M"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f} k"
+    return f"{value:.0f}"
+
+
+def met(ok):
+    return "yes" if ok else "**no**"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- chain-core
+
+
+def chain_core():
+    g = "context_10_inserts/"
+    typed_hand, typed_chain = ns("typed_10_links/hand_written"), ns("typed_10_links/chain")
+    hand, chain = ns(g + "hand_written"), ns(g + "chain")
+    rows = []
+
+    def row(name, baseline_name, baseline, ours, per_link, target="", verdict=""):
+        rows.append([name, f"{baseline_name}: {t(baseline)}", t(ours), per_link, target, verdict])
+
+    per = (typed_chain - typed_hand) / 10
+    row("(a) trivial async links, typed context", "hand-awaited", typed_hand, typed_chain,
+        t(per), "≤ 20 ns", met(per <= 20))
+    per = (chain - hand) / 10
+    row("(b) each link inserts a key into `Context`", "hand-awaited", hand, chain, t(per),
+        "≤ 20 ns", met(per <= 20))
+    for name, bench in [
+        ("(b') same, links added with `link_sync`", "chain_sync_links"),
+        ("(b'') same `async fn` links in one `fused` run", "chain_fused_links"),
+        ("(b''') floor of any type-erased chain: the steps boxed and looped by hand",
+         "erased_by_hand"),
+    ]:
+        ours = ns(g + bench)
+        row(name, "hand-awaited", hand, ours, t((ours - hand) / 10))
+    builder, boxed = ns(g + "tower_service_builder"), ns(g + "tower_box_service")
+    rows.append(["(c) the same 10 steps as a tower `ServiceBuilder` stack (static types)",
+                 f"tower: {t(builder)} ({t((builder - hand) / 10)} per layer)", t(chain),
+                 f"{t((chain - builder) / 10)} per link against tower", "≤ tower",
+                 met(chain <= builder)])
+    rows.append(["(c') the same as tower `BoxService`s",
+                 f"tower: {t(boxed)} ({t((boxed - hand) / 10)} per layer)", t(chain),
+                 f"{t((chain - boxed) / 10)} per link against tower", "≤ tower",
+                 met(chain <= boxed)])
+    m = "timing_10_links/"
+    hand_plain, hand_timed = ns(m + "hand_written_plain"), ns(m + "hand_written_timed")
+    chain_plain = ns(m + "chain_plain")
+    timing_work = hand_timed - hand_plain
+    for name, bench in [
+        ("(d) `timing` as an observer (`Chain::observe`)", "chain_timing_observer"),
+        ("(d') `timing` as around-middleware (`Chain::around_each`)", "chain_timing_middleware"),
+    ]:
+        ours = ns(m + bench)
+        per = ((ours - chain_plain) - timing_work) / 10
+        row(name, "hand-written timing", hand_timed, ours, f"{t(per)} per link per "
+            + ("observer" if "observer" in bench else "middleware"), "≤ 15 ns", met(per <= 15))
+    ours = ns(m + "chain_passthrough_middleware")
+    per = (ours - chain_plain) / 10
+    row("(d'') a pass-through `from_fn` middleware", "chain without middleware", chain_plain,
+        ours, f"{t(per)} per link per middleware", "≤ 15 ns", met(per <= 15))
+    body = table(["benchmark (10 links)", "baseline", "chain-core", "overhead per link",
+                  "target", "met"], rows)
+    return body + (f"\n\nHand plain: {t(hand_plain)}, hand timed: {t(hand_timed)}, "
+                   f"chain plain: {t(chain_plain)}.")
+
+
+def modulink_py():
+    py = script("modulink_py")
+    g = "context_10_inserts/"
+    rows = []
+    for name, python, bench in [
+        ("`async def` / `async fn`", py["async_ns"], "chain"),
+        ("`async def` / `async fn` in one `fused` run", py["async_ns"], "chain_fused_links"),
+        ("`def` / `link_sync`", py["sync_ns"], "chain_sync_links"),
+    ]:
+        ours = ns(g + bench)
+        ratio = python / ours
+        rows.append([name, f"{python:,.0f} ns per run ({python / 10:,.0f} ns per link)", t(ours),
+                     f"{ratio:.0f}x", "≥ 50x", met(ratio >= 50)])
+    return table([f"links", f"modulink-py {py['version']}", "chain-core", "ratio", "target",
+                  "met"], rows)
+
+
+# --------------------------------------------------------------- resilience
+
+
+def circuit_breaker():
+    names = [
+        ("unguarded", "unguarded"),
+        ("chain-resilience, `try_acquire` + `Permit::success`", "chain_resilience_permit"),
+        ("chain-resilience, `call(async { .. })`", "chain_resilience_call"),
+        ("failsafe-rs, default policy", "failsafe_default_policy"),
+        ("failsafe-rs, consecutive failures only", "failsafe_consecutive_failures"),
+    ]
+    rows = [[name, t(ns(f"guarded_no_op_1_thread/{b}")), t(ns(f"guarded_no_op_2_thread/{b}"))]
+            for name, b in names]
+    rows.append(["rejection by an open breaker (`try_acquire` error)",
+                 t(ns("rejected_call/chain_resilience")), ""])
+    one = lambda b: ns(f"guarded_no_op_1_thread/{b}")
+    two = lambda b: ns(f"guarded_no_op_2_thread/{b}")
+    permit, call = one("chain_resilience_permit"), one("chain_resilience_call")
+    targets = table(["target", "measured", "met"], [
+        ["guarded call ≤ 40 ns, one thread", f"{t(permit)} and {t(call)}",
+         met(max(permit, call) <= 40)],
+        ["no slower than failsafe-rs's default policy (a rate window, like ours)",
+         f"{one('failsafe_default_policy') / permit:.1f}x faster on one thread, "
+         f"{two('failsafe_default_policy') / two('chain_resilience_permit'):.1f}x on two",
+         met(permit <= one("failsafe_default_policy")
+             and two("chain_resilience_permit") <= two("failsafe_default_policy"))],
+        ["no slower than failsafe-rs's consecutive-failures policy (one counter, no window)",
+         f"{permit / one('failsafe_consecutive_failures'):.2f}x its time on one thread, "
+         f"{two('chain_resilience_permit') / two('failsafe_consecutive_failures'):.2f}x on two",
+         met(permit <= one("failsafe_consecutive_failures")
+             and two("chain_resilience_permit") <= two("failsafe_consecutive_failures"))],
+        ["no collapse on two threads (≤ 1.5x one thread)",
+         f"{two('chain_resilience_permit') / permit:.2f}x",
+         met(two("chain_resilience_permit") <= 1.5 * permit)],
+    ])
+    return table(["call", "1 thread", "2 threads"], rows) + "\n\n" + targets
+
+
+def rate_limit():
+    g = "rate_limiter_check/"
+    rows = []
+    for name, ours, theirs, label in [
+        ("rate limiter check, global", "chain_resilience", "governor", "governor"),
+        ("rate limiter check, one key", "chain_resilience_keyed", "governor_keyed",
+         "governor keyed"),
+    ]:
+        a, b = ns(g + ours), ns(g + theirs)
+        rows.append([name, f"{label}: {t(b)}", t(a), f"{a / b:.2f}x", "≤ 1.5x governor",
+                     met(a <= 1.5 * b)])
+    rows.append(["full pipeline around a ready call",
+                 f"bare call: {t(ns('pipeline_ready_call/bare'))}",
+                 t(ns("pipeline_ready_call/full_pipeline")), "", "", ""])
+    return table(["benchmark", "baseline", "chain-resilience", "ratio", "target", "met"], rows)
+
+
+# ------------------------------------------------------------ observability
+
+
+def metrics():
+    plain, inst = ns("metrics_10_links/uninstrumented"), ns("metrics_10_links/instrumented")
+    per = (inst - plain) / 10
+    return table(["chain (10 links)", "time", "per link", "target", "met"], [
+        ["uninstrumented", t(plain), "", "", ""],
+        ["instrumented", t(inst), f"{t(per)} more", "≤ 100 ns", met(per <= 100)],
+    ])
+
+
+def tracing():
+    rows = []
+    for group, subscriber in [("tracing_10_links", "none"),
+                              ("tracing_10_links_fmt_subscriber", "`fmt` to a sink")]:
+        plain = ns(f"{group}/untraced")
+        rows.append([subscriber, "untraced", t(plain), "", "", ""])
+        for name, bench in [("`Tracer`, sampling off", "sampling_off"),
+                            ("`Tracer`, sampling on", "sampling_on"),
+                            ("`Tracer`, sampling on, spans kept in a `SpanStore`",
+                             "sampling_on_with_store")]:
+            try:
+                ours = ns(f"{group}/{bench}")
+            except Missing:
+                if bench == "sampling_on_with_store":
+                    continue
+                raise
+            per = (ours - plain) / 10
+            off = bench == "sampling_off"
+            rows.append([subscriber, name, t(ours), f"{t(per)} more", "≤ 50 ns" if off else "",
+                         met(per <= 50) if off else ""])
+    return table(["subscriber", "chain (10 links)", "time", "per link", "target", "met"], rows)
+
+
+# ----------------------------------------------------------------- security
+
+
+def validation():
+    base, full = ns("registration/deserialize_only"), ns("registration/validate_and_sanitize")
+    return table(["step", "time", "target", "met"], [
+        ["deserialize only (baseline)", t(base), "", ""],
+        ["validate and sanitize", t(full), "≤ 10 µs", met(full <= 10_000)],
+    ])
+
+
+def jwt():
+    base, ours = ns("hs256_verify/jsonwebtoken_decode"), ns("hs256_verify/jwt_keys_verify")
+    return table(["HS256 verification", "time", "per second per core", "target", "met"], [
+        ["`jsonwebtoken::decode` alone (baseline)", t(base), f"{1e9 / base:,.0f}", "", ""],
+        ["`JwtKeys::verify` (explicit `alg: none` check, key by `kid`, pinned algorithm, "
+         "claims)", t(ours), f"{1e9 / ours:,.0f}", "≥ 300,000", met(1e9 / ours >= 300_000)],
+    ])
+
+
+# ------------------------------------------------------------------ scaling
+
+STRATEGIES = [
+    ("round robin", "round_robin", 50),
+    ("smooth weighted round robin", "weighted_round_robin", None),
+    ("least connections, an idle node", "least_connections", 50),
+    ("least connections, every node busy", "least_connections_busy", 50),
+    ("power of two choices (EWMA)", "power_of_two_choices", 50),
+    ("random", "random", None),
+    ("consistent hash (xxh3 ring)", "consistent_hash", 150),
+]
+
+
+def balance_pick():
+    sizes = [3, 100, 1000, 10000]
+    rows = []
+    for name, bench, target in STRATEGIES:
+        cells = [t(ns(f"pick/{bench}/{n}")) for n in sizes]
+        at_100 = ns(f"pick/{bench}/100")
+        rows.append([name, *cells, f"≤ {target} ns" if target else "",
+                     met(at_100 <= target) if target else ""])
+    return table(["strategy", *[f"{n:,} nodes" for n in sizes], "target at 100", "met"], rows)
+
+
+def balance_two_threads():
+    sizes = [3, 100, 1000]
+    rows = [[name, *[t(ns(f"pick_2_threads/{bench}/{n}")) for n in sizes]]
+            for name, bench, _ in STRATEGIES
+            if (CRITERION / "pick_2_threads" / bench).exists()]
+    if not rows:
+        raise Missing("pick_2_threads")
+    return table(["strategy", *[f"{n:,} nodes" for n in sizes]], rows)
+
+
+def balance_route():
+    return table(["nodes", "ours", "tower p2c"], [
+        [n, t(ns(f"p2c_route_request/ours/{n}")), t(ns(f"p2c_route_request/tower/{n}"))]
+        for n in [3, 100]
+    ])
+
+
+def events():
+    rows = []
+    verdicts = []
+    for allocator, group in [("system (glibc)", "events_publish_to_handled"),
+                             ("mimalloc", "events_publish_to_handled_mimalloc")]:
+        bus = per_second(f"{group}/event_bus/2")
+        raw = per_second(f"{group}/raw_mpsc_fan_out/2")
+        rows.append([allocator, f"{rate(bus)}", f"{rate(raw)}", f"{100 * bus / raw:.0f}%"])
+        verdicts.append((allocator, bus, raw))
+    (_, bus, raw), _ = verdicts
+    targets = table(["target", "measured", "met"], [
+        ["`EventBus` ≥ 1,000,000 events/s with the system allocator", f"{rate(bus)} events/s",
+         met(bus >= 1e6)],
+        ["`EventBus` ≥ 50% of the raw fan-out", f"{100 * bus / raw:.0f}%", met(bus >= 0.5 * raw)],
+    ])
+    return (table(["allocator", "`EventBus` (events/s)", "raw mpsc fan-out (events/s)", "ratio"],
+                  rows) + "\n\n" + targets)
+
+
+def events_nats():
+    bus = per_second("nats_publish_to_handled/event_bus_jetstream")
+    raw = per_second("nats_publish_to_handled/raw_async_nats")
+    return table(["", "events/s", "target", "met"], [
+        ["`EventBus` on `JetStream` (follow-ups off)", rate(bus), "", ""],
+        ["raw async-nats, each publish ack awaited in turn", rate(raw), "", ""],
+        ["ratio", f"{100 * bus / raw:.0f}%", "≥ 70%", met(bus >= 0.7 * raw)],
+    ])
+
+
+def streaming():
+    s = script("streaming")
+    rows = []
+    if s.get("max_rss_kb") is not None:
+        rss = s["max_rss_kb"] / 1024
+        rows.append(["peak RSS (`/usr/bin/time -v`, maximum resident set size)",
+                     f"{rss:.1f} MB", "≤ 64 MB", met(rss <= 64)])
+    if s.get("kernel_peak_mb") is not None:
+        rows.append(["peak RSS (the kernel's `VmHWM`, printed by the example)",
+                     f"{s['kernel_peak_mb']:.1f} MB", "", ""])
+    rows.append(["throughput", f"{s['items_per_second'] / 1e6:.2f} M items/s "
+                 f"({s['seconds']:.2f} s)", "", ""])
+    rows.append(["concurrency lowered by the monitor", f"{s['throttled']} times", "", ""])
+    return table(["", "measured", "target", "met"], rows)
+
+
+def router():
+    r = script("router")
+    rounds = r["rounds"]
+    rows = []
+    for target in r["targets"]:
+        rps = sorted(x["rps"] for x in target["rounds"])
+        median = rps[len(rps) // 2]
+        row = min(target["rounds"], key=lambda x: abs(x["rps"] - median))
+        rows.append([target["name"], f"{median:,.0f}", f"{rps[0]:,.0f} – {rps[-1]:,.0f}",
+                     row["p50"], row["p99"]])
+    by_name = {target["key"]: target for target in r["targets"]}
+
+    def med(key):
+        rps = sorted(x["rps"] for x in by_name[key]["rounds"])
+        return rps[len(rps) // 2]
+
+    ratio = med("router_threads") / med("nginx")
+    ahead = sum(a["rps"] >= b["rps"] for a, b in
+                zip(by_name["router_threads"]["rounds"], by_name["nginx"]["rounds"]))
+    cpu = []
+    for target in r["targets"]:
+        user = sorted(x["user_us_per_request"] for x in target["rounds"])
+        kernel = sorted(x["kernel_us_per_request"] for x in target["rounds"])
+        cpu.append([target["name"], f"{user[len(user) // 2]:.1f} µs ({user[0]:.1f} – {user[-1]:.1f})",
+                    f"{kernel[len(kernel) // 2]:.1f} µs ({kernel[0]:.1f} – {kernel[-1]:.1f})"])
+    targets = table(["target", "measured", "met"], [
+        ["requests/s ≥ nginx's (2 event loops against nginx's 2 workers)",
+         f"{100 * ratio:.1f}% of nginx by median; ahead in {ahead} of {rounds} rounds",
+         met(ratio >= 1.0)],
+    ])
+    return (table([f"target ({rounds} rounds, {r['seconds']} s each)", "requests/s (median)",
+                   "spread (min – max)", "p50", "p99"], rows) + "\n\n" + targets
+            + "\n\nCPU per request of the process serving the target (for nginx its "
+            "master and workers), from `/proc/PID/stat` over each measured run, median "
+            "and range over the rounds:\n\n"
+            + table(["target", "user", "kernel"], cpu))
+
+
+# ------------------------------------------------------------------- curves
+
+CURVES = [
+    # name, title, x label, y label, series: (label, bench prefix, units of x per iteration?)
+    ("chain_length", "Chain length", "links", "ns per link",
+     [("async links, typed context", "chain_length/{n}", "per_x")]),
+    ("context_size", "Context size", "fields already in the context",
+     "ns per execution (10 links)", [("read one field, insert one, per link", "context_size/{n}",
+                                      "total")]),
+    ("concurrent_executions", "Concurrent executions of one chain",
+     "tasks at once (2 worker threads)", "ns per execution",
+     [("10 links, one yield", "concurrent_executions/{n}", "per_x")]),
+    ("balancer_nodes", "Load-balancer nodes", "nodes", "ns per pick",
+     [(name, f"pick/{bench}/{{n}}", "total") for name, bench, _ in STRATEGIES]),
+    ("subscriptions", "Event-bus subscriptions per event type", "subscriptions to the type",
+     "ns per handling", [("publish to handled, per handling",
+                          "events_subscriptions_per_type/{n}", "per_element")]),
+]
+
+
+def points(pattern, mode):
+    """(x, y) for every parameter criterion measured under the pattern."""
+    prefix, _, rest = pattern.partition("{n}")
+    parent = CRITERION / prefix
+    result = []
+    if not parent.is_dir():
+        raise Missing(prefix)
+    for entry in parent.iterdir():
+        if not entry.name.isdigit():
+            continue
+        bench = prefix + entry.name + rest
+        x = int(entry.name)
+        value = ns(bench)
+        if mode == "per_x":
+            value /= x
+        elif mode == "per_element":
+            value /= elements(bench)
+        result.append((x, value))
+    if len(result) < 2:
+        raise Missing(pattern)
+    return sorted(result)
+
+
+def growth(series):
+    """How the total cost grows over the last decade measured: the exponent k
+    in total ∝ n^k (1 linear, 0 flat)."""
+    (x0, y0), (x1, y1) = series[max(0, len(series) - 3)], series[-1]
+    return math.log(y1 / y0) / math.log(x1 / x0)
+
+
+def curves():
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    gnuplot = shutil.which("gnuplot")
+    if gnuplot is None:
+        raise Missing("gnuplot (bench/report.sh installs it)")
+    rows = []
+    for name, title, xlabel, ylabel, series in CURVES:
+        data = [(label, points(pattern, mode), mode) for label, pattern, mode in series]
+        script_lines = [
+            "set terminal svg size 720,420 dynamic font 'sans,12' background rgb 'white'",
+            f"set output '{PLOTS / (name + '.svg')}'",
+            f"set title '{title}'", f"set xlabel '{xlabel}'", f"set ylabel '{ylabel}'",
+            "set logscale xy", "set grid", "set key left top", "set format y '%g'",
+        ]
+        plots = []
+        inline = []
+        for label, values, _ in data:
+            plots.append(f"'-' with linespoints lw 2 title '{label}'")
+            inline += [f"{x} {y}" for x, y in values] + ["e"]
+        script_lines.append("plot " + ", ".join(plots))
+        script_lines += inline
+        subprocess.run([gnuplot], input="\n".join(script_lines) + "\n", text=True, check=True)
+        for label, values, mode in data:
+            # The exponent of the total: a per-unit curve adds one.
+            total_exponent = growth(values) + (0 if mode == "total" else 1)
+            unit = "flat" if abs(total_exponent) < 0.2 else (
+                "linear" if abs(total_exponent - 1) < 0.2 else
+                ("sublinear" if total_exponent < 1 else "faster than linear"))
+            first, last = values[0], values[-1]
+            rows.append([title, label, f"{t(first[1])} at {first[0]:,}",
+                         f"{t(last[1])} at {last[0]:,}", f"{total_exponent:.2f} ({unit})"])
+    return table(["curve", "series", "smallest", "largest",
+                  "growth of the total over the last decade (n^k)"], rows)
+
+
+def provenance():
+    def run(*command):
+        return subprocess.run(command, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), "unknown CPU")
+    dirty = " (with uncommitted changes)" if run("git", "status", "--porcelain",
+                                                 "--untracked-files=no") else ""
+    return (f"Generated by `bench/report.sh` at commit `{run('git', 'rev-parse', '--short', 'HEAD')}`"
+            f"{dirty} on {run('date', '-u', '+%Y-%m-%d')}: {run('rustc', '--version')}, "
+            f"{os.cpu_count()} × {cpu}, {run('uname', '-sr')}.")
+
+
+TABLES = {
+    "provenance": provenance,
+    "chain-core": chain_core,
+    "modulink-py": modulink_py,
+    "circuit-breaker": circuit_breaker,
+    "rate-limit": rate_limit,
+    "metrics": metrics,
+    "tracing": tracing,
+    "validation": validation,
+    "jwt": jwt,
+    "balance-pick": balance_pick,
+    "balance-two-threads": balance_two_threads,
+    "balance-route": balance_route,
+    "events": events,
+    "events-nats": events_nats,
+    "streaming": streaming,
+    "router": router,
+    "curves": curves,
+}
+
+
+def main():
+    only = sys.argv[sys.argv.index("--only") + 1:] if "--only" in sys.argv else list(TABLES)
+    unknown = [name for name in only if name not in TABLES]
+    if unknown:
+        print(f"no table named {', '.join(unknown)}; tables: {', '.join(TABLES)}",
+              file=sys.stderr)
+        return 2
+    text = DOC.read_text()
+    missing = []
+    for name in only:
+        render = TABLES[name]
+        begin, end = f"<!-- report:{name} -->", f"<!-- /report:{name} -->"
+        if begin not in text:
+            print(f"BENCHMARKS.md has no {begin} marker", file=sys.stderr)
+            missing.append(name)
+            continue
+        try:
+            body = render()
+        except Missing as gap:
+            print(f"{name}: not measured ({gap}); table left as it was", file=sys.stderr)
+            missing.append(name)
+            continue
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end),
+                      lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S)
+    DOC.write_text(text)
+    if missing:
+        print("tables not regenerated: " + ", ".join(missing), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
