@@ -33,9 +33,9 @@ done
 out=target/bench-report
 mkdir -p "$out"
 
-echo "==> every criterion benchmark (cargo bench --workspace --all-features)"
+echo "==> every criterion benchmark (cargo bench --workspace --all-features --bench '*')"
 echo "    (output in $out/cargo-bench.log)"
-if ! cargo bench --workspace --all-features -- --noplot >"$out/cargo-bench.log" 2>&1; then
+if ! cargo bench --workspace --all-features --bench '*' -- --noplot >"$out/cargo-bench.log" 2>&1; then
     # A benchmark that failed must not leave last run's figures in the report.
     tail -40 "$out/cargo-bench.log" >&2
     echo "cargo bench failed; see $out/cargo-bench.log" >&2

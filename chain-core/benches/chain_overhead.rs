@@ -8,8 +8,10 @@
 //!   a tower stack, statically typed from `ServiceBuilder` as tower's users
 //!   write it and as `BoxService`s; also as one fused run and as sync links;
 //! - `timing`: timing over 10 links, as an observer and as middleware, vs
-//!   hand-written timing (one clock read per link boundary); plus a pass-through middleware to isolate the cost
-//!   of the middleware mechanism.
+//!   hand-written timing (one clock read per link boundary); plus a
+//!   pass-through middleware to isolate the cost of the middleware
+//!   mechanism, and the floor of any type-erased middleware (links and a
+//!   pass-through middleware boxed and looped by hand).
 //!
 //! Every future here completes without waiting, so each is polled once with
 //! a no-op waker: no runtime is in the measurement, for the chain or the
@@ -332,6 +334,47 @@ async fn plain_by_hand(mut ctx: Context) -> Result<Context> {
     Ok(ctx)
 }
 
+/// The floor for a type-erased middleware around type-erased links, the
+/// way the erased-link floor is measured: each link a boxed closure
+/// returning a boxed future, each middleware a boxed closure handed the
+/// link by reference (no reference count) returning a boxed future of its
+/// own, looped over by hand with no names, error locations or panic
+/// capture. Two boxed futures per link is the least any chain pays that
+/// stores both type-erased.
+type ErasedPass = Box<dyn Fn(Context) -> chain_core::BoxFuture<'static, Result<Context>> + Sync>;
+type ErasedAround =
+    Box<dyn for<'a> Fn(Context, &'a ErasedPass) -> chain_core::BoxFuture<'a, Result<Context>>>;
+
+fn erased_passes() -> Vec<ErasedPass> {
+    (0..10)
+        .map(|_| {
+            Box::new(|ctx| Box::pin(pass(ctx)) as chain_core::BoxFuture<'static, _>) as ErasedPass
+        })
+        .collect()
+}
+
+fn erased_around() -> ErasedAround {
+    Box::new(|ctx, next| Box::pin(async move { next(ctx).await }))
+}
+
+async fn erased_plain_by_hand(mut ctx: Context, links: &[ErasedPass]) -> Result<Context> {
+    for link in links {
+        ctx = link(ctx).await?;
+    }
+    Ok(ctx)
+}
+
+async fn erased_around_by_hand(
+    mut ctx: Context,
+    links: &[ErasedPass],
+    around: &ErasedAround,
+) -> Result<Context> {
+    for link in links {
+        ctx = around(ctx, link).await?;
+    }
+    Ok(ctx)
+}
+
 fn timing_middleware(c: &mut Criterion) {
     let names: Vec<Arc<str>> = (0..10).map(|_| Arc::from("pass")).collect();
     let plain = (0..10).fold(Chain::new(), |chain, _| chain.link(pass));
@@ -358,6 +401,20 @@ fn timing_middleware(c: &mut Criterion) {
     });
     group.bench_function("chain_passthrough_middleware", |b| {
         b.iter(|| run_now(passthrough.execute(black_box(Context::new()))))
+    });
+    let links = erased_passes();
+    let around = erased_around();
+    group.bench_function("erased_plain_by_hand", |b| {
+        b.iter(|| run_now(erased_plain_by_hand(black_box(Context::new()), &links)))
+    });
+    group.bench_function("erased_passthrough_by_hand", |b| {
+        b.iter(|| {
+            run_now(erased_around_by_hand(
+                black_box(Context::new()),
+                &links,
+                &around,
+            ))
+        })
     });
     group.finish();
 }

@@ -1,7 +1,10 @@
 //! NATS JetStream, publish to handled: the event bus's JetStream transport
 //! against hand-written async-nats code doing the same work (JSON event
 //! with `Nats-Msg-Id`, publish acknowledged by the server, durable pull
-//! consumer, decode, ack). Both publish from eight tasks at once.
+//! consumer, decode, ack). Both publish from eight tasks at once, each
+//! awaiting every acknowledgement before its next publish (the bus's
+//! `publish`, the naive hand-written loop) or keeping up to 256
+//! outstanding (the bus's `publish_all`, and a hand-written window).
 //!
 //! Starts its own `nats-server` (Debian package `nats-server`) with
 //! JetStream on a free port. Run with
@@ -96,7 +99,37 @@ where
     }
 }
 
-fn bus_throughput(runtime: &Runtime, url: &str, iterations: u64) -> Duration {
+/// Each of the publishing tasks gets its share of the event numbers at once.
+async fn publish_shares<F, Fut>(publish: F)
+where
+    F: Fn(Vec<u64>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let share = (p..EVENTS).step_by(PUBLISHERS as usize).collect();
+            tokio::spawn(publish.clone()(share))
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap_or_else(|error| panic!("{error}"));
+    }
+}
+
+/// How the bus publishes: one `publish` awaited after another, or each
+/// task's share in one pipelined `publish_all`.
+#[derive(Clone, Copy)]
+enum Publishing {
+    OneByOne,
+    Pipelined,
+}
+
+fn bus_throughput(
+    runtime: &Runtime,
+    url: &str,
+    iterations: u64,
+    publishing: Publishing,
+) -> Duration {
     runtime.block_on(async {
         let name = format!("BUS{}", fastrand::u64(..));
         let config = JetStreamConfig::new(url)
@@ -124,24 +157,60 @@ fn bus_throughput(runtime: &Runtime, url: &str, iterations: u64) -> Duration {
         let start = Instant::now();
         for iteration in 0..iterations {
             let publisher = bus.clone();
-            publish_all(move |n| {
-                let bus = publisher.clone();
-                async move {
-                    bus.publish(event(n))
-                        .await
-                        .unwrap_or_else(|e| panic!("{e}"));
+            match publishing {
+                Publishing::OneByOne => {
+                    publish_all(move |n| {
+                        let bus = publisher.clone();
+                        async move {
+                            bus.publish(event(n))
+                                .await
+                                .unwrap_or_else(|e| panic!("{e}"));
+                        }
+                    })
+                    .await
                 }
-            })
-            .await;
+                Publishing::Pipelined => {
+                    publish_shares(move |share| {
+                        let bus = publisher.clone();
+                        async move {
+                            bus.publish_all(share.into_iter().map(event))
+                                .await
+                                .unwrap_or_else(|e| panic!("{e}"));
+                        }
+                    })
+                    .await
+                }
+            }
             done.wait_for((iteration + 1) * EVENTS).await;
         }
         let elapsed = start.elapsed();
         bus.shutdown().await;
+        // Memory-stored streams left behind would fill the server's
+        // JetStream memory over a run's many iterations.
+        async_nats::jetstream::new(bus.transport().client().clone())
+            .delete_stream(&name)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         elapsed
     })
 }
 
-fn raw_throughput(runtime: &Runtime, url: &str, iterations: u64) -> Duration {
+/// The bus's pipelining window, for the pipelined hand-written baseline.
+const WINDOW: usize = 256;
+
+fn raw_message(event: &Event) -> PublishMessage {
+    let payload = serde_json::to_vec(event).unwrap_or_else(|e| panic!("{e}"));
+    PublishMessage::build()
+        .payload(Bytes::from(payload))
+        .message_id(event.id.to_string())
+}
+
+fn raw_throughput(
+    runtime: &Runtime,
+    url: &str,
+    iterations: u64,
+    publishing: Publishing,
+) -> Duration {
     runtime.block_on(async {
         let name = format!("RAW{}", fastrand::u64(..));
         let prefix = name.to_lowercase();
@@ -188,28 +257,60 @@ fn raw_throughput(runtime: &Runtime, url: &str, iterations: u64) -> Duration {
         for iteration in 0..iterations {
             let context = context.clone();
             let subject = subject.clone();
-            publish_all(move |n| {
-                let context = context.clone();
-                let subject = subject.clone();
-                async move {
-                    let event = event(n);
-                    let payload = serde_json::to_vec(&event).unwrap_or_else(|e| panic!("{e}"));
-                    let publish = PublishMessage::build()
-                        .payload(Bytes::from(payload))
-                        .message_id(event.id.to_string());
-                    context
-                        .send_publish(subject, publish)
-                        .await
-                        .unwrap_or_else(|e| panic!("{e}"))
-                        .await
-                        .unwrap_or_else(|e| panic!("{e}"));
+            match publishing {
+                // Each publish's acknowledgement awaited before the next.
+                Publishing::OneByOne => {
+                    publish_all(move |n| {
+                        let context = context.clone();
+                        let subject = subject.clone();
+                        async move {
+                            context
+                                .send_publish(subject, raw_message(&event(n)))
+                                .await
+                                .unwrap_or_else(|e| panic!("{e}"))
+                                .await
+                                .unwrap_or_else(|e| panic!("{e}"));
+                        }
+                    })
+                    .await
                 }
-            })
-            .await;
+                // Up to WINDOW acknowledgements outstanding per task, the
+                // oldest awaited when the window is full.
+                Publishing::Pipelined => {
+                    publish_shares(move |share| {
+                        let context = context.clone();
+                        let subject = subject.clone();
+                        async move {
+                            let mut pending = std::collections::VecDeque::with_capacity(WINDOW);
+                            for n in share {
+                                if pending.len() == WINDOW
+                                    && let Some(ack) = pending.pop_front()
+                                {
+                                    let ack: async_nats::jetstream::context::PublishAckFuture = ack;
+                                    ack.await.unwrap_or_else(|e| panic!("{e}"));
+                                }
+                                let ack = context
+                                    .send_publish(subject.clone(), raw_message(&event(n)))
+                                    .await
+                                    .unwrap_or_else(|e| panic!("{e}"));
+                                pending.push_back(ack);
+                            }
+                            for ack in pending {
+                                ack.await.unwrap_or_else(|e| panic!("{e}"));
+                            }
+                        }
+                    })
+                    .await
+                }
+            }
             done.wait_for((iteration + 1) * EVENTS).await;
         }
         let elapsed = start.elapsed();
         consume.abort();
+        context
+            .delete_stream(&name)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         elapsed
     })
 }
@@ -224,12 +325,17 @@ fn throughput(c: &mut Criterion) {
         .unwrap_or_else(|error| panic!("{error}"));
     let mut group = c.benchmark_group("nats_publish_to_handled");
     group.throughput(Throughput::Elements(EVENTS));
-    group.bench_function("event_bus_jetstream", |b| {
-        b.iter_custom(|iterations| bus_throughput(&runtime, &url, iterations))
-    });
-    group.bench_function("raw_async_nats", |b| {
-        b.iter_custom(|iterations| raw_throughput(&runtime, &url, iterations))
-    });
+    for (name, publishing) in [
+        ("one_by_one", Publishing::OneByOne),
+        ("pipelined", Publishing::Pipelined),
+    ] {
+        group.bench_function(format!("event_bus_jetstream_{name}"), |b| {
+            b.iter_custom(|iterations| bus_throughput(&runtime, &url, iterations, publishing))
+        });
+        group.bench_function(format!("raw_async_nats_{name}"), |b| {
+            b.iter_custom(|iterations| raw_throughput(&runtime, &url, iterations, publishing))
+        });
+    }
     group.finish();
 }
 

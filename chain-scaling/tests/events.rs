@@ -667,3 +667,36 @@ async fn a_cancelled_critical_publish_still_delivers_and_shutdown_completes() {
     assert_eq!(bus.stats().published, 1);
     assert_eq!(bus.store().unwrap().by_type("alarm").len(), 1);
 }
+
+#[tokio::test]
+async fn publish_all_publishes_in_order_or_nothing_when_a_type_is_invalid() {
+    let bus = EventBus::builder().build().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    bus.subscribe("job", recorder("record", Arc::clone(&seen)))
+        .await
+        .unwrap();
+
+    let error = bus
+        .publish_all([
+            Event::new("job", json!("a")),
+            Event::new("not a type", json!("b")),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, EventBusError::InvalidEventType { ref event_type } if event_type == "not a type"),
+        "{error}"
+    );
+    assert_eq!(bus.stats().published, 0, "nothing is published");
+
+    let events: Vec<Event> = (0..50)
+        .map(|n| Event::new("job", json!(format!("e{n}"))))
+        .collect();
+    let expected: Vec<_> = events.iter().map(|event| event.id).collect();
+    assert_eq!(bus.publish_all(events).await.unwrap(), expected);
+    bus.shutdown().await;
+    assert_eq!(bus.stats().published, 50);
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_by_key(|label| label[1..].parse::<u32>().unwrap());
+    assert_eq!(seen, (0..50).map(|n| format!("e{n}")).collect::<Vec<_>>());
+}

@@ -419,6 +419,35 @@ impl Transport for JetStream {
         Ok(Routed::Yes)
     }
 
+    /// Sends up to [`PUBLISH_WINDOW`] publishes before awaiting the oldest
+    /// acknowledgement, so one publisher is not held to one round trip per
+    /// event; each event still counts as accepted only once the server has
+    /// acknowledged (stored) it.
+    async fn publish_many_then<'a>(
+        &'a self,
+        events: &'a [Arc<Event>],
+        accepted: &'a (dyn Fn(usize, Routed) + Send + Sync),
+    ) -> Result<(), EventBusError> {
+        let mut pending = std::collections::VecDeque::with_capacity(PUBLISH_WINDOW);
+        for (index, event) in events.iter().enumerate() {
+            if self.stopping.stopped.load(Ordering::SeqCst) {
+                return Err(EventBusError::Closed);
+            }
+            if pending.len() == PUBLISH_WINDOW {
+                await_ack(pending.pop_front(), accepted).await?;
+            }
+            pending.push_back((
+                index,
+                event.id,
+                send_event(&self.context, &self.config, event).await?,
+            ));
+        }
+        while !pending.is_empty() {
+            await_ack(pending.pop_front(), accepted).await?;
+        }
+        Ok(())
+    }
+
     fn try_publish(&self, _event: Arc<Event>) -> Result<Routed, EventBusError> {
         Err(EventBusError::Unsupported {
             operation: "try_publish (the server's acknowledgement is awaited; use publish)",
@@ -443,28 +472,55 @@ impl Transport for JetStream {
     }
 }
 
+/// How many publishes [`EventBus::publish_all`](super::EventBus::publish_all)
+/// keeps awaiting their acknowledgement at once: enough to cover the round
+/// trip to the server many times over, few enough that a failure leaves a
+/// bounded number of events in doubt.
+pub(crate) const PUBLISH_WINDOW: usize = 256;
+
+/// Awaits one pipelined publish's acknowledgement and records it.
+async fn await_ack(
+    pending: Option<(usize, uuid::Uuid, jetstream::context::PublishAckFuture)>,
+    accepted: &(dyn Fn(usize, Routed) + Send + Sync),
+) -> Result<(), EventBusError> {
+    if let Some((index, id, ack)) = pending {
+        ack.await
+            .map_err(|error| EventBusError::transport(format!("publish event {id}"), error))?;
+        accepted(index, Routed::Yes);
+    }
+    Ok(())
+}
+
+/// Sends an event and returns the future of the server's acknowledgement.
+async fn send_event(
+    context: &jetstream::Context,
+    config: &JetStreamConfig,
+    event: &Event,
+) -> Result<jetstream::context::PublishAckFuture, EventBusError> {
+    let payload = serde_json::to_vec(event).map_err(|source| EventBusError::Encode {
+        event_id: event.id,
+        source,
+    })?;
+    let publish = PublishMessage::build()
+        .payload(Bytes::from(payload))
+        .message_id(event.id.to_string())
+        .header("Modulink-Priority", event.priority.as_str());
+    context
+        .send_publish(config.subject(&event.event_type), publish)
+        .await
+        .map_err(|error| EventBusError::transport(format!("publish event {}", event.id), error))
+}
+
 /// Publishes and waits for the server's acknowledgement.
 async fn publish_event(
     context: &jetstream::Context,
     config: &JetStreamConfig,
     event: &Event,
 ) -> Result<(), EventBusError> {
-    let payload = serde_json::to_vec(event).map_err(|source| EventBusError::Encode {
-        event_id: event.id,
-        source,
-    })?;
-    let id = event.id.to_string();
-    let publish = PublishMessage::build()
-        .payload(Bytes::from(payload))
-        .message_id(&id)
-        .header("Modulink-Priority", event.priority.as_str());
-    let operation = || format!("publish event {id}");
-    context
-        .send_publish(config.subject(&event.event_type), publish)
+    send_event(context, config, event)
+        .await?
         .await
-        .map_err(|error| EventBusError::transport(operation(), error))?
-        .await
-        .map_err(|error| EventBusError::transport(operation(), error))?;
+        .map_err(|error| EventBusError::transport(format!("publish event {}", event.id), error))?;
     Ok(())
 }
 

@@ -60,6 +60,26 @@ pub trait Transport: Send + Sync + 'static {
         }
     }
 
+    /// Accepts `events` in order, calling `accepted` with each one's index
+    /// the moment the transport has taken it. Resolves once every event is
+    /// accepted, or with the first error; the events before it were
+    /// accepted, later ones may or may not have been. A transport that
+    /// waits for a remote acknowledgement keeps many outstanding at once
+    /// rather than one. The default publishes one after the other.
+    fn publish_many_then<'a>(
+        &'a self,
+        events: &'a [Arc<Event>],
+        accepted: &'a (dyn Fn(usize, Routed) + Send + Sync),
+    ) -> impl Future<Output = Result<(), EventBusError>> + Send + 'a {
+        async move {
+            for (index, event) in events.iter().enumerate() {
+                let one = move |routed| accepted(index, routed);
+                self.publish_then(Arc::clone(event), &one).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// Accepts an event only if there is room now.
     fn try_publish(&self, event: Arc<Event>) -> Result<Routed, EventBusError>;
 

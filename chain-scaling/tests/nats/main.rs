@@ -15,8 +15,8 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::pull;
 use chain_core::{Chain, Context, Error};
 use chain_scaling::events::{
-    DLQ_DELIVERIES_HEADER, DLQ_ERROR_HEADER, DLQ_SUBSCRIPTION_HEADER, Event, EventBus, JetStream,
-    JetStreamConfig, Redelivery,
+    DLQ_DELIVERIES_HEADER, DLQ_ERROR_HEADER, DLQ_SUBSCRIPTION_HEADER, Event, EventBus,
+    EventBusError, FollowUps, JetStream, JetStreamConfig, Redelivery,
 };
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -775,4 +775,67 @@ async fn chaos_server_and_worker_killed_mid_run_lose_nothing() {
     for worker in workers {
         worker.stop();
     }
+}
+
+/// `publish_all` keeps many publishes awaiting their acknowledgement at
+/// once; every event is still stored by the server, handled, and counted
+/// only once acknowledged. An invalid type refuses the whole batch, and a
+/// closed bus refuses it with `Closed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_all_pipelines_and_loses_nothing() {
+    let (url, _server) = shared_or_private();
+    let plan = plan(&url, 0);
+    // No `_completed` reports, so the stream holds exactly the jobs.
+    let bus = EventBus::builder()
+        .without_store()
+        .follow_ups(FollowUps::Never)
+        .build_with(JetStream::connect(plan.config()).await.unwrap());
+    let handled = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let (done, mut all_done) = tokio::sync::mpsc::unbounded_channel();
+    let seen = std::sync::Arc::clone(&handled);
+    bus.subscribe(
+        "job",
+        Chain::named("record").link_sync(move |ctx: Context| {
+            let n: u64 = ctx.require("event_data")?;
+            let mut seen = seen.lock().unwrap();
+            seen.insert(n);
+            if seen.len() == 2_000 {
+                let _ = done.send(());
+            }
+            Ok(ctx)
+        }),
+    )
+    .await
+    .unwrap();
+
+    let error = bus
+        .publish_all([Event::new("job", json!(0)), Event::new("", json!(1))])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, EventBusError::InvalidEventType { .. }),
+        "{error}"
+    );
+
+    // Eight windows' worth, so the window fills and drains many times.
+    let events: Vec<Event> = (0..2_000).map(|n| Event::new("job", json!(n))).collect();
+    let expected: Vec<_> = events.iter().map(|event| event.id).collect();
+    assert_eq!(bus.publish_all(events).await.unwrap(), expected);
+    assert_eq!(bus.stats().published, 2_000);
+    let client = async_nats::connect(plan.url.as_str()).await.unwrap();
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream(&plan.stream)
+        .await
+        .unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 2_000);
+    tokio::time::timeout(DEADLINE, all_done.recv())
+        .await
+        .expect("every event is handled");
+
+    bus.shutdown().await;
+    let error = bus
+        .publish_all([Event::new("job", json!(1))])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, EventBusError::Closed), "{error}");
 }
