@@ -406,11 +406,27 @@ def router():
         kernel = sorted(x["kernel_us_per_request"] for x in target["rounds"])
         cpu.append([target["name"], f"{user[len(user) // 2]:.1f} µs ({user[0]:.1f} – {user[-1]:.1f})",
                     f"{kernel[len(kernel) // 2]:.1f} µs ({kernel[0]:.1f} – {kernel[-1]:.1f})"])
-    targets = table(["target", "measured", "met"], [
+    target_rows = [
         ["requests/s ≥ nginx's (2 event loops against nginx's 2 workers)",
          f"{100 * ratio:.1f}% of nginx by median; ahead in {ahead} of {rounds} rounds",
          met(ratio >= 1.0)],
-    ])
+    ]
+    open_loop = r.get("open_loop") or []
+    if not open_loop:
+        raise Missing("the router's open-loop latencies (oha)")
+    at = {(x["load_percent"], x["key"]): x for x in open_loop}
+    if (80, "router_threads") in at and (80, "nginx") in at:
+        ours, theirs = at[(80, "router_threads")], at[(80, "nginx")]
+        target_rows.append([
+            "p99 at 80% of nginx's maximum rate ≤ nginx's p99 (open loop)",
+            f"{ours['p99_ms']:.2f} ms against {theirs['p99_ms']:.2f} ms",
+            met(ours["p99_ms"] <= theirs["p99_ms"])])
+    latency = table(["load (of nginx's maximum)", "target", "sent requests/s", "p50", "p99",
+                     "p99.9", "success"], [
+        [f"{x['load_percent']}%", x["name"], f"{x['requests_per_second']:,.0f}",
+         f"{x['p50_ms']:.2f} ms", f"{x['p99_ms']:.2f} ms", f"{x['p99_9_ms']:.2f} ms",
+         f"{100 * x['success_rate']:.1f}%"] for x in open_loop])
+    targets = latency + "\n\n" + table(["target", "measured", "met"], target_rows)
     return (table([f"target ({rounds} rounds, {r['seconds']} s each)", "requests/s (median)",
                    "spread (min – max)", "p50", "p99"], rows) + "\n\n" + targets
             + "\n\nCPU per request of the process serving the target (for nginx its "

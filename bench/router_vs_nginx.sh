@@ -3,8 +3,11 @@
 # side with nginx as a weighted reverse proxy and with no proxy at all, all
 # driven by wrk against the same two upstreams (a 90/10 split).
 #
+# Then latency at 50% and 80% of nginx's maximum rate, open loop (oha).
+#
 # Usage: bench/router_vs_nginx.sh [seconds per run, default 10] [rounds, default 5]
-# Installs wrk and nginx from Debian's packages when missing.
+# Installs wrk and nginx from Debian's packages and oha from crates.io when
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -15,6 +18,8 @@ for tool in wrk nginx; do
     command -v "$tool" >/dev/null 2>&1 || command -v "/usr/sbin/$tool" >/dev/null 2>&1 \
         || { as_root apt-get update -qq; as_root apt-get install -y -qq "$tool"; }
 done
+# oha: an open-loop load generator that corrects for coordinated omission.
+command -v oha >/dev/null 2>&1 || cargo install --locked oha
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
 cargo build --release --quiet -p examples --example deploy-service --example traffic-router
@@ -108,6 +113,22 @@ for round in $(seq 1 "$rounds"); do
         measure "${ports[$index]}" "${procs[$index]}" >>"$work/target-$index"
     done
 done
+
+# Latency at fixed request rates, open loop: oha sends at the rate whether
+# or not earlier requests have answered, and with --latency-correction
+# measures each request from when it should have been sent, so a stall is
+# not hidden by the requests it delayed (coordinated omission). The rates
+# are 50% and 80% of nginx's median maximum above; the proxies take turns.
+nginx_index=$((${#keys[@]} - 1))
+nginx_max=$(cut -f1 "$work/target-$nginx_index" | sort -n | sed -n "$(((rounds + 1) / 2))p")
+for load in 50 80; do
+    rate=$(python3 -c "print(int(float('$nginx_max') * $load / 100))")
+    for index in 1 2 "$nginx_index"; do
+        oha -z "${duration}s" -c 64 -q "$rate" --latency-correction --no-tui -j \
+            "http://127.0.0.1:${ports[$index]}/" >"$work/open-$load-$index.json"
+    done
+done
+
 mkdir -p target/bench-report
 python3 - "$work" "$duration" "$rounds" "$(getconf CLK_TCK)" "${keys[@]}" -- "${names[@]}" \
     >target/bench-report/router.json <<'PY'
@@ -125,6 +146,21 @@ for index, (key, name) in enumerate(zip(keys, names)):
                         "user_us_per_request": int(user) / tick * 1e6 / requests,
                         "kernel_us_per_request": int(kernel) / tick * 1e6 / requests})
     targets.append({"key": key, "name": name, "rounds": rounds_})
-json.dump({"seconds": seconds, "rounds": rounds, "targets": targets}, sys.stdout, indent=1)
+open_loop = []
+for load in (50, 80):
+    for index, (key, name) in enumerate(zip(keys, names)):
+        path = f"{work}/open-{load}-{index}.json"
+        try:
+            result = json.load(open(path))
+        except FileNotFoundError:
+            continue
+        percentiles = result["latencyPercentiles"]
+        open_loop.append({"load_percent": load, "key": key, "name": name,
+                          "requests_per_second": result["summary"]["requestsPerSec"],
+                          "success_rate": result["summary"]["successRate"],
+                          "p50_ms": percentiles["p50"] * 1e3, "p99_ms": percentiles["p99"] * 1e3,
+                          "p99_9_ms": percentiles["p99.9"] * 1e3})
+json.dump({"seconds": seconds, "rounds": rounds, "targets": targets, "open_loop": open_loop},
+          sys.stdout, indent=1)
 PY
 echo "wrote target/bench-report/router.json"

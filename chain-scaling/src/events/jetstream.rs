@@ -419,7 +419,7 @@ impl Transport for JetStream {
         Ok(Routed::Yes)
     }
 
-    /// Sends up to [`PUBLISH_WINDOW`] publishes before awaiting the oldest
+    /// Sends up to 256 publishes (`PUBLISH_WINDOW`) before awaiting the oldest
     /// acknowledgement, so one publisher is not held to one round trip per
     /// event; each event still counts as accepted only once the server has
     /// acknowledged (stored) it.
