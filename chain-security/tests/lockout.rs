@@ -287,9 +287,15 @@ async fn a_cancelled_login_gives_its_slot_back() {
     let auth = manager_with(CountingStore::default(), short_policy());
     auth.create_user("ada", PASSWORD, Role::User).await.unwrap();
     for _ in 0..20 {
-        let login = auth.authenticate("ada", "Wrong-guess1");
-        // Polled once (the slot is taken), then dropped.
-        let _ = tokio::time::timeout(Duration::from_micros(1), login).await;
+        // Polled once (the slot is taken and bcrypt starts on a blocking
+        // thread), then dropped before bcrypt can answer. A timeout instead
+        // of one poll would let a slow machine's timer fire after bcrypt
+        // finished, so the attempt would complete and count.
+        let mut login = std::pin::pin!(auth.authenticate("ada", "Wrong-guess1"));
+        let first =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(login.as_mut().poll(cx).is_pending()))
+                .await;
+        assert!(first, "a login waits for bcrypt");
     }
     auth.authenticate("ada", PASSWORD)
         .await
