@@ -700,3 +700,38 @@ async fn publish_all_publishes_in_order_or_nothing_when_a_type_is_invalid() {
     seen.sort_by_key(|label| label[1..].parse::<u32>().unwrap());
     assert_eq!(seen, (0..50).map(|n| format!("e{n}")).collect::<Vec<_>>());
 }
+
+/// Handled events go back to be freed by the next publish (so a publisher's
+/// allocations are freed on its own thread); none is kept once the workers
+/// are idle, whether or not anything is published again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handled_events_are_freed_once_the_workers_are_idle() {
+    let bus = EventBus::builder().without_store().build().unwrap();
+    let handled = Arc::new(Mutex::new(Vec::<std::sync::Weak<Event>>::new()));
+    let seen = Arc::clone(&handled);
+    bus.subscribe(
+        "job",
+        Chain::named("keep").link_sync(move |ctx: Context| {
+            let event = ctx.ext::<Arc<Event>>().expect("the event is an extension");
+            seen.lock().unwrap().push(Arc::downgrade(event));
+            Ok(ctx)
+        }),
+    )
+    .await
+    .unwrap();
+    for n in 0..200 {
+        bus.publish(Event::new("job", json!(n))).await.unwrap();
+    }
+    let all_freed = || {
+        let handled = handled.lock().unwrap();
+        handled.len() == 200 && handled.iter().all(|event| event.strong_count() == 0)
+    };
+    tokio::time::timeout(WAIT, async {
+        while !all_freed() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("every handled event is freed without another publish");
+    assert_eq!(bus.stats().completed, 200);
+}
