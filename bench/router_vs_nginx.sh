@@ -124,7 +124,7 @@ nginx_max=$(cut -f1 "$work/target-$nginx_index" | sort -n | sed -n "$(((rounds +
 for load in 50 80; do
     rate=$(python3 -c "print(int(float('$nginx_max') * $load / 100))")
     for index in 1 2 "$nginx_index"; do
-        oha -z "${duration}s" -c 64 -q "$rate" --latency-correction --no-tui -j \
+        oha -z "${duration}s" -c 64 -q "$rate" --latency-correction --no-tui --output-format json \
             "http://127.0.0.1:${ports[$index]}/" >"$work/open-$load-$index.json"
     done
 done
