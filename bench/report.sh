@@ -2,7 +2,9 @@
 # Measures everything BENCHMARKS.md reports and rewrites its tables and the
 # curves in bench/plots/ from what was measured (bench/report.py): every
 # criterion benchmark of the workspace, modulink-py side by side with
-# chain-core, the ten-million-item stream, and the router against nginx.
+# chain-core, the ten-million-item stream, the API comparison at the commit
+# before the API changes (bench/api_cost.sh writes its own table), and the
+# router against nginx.
 # About an hour on the project's 2-core machine; run it on an idle machine.
 #
 # Usage: bench/report.sh [--quick]
@@ -66,6 +68,9 @@ json.dump({
     "max_rss_kb": find(r"Maximum resident set size \(kbytes\): (\d+)", int),
 }, sys.stdout)
 PY
+
+echo "==> the API changes, before and after (bench/api_cost.sh)"
+bench/api_cost.sh
 
 echo "==> the router against nginx ($router_rounds rounds of $router_seconds s)"
 bench/router_vs_nginx.sh "$router_seconds" "$router_rounds"
