@@ -132,11 +132,13 @@ fn bus_throughput(
 ) -> Duration {
     runtime.block_on(async {
         let name = format!("BUS{}", fastrand::u64(..));
+        // 256 handlers: as many deliveries in flight as the hand-written
+        // consumer's 256 unacknowledged messages (`max_ack_pending`).
         let config = JetStreamConfig::new(url)
             .stream(&name)
             .subject_prefix(name.to_lowercase())
             .memory_storage()
-            .concurrency(64);
+            .concurrency(256);
         let transport = JetStream::connect(config)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
