@@ -245,8 +245,9 @@ impl IntoResponse for Error {
 ///
 /// For each request it:
 /// 1. reads the body, up to [`body_limit`](Self::body_limit) bytes (413
-///    beyond), and parses it as JSON into the context `C` (400 when it is
-///    not JSON of the right shape; an empty body is `{}`);
+///    beyond, 400 if it cannot be read), and parses it as JSON into the
+///    context `C` (400 when it is not JSON of the right shape; an empty
+///    body is `{}`);
 /// 2. puts the method, path, headers and the peer address (when the server
 ///    runs with `into_make_service_with_connect_info::<SocketAddr>()`) into
 ///    the context's [`RequestMeta`] extension, never into its JSON;
@@ -318,11 +319,21 @@ where
         let (parts, body) = request.into_parts();
         let bytes = match ::axum::body::to_bytes(body, self.body_limit).await {
             Ok(bytes) => bytes,
-            Err(_) => {
-                return edge_problem(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the body is larger than {} bytes", self.body_limit),
-                );
+            Err(error) => {
+                let error = error.into_inner();
+                return if error.is::<http_body_util::LengthLimitError>() {
+                    edge_problem(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("the body is larger than {} bytes", self.body_limit),
+                    )
+                } else {
+                    // A malformed chunk, a body cut off: the client's
+                    // request, not its size.
+                    edge_problem(
+                        StatusCode::BAD_REQUEST,
+                        format!("the body could not be read: {error}"),
+                    )
+                };
             }
         };
         let json: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -198,3 +198,34 @@ async fn a_chain_served_by_axum_answers_each_error_kind_with_its_status() {
     assert_eq!(garbage.status, 400, "{}", garbage.text);
     assert_eq!(garbage.content_type, "application/problem+json");
 }
+
+/// Sends `request` as raw bytes and returns the response's status code.
+async fn raw_status(base: &str, request: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut head))
+        .await
+        .expect("the server answers")
+        .unwrap();
+    std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap()
+}
+
+/// A body that cannot be read (a malformed chunk) is the client's mistake,
+/// 400; only a body over the limit is 413.
+#[tokio::test]
+async fn an_unreadable_body_is_400_and_only_an_oversized_one_413() {
+    let app = axum::Router::new().route_service(
+        "/echo",
+        ChainRoute::new(Chain::<Context>::named("echo").link_sync(Ok)).body_limit(16),
+    );
+    let base = serve(app).await;
+    let malformed = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n";
+    assert_eq!(raw_status(&base, malformed).await, 400);
+    let oversized = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n{\"a\": \"0123456789012345678901\"}\r\n0\r\n\r\n";
+    assert_eq!(raw_status(&base, oversized).await, 413);
+    let fine = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+    assert_eq!(raw_status(&base, fine).await, 200);
+}
