@@ -9,7 +9,8 @@ use std::hint::black_box;
 use bench_support::run_now;
 use chain_core::{Chain, Context, Result};
 use chain_observability::{ChainMetrics, SpanStore, Tracer};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use prometheus::Registry;
 
 #[derive(Default)]
@@ -50,64 +51,51 @@ fn ten_context_links() -> Chain {
 }
 
 /// Tracing needs the dynamic context (it reads fields and keeps the trace
-/// position as an extension). No `tracing` subscriber is installed, so what
-/// is measured is the tracer's own work.
+/// position as an extension). Benchmarked with no `tracing` subscriber
+/// installed, so what is measured is the tracer's own work, and with
+/// `tracing-subscriber`'s `fmt` layer writing to a sink, as a service has
+/// one: sampled spans are recorded in its registry and their fields
+/// formatted.
 fn tracing_overhead(c: &mut Criterion) {
-    let plain = ten_context_links();
-    let off = Tracer::new()
-        .sample_ratio(0.0)
-        .instrument(ten_context_links());
-    let on = Tracer::new().instrument(ten_context_links());
+    let mut group = c.benchmark_group("tracing_10_links");
+    bench_tracer(&mut group);
     let stored = Tracer::new()
         .store(SpanStore::new(10_000))
         .instrument(ten_context_links());
-    let mut group = c.benchmark_group("tracing_10_links");
-    group.bench_function("untraced", |b| {
-        b.iter(|| run_now(plain.execute(black_box(Context::new()))))
-    });
-    group.bench_function("sampling_off", |b| {
-        b.iter(|| run_now(off.execute(black_box(Context::new()))))
-    });
-    group.bench_function("sampling_on", |b| {
-        b.iter(|| run_now(on.execute(black_box(Context::new()))))
-    });
     group.bench_function("sampling_on_with_store", |b| {
         b.iter(|| run_now(stored.execute(black_box(Context::new()))))
     });
     group.finish();
+
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::sink)
+        .finish();
+    let mut group = c.benchmark_group("tracing_10_links_fmt_subscriber");
+    tracing::subscriber::with_default(subscriber, || bench_tracer(&mut group));
+    group.finish();
 }
 
-/// The same chains with a real subscriber installed, as a service has one:
-/// `tracing-subscriber`'s `fmt` layer (the default format, writing to a
-/// sink), so sampled spans are recorded in its registry and their fields
-/// formatted.
-fn tracing_overhead_with_subscriber(c: &mut Criterion) {
+/// Ten pass-through links untraced, traced with sampling off and on.
+fn bench_tracer(group: &mut BenchmarkGroup<'_, WallTime>) {
     let plain = ten_context_links();
     let off = Tracer::new()
         .sample_ratio(0.0)
         .instrument(ten_context_links());
     let on = Tracer::new().instrument(ten_context_links());
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(std::io::sink)
-        .finish();
-    let mut group = c.benchmark_group("tracing_10_links_fmt_subscriber");
-    tracing::subscriber::with_default(subscriber, || {
-        group.bench_function("untraced", |b| {
-            b.iter(|| run_now(plain.execute(black_box(Context::new()))))
+    for (name, chain) in [
+        ("untraced", &plain),
+        ("sampling_off", &off),
+        ("sampling_on", &on),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| run_now(chain.execute(black_box(Context::new()))))
         });
-        group.bench_function("sampling_off", |b| {
-            b.iter(|| run_now(off.execute(black_box(Context::new()))))
-        });
-        group.bench_function("sampling_on", |b| {
-            b.iter(|| run_now(on.execute(black_box(Context::new()))))
-        });
-    });
-    group.finish();
+    }
 }
 
 criterion_group! {
     name = benches;
     config = bench_support::criterion();
-    targets = metrics_overhead, tracing_overhead, tracing_overhead_with_subscriber
+    targets = metrics_overhead, tracing_overhead
 }
 criterion_main!(benches);

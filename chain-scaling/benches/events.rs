@@ -20,10 +20,7 @@ fn system_allocator(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(8));
+    config = throughput::comparison_config();
     targets = system_allocator
 }
 criterion_group! {

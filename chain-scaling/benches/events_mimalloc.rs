@@ -5,8 +5,6 @@
 //!
 //! Run with `cargo bench -p chain-scaling --bench events_mimalloc`.
 
-use std::time::Duration;
-
 use criterion::{Criterion, criterion_group, criterion_main};
 
 #[global_allocator]
@@ -23,10 +21,7 @@ fn mimalloc(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(8));
+    config = throughput::comparison_config();
     targets = mimalloc
 }
 criterion_main!(benches);

@@ -112,6 +112,15 @@ fn mpsc_throughput(runtime: &Runtime, iterations: u64) -> Duration {
     })
 }
 
+/// The settings of the publish-to-handled comparison: 20,000 events per
+/// iteration, so fewer, longer samples.
+pub(crate) fn comparison_config() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8))
+}
+
 /// Publish to handled, the bus against the mpsc fan-out, in a group named
 /// for the allocator the benchmark binary uses.
 pub(crate) fn throughput(c: &mut Criterion, group: &str) {

@@ -433,17 +433,16 @@ impl Transport for JetStream {
             if self.stopping.stopped.load(Ordering::SeqCst) {
                 return Err(EventBusError::Closed);
             }
-            if pending.len() == PUBLISH_WINDOW {
-                await_ack(pending.pop_front(), accepted).await?;
+            if pending.len() == PUBLISH_WINDOW
+                && let Some(oldest) = pending.pop_front()
+            {
+                await_ack(oldest, accepted).await?;
             }
-            pending.push_back((
-                index,
-                event.id,
-                send_event(&self.context, &self.config, event).await?,
-            ));
+            let ack = send_event(&self.context, &self.config, event).await?;
+            pending.push_back((index, event.id, ack));
         }
-        while !pending.is_empty() {
-            await_ack(pending.pop_front(), accepted).await?;
+        while let Some(oldest) = pending.pop_front() {
+            await_ack(oldest, accepted).await?;
         }
         Ok(())
     }
@@ -480,15 +479,20 @@ pub(crate) const PUBLISH_WINDOW: usize = 256;
 
 /// Awaits one pipelined publish's acknowledgement and records it.
 async fn await_ack(
-    pending: Option<(usize, uuid::Uuid, jetstream::context::PublishAckFuture)>,
+    (index, id, ack): (usize, uuid::Uuid, jetstream::context::PublishAckFuture),
     accepted: &(dyn Fn(usize, Routed) + Send + Sync),
 ) -> Result<(), EventBusError> {
-    if let Some((index, id, ack)) = pending {
-        ack.await
-            .map_err(|error| EventBusError::transport(format!("publish event {id}"), error))?;
-        accepted(index, Routed::Yes);
-    }
+    ack.await.map_err(|error| publish_failed(id, error))?;
+    accepted(index, Routed::Yes);
     Ok(())
+}
+
+/// The error of a publish that was not sent or not acknowledged.
+fn publish_failed(
+    id: uuid::Uuid,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> EventBusError {
+    EventBusError::transport(format!("publish event {id}"), error)
 }
 
 /// Sends an event and returns the future of the server's acknowledgement.
@@ -508,7 +512,7 @@ async fn send_event(
     context
         .send_publish(config.subject(&event.event_type), publish)
         .await
-        .map_err(|error| EventBusError::transport(format!("publish event {}", event.id), error))
+        .map_err(|error| publish_failed(event.id, error))
 }
 
 /// Publishes and waits for the server's acknowledgement.
@@ -520,7 +524,7 @@ async fn publish_event(
     send_event(context, config, event)
         .await?
         .await
-        .map_err(|error| EventBusError::transport(format!("publish event {}", event.id), error))?;
+        .map_err(|error| publish_failed(event.id, error))?;
     Ok(())
 }
 
