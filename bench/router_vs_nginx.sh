@@ -3,7 +3,8 @@
 # side with nginx as a weighted reverse proxy and with no proxy at all, all
 # driven by wrk against the same two upstreams (a 90/10 split).
 #
-# Then latency at 50% and 80% of nginx's maximum rate, open loop (oha).
+# Then latency at 50% and 80% of nginx's maximum rate under the open-loop
+# load generator (oha), each proxy in turn, round after round.
 #
 # Usage: bench/router_vs_nginx.sh [seconds per run, default 10] [rounds, default 5]
 # Installs wrk and nginx from Debian's packages and oha from crates.io when
@@ -117,15 +118,28 @@ done
 # Latency at fixed request rates, open loop: oha sends at the rate whether
 # or not earlier requests have answered, and with --latency-correction
 # measures each request from when it should have been sent, so a stall is
-# not hidden by the requests it delayed (coordinated omission). The rates
-# are 50% and 80% of nginx's median maximum above; the proxies take turns.
+# not hidden by the requests it delayed (coordinated omission).
+#
+# The rates are 50% and 80% of nginx's maximum *under oha*: oha spends more
+# CPU per request than wrk and shares these cores with the proxies, so a
+# fraction of wrk's maximum would measure the load generator's queue. First
+# nginx's maximum with oha closed loop (median over the rounds), then each
+# load with the proxies taking turns, round after round.
 nginx_index=$((${#keys[@]} - 1))
-nginx_max=$(cut -f1 "$work/target-$nginx_index" | sort -n | sed -n "$(((rounds + 1) / 2))p")
+oha -z 2s -c 64 --no-tui --output-format json "http://127.0.0.1:$proxy/" >/dev/null
+for round in $(seq 1 "$rounds"); do
+    oha -z "${duration}s" -c 64 --no-tui --output-format json "http://127.0.0.1:$proxy/" \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["summary"]["requestsPerSec"])' \
+        >>"$work/nginx-oha-max"
+done
+nginx_max=$(sort -n "$work/nginx-oha-max" | sed -n "$(((rounds + 1) / 2))p")
 for load in 50 80; do
     rate=$(python3 -c "print(int(float('$nginx_max') * $load / 100))")
-    for index in 1 2 "$nginx_index"; do
-        oha -z "${duration}s" -c 64 -q "$rate" --latency-correction --no-tui --output-format json \
-            "http://127.0.0.1:${ports[$index]}/" >"$work/open-$load-$index.json"
+    for round in $(seq 1 "$rounds"); do
+        for index in 1 2 "$nginx_index"; do
+            oha -z "${duration}s" -c 64 -q "$rate" --latency-correction --no-tui --output-format json \
+                "http://127.0.0.1:${ports[$index]}/" >"$work/open-$load-$index-$round.json"
+        done
     done
 done
 
@@ -149,18 +163,27 @@ for index, (key, name) in enumerate(zip(keys, names)):
 open_loop = []
 for load in (50, 80):
     for index, (key, name) in enumerate(zip(keys, names)):
-        path = f"{work}/open-{load}-{index}.json"
-        try:
-            result = json.load(open(path))
-        except FileNotFoundError:
+        runs = []
+        for round_ in range(1, rounds + 1):
+            try:
+                runs.append(json.load(open(f"{work}/open-{load}-{index}-{round_}.json")))
+            except FileNotFoundError:
+                continue
+        if not runs:
             continue
-        percentiles = result["latencyPercentiles"]
-        open_loop.append({"load_percent": load, "key": key, "name": name,
-                          "requests_per_second": result["summary"]["requestsPerSec"],
-                          "success_rate": result["summary"]["successRate"],
-                          "p50_ms": percentiles["p50"] * 1e3, "p99_ms": percentiles["p99"] * 1e3,
-                          "p99_9_ms": percentiles["p99.9"] * 1e3})
-json.dump({"seconds": seconds, "rounds": rounds, "targets": targets, "open_loop": open_loop},
+        # Each figure is the median over the rounds, with its range.
+        def over_rounds(read):
+            values = sorted(read(run) for run in runs)
+            return {"median": values[len(values) // 2], "min": values[0], "max": values[-1]}
+        percentile = lambda name: over_rounds(lambda run: run["latencyPercentiles"][name] * 1e3)
+        open_loop.append({"load_percent": load, "key": key, "name": name, "rounds": len(runs),
+                          "requests_per_second": over_rounds(lambda run: run["summary"]["requestsPerSec"])["median"],
+                          "success_rate": min(run["summary"]["successRate"] for run in runs),
+                          "p50_ms": percentile("p50"), "p99_ms": percentile("p99"),
+                          "p99_9_ms": percentile("p99.9")})
+nginx_oha_max = sorted(float(line) for line in open(f"{work}/nginx-oha-max"))
+json.dump({"seconds": seconds, "rounds": rounds, "targets": targets, "open_loop": open_loop,
+           "nginx_oha_max_rps": nginx_oha_max},
           sys.stdout, indent=1)
 PY
 echo "wrote target/bench-report/router.json"
