@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chain_core::remote::{RemoteEndpoint, outgoing_headers};
 use chain_core::stats::RecentDurations;
 use chain_core::{BoxFuture, Chain, Context, Error, ErrorKind, HasExtensions, Link, Result};
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -19,16 +19,33 @@ use crate::{CircuitBreaker, CircuitBreakerConfig, Pipeline, Retry, State};
 
 /// One HTTP service: where it is and how to call it.
 ///
-/// Defaults: a 30 s timeout per attempt, 3 attempts, and a
-/// breaker that opens after 5 consecutive failures for 5 minutes.
+/// Defaults: a 30 s timeout per attempt, 3 attempts sharing one
+/// `Idempotency-Key` header, and a breaker that opens after 5 consecutive
+/// failures for 5 minutes.
+///
+/// A `POST` is not idempotent: when an answer is lost after the service
+/// acted (a charge taken, then a 503 or a dropped connection), a plain
+/// retry acts again. So every call carries an `Idempotency-Key` (the IETF
+/// draft's header), generated once per execution of the link and sent
+/// unchanged with each of its attempts: a service that remembers the keys
+/// it has acted on then acts once. A key the context already sends, in its
+/// `OutgoingHeaders` extension, is kept instead (for example an order id,
+/// stable across executions). A service that cannot take the header gets
+/// [`without_idempotency_key`](Self::without_idempotency_key), and is then
+/// called once unless [`retry`](Self::retry) asks for more.
 #[derive(Clone, Debug)]
 pub struct ServiceEndpoint {
     name: String,
     url: String,
     timeout: Duration,
-    retry: Retry,
+    /// `None`: 3 attempts with a key, 1 without.
+    retry: Option<Retry>,
+    idempotency_key: bool,
     breaker: CircuitBreakerConfig,
 }
+
+/// The header a retried call repeats so that the service acts once.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 impl ServiceEndpoint {
     /// A service named `name` that takes `POST` requests at `url`.
@@ -37,7 +54,8 @@ impl ServiceEndpoint {
             name: name.into(),
             url: url.into(),
             timeout: Duration::from_secs(30),
-            retry: Retry::new(3),
+            retry: None,
+            idempotency_key: true,
             breaker: CircuitBreakerConfig::consecutive_failures(5, Duration::from_secs(300)),
         }
     }
@@ -49,11 +67,31 @@ impl ServiceEndpoint {
         self
     }
 
-    /// The retry policy.
+    /// The retry policy. Set without an idempotency key, it is the
+    /// caller's word that repeating the call is safe.
     #[must_use]
     pub fn retry(mut self, retry: Retry) -> Self {
-        self.retry = retry;
+        self.retry = Some(retry);
         self
+    }
+
+    /// Sends no `Idempotency-Key`, for a service that rejects unknown
+    /// headers or is idempotent by itself. Calls are then made once,
+    /// unless [`retry`](Self::retry) sets a policy explicitly.
+    #[must_use]
+    pub fn without_idempotency_key(mut self) -> Self {
+        self.idempotency_key = false;
+        self
+    }
+
+    /// The retry policy in force: the one set, or the default for whether
+    /// calls carry a key.
+    fn retry_policy(&self) -> Retry {
+        match (&self.retry, self.idempotency_key) {
+            (Some(retry), _) => retry.clone(),
+            (None, true) => Retry::new(3),
+            (None, false) => Retry::new(1),
+        }
     }
 
     /// The circuit breaker's settings.
@@ -145,6 +183,7 @@ pub struct Orchestrator {
 struct Service {
     name: Arc<str>,
     endpoint: RemoteEndpoint,
+    idempotency_key: bool,
     breaker: CircuitBreaker,
     pipeline: Pipeline,
     stats: Stats,
@@ -213,12 +252,14 @@ impl Orchestrator {
         for endpoint in endpoints {
             let remote =
                 RemoteEndpoint::with_client(endpoint.name.as_str(), &endpoint.url, client.clone())?;
+            let retry = endpoint.retry_policy();
             let breaker = CircuitBreaker::new(endpoint.name.clone(), endpoint.breaker);
             let service = Service {
                 name: Arc::from(endpoint.name.as_str()),
                 endpoint: remote,
+                idempotency_key: endpoint.idempotency_key,
                 pipeline: Pipeline::new()
-                    .retry(endpoint.retry)
+                    .retry(retry)
                     .circuit_breaker(breaker.clone())
                     .attempt_timeout(endpoint.timeout),
                 breaker,
@@ -396,6 +437,9 @@ impl Link<Context> for ServiceLink {
             if let Some(hook) = &self.header_hook {
                 hook(&ctx, &mut headers);
             }
+            if self.service.idempotency_key && !headers.contains_key(IDEMPOTENCY_KEY) {
+                headers.insert(IDEMPOTENCY_KEY, new_idempotency_key());
+            }
             let answer = self
                 .service
                 .pipeline
@@ -409,6 +453,13 @@ impl Link<Context> for ServiceLink {
     fn name(&self) -> Cow<'static, str> {
         Cow::Owned(self.service.name.to_string())
     }
+}
+
+/// A fresh key: 128 random bits in hex, unique across executions and
+/// processes for any practical purpose.
+fn new_idempotency_key() -> HeaderValue {
+    let key = format!("{:032x}", fastrand::u128(..));
+    HeaderValue::from_str(&key).unwrap_or_else(|_| unreachable!("hex digits are a valid header"))
 }
 
 /// Makes sure the message names the service: rejections and timeouts come

@@ -443,3 +443,125 @@ async fn retries_stop_at_the_budget() {
     }
     assert_eq!(service.hits(), 12);
 }
+
+/// A payment service whose side effect happens before its answer is lost:
+/// each POST charges (once per `Idempotency-Key`, as a service honouring
+/// the header does, or every time without one), then the first
+/// `lose_answers` answers fail with a 503.
+#[derive(Default)]
+struct Payments {
+    attempts: AtomicU32,
+    charges: AtomicU32,
+    lose_answers: AtomicU32,
+    keys: Mutex<Vec<Option<String>>>,
+}
+
+async fn charge(Shared(payments): Shared<Arc<Payments>>, headers: HeaderMap) -> Response {
+    payments.attempts.fetch_add(1, Ordering::SeqCst);
+    let key = headers
+        .get("idempotency-key")
+        .map(|key| key.to_str().unwrap().to_owned());
+    let mut keys = payments.keys.lock().unwrap();
+    let seen = key.is_some() && keys.contains(&key);
+    keys.push(key);
+    drop(keys);
+    if !seen {
+        payments.charges.fetch_add(1, Ordering::SeqCst);
+    }
+    if take(&payments.lose_answers) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "answer lost").into_response();
+    }
+    Json(json!({"charged": true})).into_response()
+}
+
+async fn start_payments() -> (String, Arc<Payments>) {
+    let payments = Arc::new(Payments::default());
+    let app = Router::new()
+        .route("/charge", post(charge))
+        .with_state(payments.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{address}/charge"), payments)
+}
+
+#[tokio::test]
+async fn a_retried_post_carries_one_idempotency_key_per_execution() {
+    let (url, payments) = start_payments().await;
+    // The defaults: three attempts, and a key.
+    let orchestrator = Orchestrator::new([ServiceEndpoint::new("payments", &url)]).unwrap();
+    let chain = orchestrator.chain(["payments"]).unwrap();
+
+    payments.lose_answers.store(2, Ordering::SeqCst);
+    chain.execute(Context::new()).await.unwrap();
+    assert_eq!(payments.attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(payments.charges.load(Ordering::SeqCst), 1, "charged twice");
+    chain.execute(Context::new()).await.unwrap();
+    assert_eq!(payments.charges.load(Ordering::SeqCst), 2);
+
+    let keys = payments.keys.lock().unwrap().clone();
+    let keys: Vec<String> = keys.into_iter().map(|key| key.expect("a key")).collect();
+    assert!(keys[..3].iter().all(|key| *key == keys[0]), "{keys:?}");
+    assert_ne!(
+        keys[3], keys[0],
+        "a second execution reused the first one's key"
+    );
+    assert!(
+        keys[0].len() >= 32,
+        "a key too short to be unique: {}",
+        keys[0]
+    );
+}
+
+#[tokio::test]
+async fn a_key_the_caller_sends_is_kept() {
+    let (url, payments) = start_payments().await;
+    let orchestrator = Orchestrator::new([ServiceEndpoint::new("payments", &url)]).unwrap();
+    let mut outgoing = chain_core::OutgoingHeaders::new();
+    outgoing.set("Idempotency-Key", "order-17");
+    let ctx = Context::new().with_ext(outgoing);
+    orchestrator
+        .chain(["payments"])
+        .unwrap()
+        .execute(ctx)
+        .await
+        .unwrap();
+    assert_eq!(
+        *payments.keys.lock().unwrap(),
+        [Some("order-17".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn without_a_key_a_post_is_not_retried_unless_asked() {
+    let (url, payments) = start_payments().await;
+    let orchestrator =
+        Orchestrator::new([ServiceEndpoint::new("payments", &url).without_idempotency_key()])
+            .unwrap();
+    payments.lose_answers.store(1, Ordering::SeqCst);
+    let error = orchestrator
+        .chain(["payments"])
+        .unwrap()
+        .execute(Context::new())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+    assert_eq!(payments.attempts.load(Ordering::SeqCst), 1);
+    assert_eq!(*payments.keys.lock().unwrap(), [None]);
+
+    // Retries turned on explicitly: the caller's choice, and its risk.
+    let (url, payments) = start_payments().await;
+    let orchestrator = Orchestrator::new([ServiceEndpoint::new("payments", &url)
+        .without_idempotency_key()
+        .retry(quick_retry(3))])
+    .unwrap();
+    payments.lose_answers.store(1, Ordering::SeqCst);
+    orchestrator
+        .chain(["payments"])
+        .unwrap()
+        .execute(Context::new())
+        .await
+        .unwrap();
+    assert_eq!(payments.attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(payments.charges.load(Ordering::SeqCst), 2);
+}
