@@ -696,3 +696,33 @@ async fn the_seed_admin_and_profile_chains() {
         .unwrap_err();
     assert_eq!(failure(&refused), &AuthFailure::MissingToken);
 }
+
+#[tokio::test]
+async fn users_carry_when_they_were_created_and_last_logged_in() {
+    let auth = manager();
+    let before = std::time::SystemTime::now();
+    auth.create_user("ada", "Analytical1", Role::Admin)
+        .await
+        .unwrap();
+    auth.create_user("bob", "Babbage123", Role::User)
+        .await
+        .unwrap();
+    let users = auth.users().await.unwrap();
+    assert!(users.iter().all(|user| user.created_at >= before));
+    assert!(users.iter().all(|user| user.last_login.is_none()));
+
+    // A failed login is not a login.
+    auth.authenticate("ada", "wrong-password1")
+        .await
+        .unwrap_err();
+    assert!(auth.users().await.unwrap()[0].last_login.is_none());
+
+    let before_login = std::time::SystemTime::now();
+    auth.authenticate("ada", "Analytical1").await.unwrap();
+    let users = auth.users().await.unwrap();
+    let ada = &users[0];
+    assert_eq!(ada.username, "ada");
+    assert!(ada.last_login.unwrap() >= before_login);
+    assert!(ada.created_at <= before_login);
+    assert!(users[1].last_login.is_none(), "bob never logged in");
+}

@@ -53,7 +53,14 @@ async fn main() -> Result<()> {
                     .users()
                     .await?
                     .into_iter()
-                    .map(|user| json!({"username": user.username, "role": user.role.as_str()}))
+                    .map(|user| {
+                        json!({
+                            "username": user.username,
+                            "role": user.role.as_str(),
+                            "created_at": unix_seconds(user.created_at),
+                            "last_login": user.last_login.map(unix_seconds),
+                        })
+                    })
                     .collect();
                 Ok(ctx.with("users", users))
             }
@@ -130,4 +137,10 @@ async fn main() -> Result<()> {
         Err(error) => println!("right password while locked: {error:#}"),
     }
     Ok(())
+}
+
+/// Seconds since the Unix epoch, as the listing shows times.
+fn unix_seconds(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }

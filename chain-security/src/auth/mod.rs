@@ -30,6 +30,7 @@ mod store;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::SystemTime;
 
 use chain_core::{Error, ErrorKind, Result};
 use serde::Serialize;
@@ -196,6 +197,8 @@ impl AuthManager {
                 password_hash,
                 role,
                 active: true,
+                created_at: SystemTime::now(),
+                last_login: None,
             })
             .await
     }
@@ -246,6 +249,12 @@ impl AuthManager {
         attempt
             .succeeded()
             .map_err(|locked| locked_error(locked.retry_after))?;
+        // Recorded before the token is issued: a store that cannot write
+        // fails the login rather than lose the time.
+        self.inner
+            .store
+            .record_login(&user.username, SystemTime::now())
+            .await?;
         let keys = self
             .inner
             .keys

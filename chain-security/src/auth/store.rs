@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{PoisonError, RwLock};
+use std::time::SystemTime;
 
 use chain_core::{BoxFuture, Error, Result};
 use serde::{Deserialize, Serialize};
@@ -75,6 +76,10 @@ pub struct UserRecord {
     pub role: Role,
     /// Inactive users cannot log in.
     pub active: bool,
+    /// When the user was created.
+    pub created_at: SystemTime,
+    /// When the user last logged in successfully, if ever.
+    pub last_login: Option<SystemTime>,
 }
 
 impl fmt::Debug for UserRecord {
@@ -83,6 +88,8 @@ impl fmt::Debug for UserRecord {
             .field("username", &self.username)
             .field("role", &self.role)
             .field("active", &self.active)
+            .field("created_at", &self.created_at)
+            .field("last_login", &self.last_login)
             .finish_non_exhaustive()
     }
 }
@@ -115,6 +122,9 @@ impl fmt::Debug for UserRecord {
 ///     }
 ///     fn update(&self, user: UserRecord) -> BoxFuture<'_, Result<()>> {
 ///         self.insert(user)
+///     }
+///     fn record_login<'a>(&'a self, _: &'a str, _: std::time::SystemTime) -> BoxFuture<'a, Result<()>> {
+///         Box::pin(async { Ok(()) }) // the directory keeps its own login times
 ///     }
 ///     fn list(&self) -> BoxFuture<'_, Result<Vec<UserRecord>>> {
 ///         Box::pin(async { Ok(Vec::new()) })
@@ -151,6 +161,32 @@ pub trait UserStore: Send + Sync + 'static {
     ///
     /// The store's own failures.
     fn list(&self) -> BoxFuture<'_, Result<Vec<UserRecord>>>;
+
+    /// Records a successful login at `at` in the user's `last_login`.
+    ///
+    /// The default reads the record and writes it back whole, which can
+    /// undo a change made in between (a deactivation, say). A store over a
+    /// database should write the one column instead
+    /// (`UPDATE users SET last_login = $2 WHERE username = $1`), as
+    /// [`MemoryUserStore`] does under its lock.
+    ///
+    /// # Errors
+    ///
+    /// A [`NotFound`](chain_core::ErrorKind::NotFound) error if there is no
+    /// such user, or the store's own failures.
+    fn record_login<'a>(&'a self, username: &'a str, at: SystemTime) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let user = self
+                .get(username)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("no user `{username}`")))?;
+            self.update(UserRecord {
+                last_login: Some(at),
+                ..user
+            })
+            .await
+        })
+    }
 }
 
 /// Users in memory, behind a read-write lock.
@@ -198,6 +234,17 @@ impl MemoryUserStore {
         }
     }
 
+    fn record_login_now(&self, username: &str, at: SystemTime) -> Result<()> {
+        let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
+        match users.get_mut(username) {
+            Some(user) => {
+                user.last_login = Some(at);
+                Ok(())
+            }
+            None => Err(Error::not_found(format!("no user `{username}`"))),
+        }
+    }
+
     fn list_now(&self) -> Vec<UserRecord> {
         let mut users: Vec<UserRecord> = self
             .users
@@ -228,5 +275,9 @@ impl UserStore for MemoryUserStore {
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<UserRecord>>> {
         Box::pin(std::future::ready(Ok(self.list_now())))
+    }
+
+    fn record_login<'a>(&'a self, username: &'a str, at: SystemTime) -> BoxFuture<'a, Result<()>> {
+        Box::pin(std::future::ready(self.record_login_now(username, at)))
     }
 }
