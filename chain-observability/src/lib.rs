@@ -68,7 +68,7 @@ pub use metrics::{
 pub use prometheus;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
-pub use server::MetricsServer;
+pub use server::{MetricsServer, routes as metrics_routes};
 #[cfg(feature = "otlp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use trace::{DEFAULT_OTLP_ENDPOINT, OtlpConfig, OtlpExporter};

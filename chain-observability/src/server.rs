@@ -54,9 +54,7 @@ impl MetricsServer {
                 .with_source(source)
             })?;
         let local_addr = listener.local_addr().map_err(Error::internal_from)?;
-        let app = Router::new()
-            .route("/metrics", get(render))
-            .with_state(registry);
+        let app = routes(registry);
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -99,6 +97,28 @@ impl Drop for MetricsServer {
             let _ = shutdown.send(());
         }
     }
+}
+
+/// A router serving `registry` at `GET /metrics`, to merge into a
+/// service's own router when the metrics share its port (as the Prometheus
+/// scrape annotations of a Kubernetes pod usually expect).
+///
+/// ```
+/// use chain_observability::{ChainMetrics, metrics_routes};
+/// use prometheus::Registry;
+///
+/// # fn main() -> chain_core::Result<()> {
+/// let registry = Registry::new();
+/// let metrics = ChainMetrics::new(&registry)?;
+/// let app: axum::Router = axum::Router::new()
+///     .route("/", axum::routing::get(|| async { "hello" }))
+///     .merge(metrics_routes(registry));
+/// # Ok(()) }
+/// ```
+pub fn routes(registry: Registry) -> Router {
+    Router::new()
+        .route("/metrics", get(render))
+        .with_state(registry)
 }
 
 async fn render(State(registry): State<Registry>) -> Response {

@@ -4,7 +4,10 @@
 //!
 //! - `cargo run -p examples --example deploy-service` serves on
 //!   `$BIND` (default `0.0.0.0:8080`): `POST /orders`, `GET /`,
-//!   `/health`, `/health/live`, `/health/ready`.
+//!   `/health`, `/health/live`, `/health/ready`, and the pricing chain's
+//!   Prometheus metrics at `/metrics`. On SIGTERM readiness fails at once,
+//!   requests are still served for `$DRAIN_SECONDS` (default 5) so load
+//!   balancers can notice, then in-flight requests finish and it exits 0.
 //! - `--probe URL` GETs the URL and exits 0 on a 2xx answer: the Docker
 //!   HEALTHCHECK, without curl in the image.
 //! - `--self-test` serves on a free loopback port, calls itself, prints
@@ -18,6 +21,8 @@ use axum::routing::{get, post_service};
 use examples::{http_get, price_items};
 use modulink::axum::ChainRoute;
 use modulink::deploy::health::{CheckResult, Health, check_fn, routes};
+use modulink::observability::prometheus::Registry;
+use modulink::observability::{ChainMetrics, metrics_routes};
 use modulink::{Chain, Context, Error};
 use serde_json::{Value, json};
 
@@ -53,11 +58,17 @@ async fn about() -> Json<Value> {
 /// context, the request's headers and peer go into `RequestMeta` (what
 /// `auth()` reads), and errors answer as RFC 9457 problems with the status
 /// of their kind (422 for an empty order).
-fn app(health: Health) -> axum::Router {
-    axum::Router::new()
+fn app(health: Health) -> std::result::Result<axum::Router, Failure> {
+    let registry = Registry::new();
+    let metrics = ChainMetrics::new(&registry)?;
+    Ok(axum::Router::new()
         .route("/", get(about))
-        .route_service("/orders", post_service(ChainRoute::new(pricing())))
+        .route_service(
+            "/orders",
+            post_service(ChainRoute::new(metrics.instrument(pricing()))),
+        )
         .merge(routes(health))
+        .merge(metrics_routes(registry)))
 }
 
 fn health() -> Health {
@@ -73,20 +84,22 @@ fn health() -> Health {
 
 /// Serves until SIGTERM or Ctrl-C: readiness fails first so load balancers
 /// stop sending traffic, then in-flight requests finish.
-async fn serve(bind: &str) -> std::result::Result<(), Failure> {
+async fn serve(bind: &str, drain: Duration) -> std::result::Result<(), Failure> {
     let health = health();
+    let app = app(health.clone())?;
     let listener = tokio::net::TcpListener::bind(bind).await?;
     println!("listening on {}", listener.local_addr()?);
     let draining = health.clone();
     axum::serve(
         listener,
-        app(health).into_make_service_with_connect_info::<SocketAddr>(),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         stop_signal().await;
         draining.start_draining();
+        println!("draining for {} s", drain.as_secs_f64());
         // Long enough for the readiness probe to notice.
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(drain).await;
     })
     .await?;
     Ok(())
@@ -117,8 +130,7 @@ async fn stop_signal() {
 async fn self_test() -> std::result::Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address: SocketAddr = listener.local_addr()?;
-    let health = health();
-    let service = app(health).into_make_service_with_connect_info::<SocketAddr>();
+    let service = app(health())?.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, service).await });
     for path in ["/health/live", "/health/ready", "/"] {
         let answer = http_get(&format!("http://{address}{path}")).await?;
@@ -165,6 +177,17 @@ async fn main() -> std::result::Result<(), Failure> {
             }
         }
         [flag] if flag == "--self-test" => self_test().await,
-        _ => serve(&std::env::var("BIND").unwrap_or_else(|_| "0.0.0.0:8080".to_owned())).await,
+        _ => {
+            let bind = std::env::var("BIND").unwrap_or_else(|_| "0.0.0.0:8080".to_owned());
+            let drain = match std::env::var("DRAIN_SECONDS") {
+                Ok(seconds) => Duration::from_secs_f64(
+                    seconds
+                        .parse()
+                        .map_err(|error| format!("DRAIN_SECONDS `{seconds}`: {error}"))?,
+                ),
+                Err(_) => Duration::from_secs(5),
+            };
+            serve(&bind, drain).await
+        }
     }
 }
