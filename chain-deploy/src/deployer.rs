@@ -2,8 +2,12 @@
 //! specific to where services run.
 
 use std::fmt;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use chain_core::{BoxError, BoxFuture};
+use tokio::io::AsyncReadExt;
 
 /// Deploys a version to an environment and returns once it is running
 /// (not yet validated: [`BlueGreen`](crate::blue_green::BlueGreen) does
@@ -34,7 +38,9 @@ impl Deployer for NoopDeployer {
 }
 
 /// Runs a command, with `MODULINK_ENVIRONMENT` and `MODULINK_VERSION` in its
-/// environment; a non-zero exit is a failure carrying the command's stderr.
+/// environment; a non-zero exit is a failure carrying the end of the
+/// command's stderr. The deploy is done when the command exits, even if it
+/// left the service running in the background with its output.
 ///
 /// ```no_run
 /// use chain_deploy::deployer::CommandDeployer;
@@ -60,6 +66,13 @@ impl CommandDeployer {
     }
 }
 
+/// The end of a failing command's stderr kept for its error.
+const STDERR_TAIL_BYTES: usize = 4096;
+
+/// How long output still arriving after the command exits is read: a
+/// process it left running may hold the pipe open for good.
+const OUTPUT_GRACE: Duration = Duration::from_millis(100);
+
 impl Deployer for CommandDeployer {
     fn deploy<'a>(
         &'a self,
@@ -67,29 +80,59 @@ impl Deployer for CommandDeployer {
         version: &'a str,
     ) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
-            let output = tokio::process::Command::new(&self.program)
+            let mut child = tokio::process::Command::new(&self.program)
                 .args(&self.args)
                 .env("MODULINK_ENVIRONMENT", environment)
                 .env("MODULINK_VERSION", version)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
                 .kill_on_drop(true)
-                .output()
-                .await
+                .spawn()
                 .map_err(|error| format!("cannot run `{}`: {error}", self.program))?;
-            if output.status.success() {
+            // The deploy is over when the command exits. A script that
+            // starts the service in the background (`service &`) leaves it
+            // holding stderr, so the pipe is read beside the wait, not to
+            // its end.
+            let tail = Arc::new(Mutex::new(Vec::new()));
+            let reader = child
+                .stderr
+                .take()
+                .map(|stderr| tokio::spawn(keep_tail(stderr, Arc::clone(&tail))));
+            let status = child
+                .wait()
+                .await
+                .map_err(|error| format!("cannot wait for `{}`: {error}", self.program))?;
+            if let Some(mut reader) = reader
+                && tokio::time::timeout(OUTPUT_GRACE, &mut reader)
+                    .await
+                    .is_err()
+            {
+                reader.abort();
+            }
+            if status.success() {
                 return Ok(());
             }
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let tail: String = stderr
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
-            Err(format!("`{}` exited with {}: {tail}", self.program, output.status).into())
+            let stderr = tail.lock().unwrap_or_else(PoisonError::into_inner);
+            let stderr = String::from_utf8_lossy(&stderr);
+            let lines: Vec<&str> = stderr.lines().rev().take(5).collect();
+            let tail = lines.into_iter().rev().collect::<Vec<_>>().join("\n");
+            Err(format!("`{}` exited with {status}: {tail}", self.program).into())
         })
+    }
+}
+
+/// Reads `stderr` to its end, keeping its last [`STDERR_TAIL_BYTES`].
+async fn keep_tail(mut stderr: tokio::process::ChildStderr, tail: Arc<Mutex<Vec<u8>>>) {
+    let mut buffer = [0u8; 1024];
+    while let Ok(read) = stderr.read(&mut buffer).await {
+        if read == 0 {
+            break;
+        }
+        let mut tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
+        tail.extend_from_slice(&buffer[..read]);
+        let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
+        tail.drain(..excess);
     }
 }
 

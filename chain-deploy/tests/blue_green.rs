@@ -381,3 +381,34 @@ async fn the_history_keeps_its_newest_entries() {
     assert_eq!(actions.last().unwrap(), &("switch", Some("v3".to_owned())));
     assert_eq!(releases.status().await.unwrap().deployment_history_count, 4);
 }
+
+/// A deploy script that starts the service in the background (`service &`)
+/// leaves it holding the script's stdout and stderr: the deploy is over
+/// when the script exits, not when those pipes close.
+#[tokio::test]
+async fn a_deploy_command_that_leaves_a_process_running_returns_when_it_exits() {
+    let marker = std::env::temp_dir().join(format!("modulink-deploy-{}", std::process::id()));
+    let deployer = CommandDeployer::new(
+        "sh",
+        [
+            "-c".to_owned(),
+            format!(
+                "sleep 60 & echo $! > {}; echo deployed $MODULINK_VERSION; exit 0",
+                marker.display()
+            ),
+        ],
+    );
+    let deployed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        chain_deploy::deployer::Deployer::deploy(&deployer, "green", "v2"),
+    )
+    .await;
+    let background = std::fs::read_to_string(&marker).unwrap();
+    let _ = std::process::Command::new("kill")
+        .arg(background.trim())
+        .status();
+    let _ = std::fs::remove_file(&marker);
+    deployed
+        .expect("the deploy waited for the background process")
+        .unwrap();
+}

@@ -10,13 +10,16 @@ use std::time::{Duration, Instant};
 use modulink::scaling::parallel::{Mode, Overflow, PoolSettings, ResourcePool};
 use modulink::{Chain, Context, ErrorKind, Result};
 
+/// The two I/O waits: run in parallel, the chain takes about the longer.
+const IO_WAITS: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(150)];
+
 async fn io_task_1(ctx: Context) -> Result<Context> {
-    tokio::time::sleep(Duration::from_millis(100)).await; // a network call
+    tokio::time::sleep(IO_WAITS[0]).await; // a network call
     Ok(ctx.with("io_task_1_result", "completed"))
 }
 
 async fn io_task_2(ctx: Context) -> Result<Context> {
-    tokio::time::sleep(Duration::from_millis(150)).await; // a database query
+    tokio::time::sleep(IO_WAITS[1]).await; // a database query
     Ok(ctx.with("io_task_2_result", "completed"))
 }
 
@@ -58,8 +61,10 @@ async fn main() -> Result<()> {
         .execute(Context::new().with("test", "async"))
         .await?;
     println!(
-        "async chain completed in {:.2}s (both waits overlapped): {}",
+        "async chain completed in {:.3}s, with waits of {:.3}s and {:.3}s: {}",
         started.elapsed().as_secs_f64(),
+        IO_WAITS[0].as_secs_f64(),
+        IO_WAITS[1].as_secs_f64(),
         out.to_json()
     );
     let started = Instant::now();

@@ -269,31 +269,87 @@ fn expect_lines(name: &str, expected: &[&str]) {
 
 #[test]
 fn parallel_pools_overlap_io_use_threads_for_cpu_and_report() {
-    expect_lines(
-        "parallel-pools",
-        &[
-            "(both waits overlapped)",
-            "thread chain completed in",
-            "burst of 35: 30 ran, 5 rejected by the pool",
-            "Performance report for pool `performance_test`",
-            "5 chains were rejected",
-        ],
+    let out = run_example("parallel-pools");
+    // "async chain completed in 0.152s, with waits of 0.100s and 0.150s: ..."
+    let line = out
+        .lines()
+        .find_map(|line| line.strip_prefix("async chain completed in "))
+        .unwrap_or_else(|| panic!("no async chain line in:\n{out}"));
+    let seconds: Vec<f64> = line
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter(|part| part.contains('.'))
+        .take(3)
+        .map(|part| part.trim_end_matches('.').parse().unwrap())
+        .collect();
+    let [took, first, second] = seconds[..] else {
+        panic!("cannot read the times in `{line}`");
+    };
+    assert!(took >= first.max(second), "{line}");
+    assert!(
+        took < first + second,
+        "the waits ran one after the other: {line}"
     );
+    for expected in [
+        "thread chain completed in",
+        "burst of 35: 30 ran, 5 rejected by the pool",
+        "Performance report for pool `performance_test`",
+        "5 chains were rejected",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
 }
 
 #[test]
-fn blue_green_switches_and_rolls_back_without_failed_requests() {
-    expect_lines(
-        "blue-green",
-        &[
-            "active before: blue",
-            "deployed v2 to green: healthy true, load test 100% ok",
-            "active after deploy: green",
-            "active after rollback: blue",
-            " served, 0 failed",
-            "switch green all traffic moved from `blue`",
-        ],
-    );
+fn blue_green_deploys_a_new_process_switches_and_rolls_back_without_failed_requests() {
+    let out = run_example("blue-green");
+    let value = |prefix: &str| -> String {
+        out.lines()
+            .find_map(|line| line.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no line `{prefix}...` in:\n{out}"))
+            .trim()
+            .to_owned()
+    };
+    let blue = value("blue: v1 in process ");
+    let green = value("green: v2 in process ");
+    assert_ne!(blue, green, "v2 did not get a process of its own");
+    assert_ne!(blue, std::process::id().to_string());
+    let failed: u64 = value("clients during the release: ")
+        .trim_end_matches(" failed requests")
+        .parse()
+        .unwrap();
+    assert_eq!(failed, 0, "{out}");
+    // Both processes answered the clients, and nothing else did.
+    let answered: Vec<(&str, u64)> = out
+        .lines()
+        .filter_map(|line| line.strip_prefix("answered by "))
+        .map(|line| {
+            let (process, count) = line.rsplit_once(": ").unwrap();
+            (process, count.parse().unwrap())
+        })
+        .collect();
+    let by = |process: &str| {
+        answered
+            .iter()
+            .find(|(name, _)| *name == process)
+            .map_or(0, |(_, count)| *count)
+    };
+    assert!(by(&format!("v1 {blue}")) > 0, "{out}");
+    assert!(by(&format!("v2 {green}")) > 0, "{out}");
+    assert_eq!(answered.len(), 2, "{out}");
+    for line in [
+        "deployed v2 to green: healthy true, load test 100% ok",
+        "active after deploy: green",
+        "active after rollback: blue",
+    ] {
+        assert!(out.contains(line), "missing `{line}` in:\n{out}");
+    }
+    // The example stopped the processes it started.
+    for pid in [&blue, &green] {
+        // Gone, or a zombie its adopter has not reaped yet.
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.rsplit_once(") ").unwrap().1.starts_with('Z'));
+        assert!(!alive, "process {pid} outlived the example");
+    }
 }
 
 #[test]
