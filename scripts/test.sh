@@ -35,6 +35,16 @@ if [ ! -x "$moto_venv/bin/moto_server" ]; then
 fi
 export MOTO_SERVER="$PWD/$moto_venv/bin/moto_server"
 
+# kubernetes-validate carries the Kubernetes JSON schemas, so chain-deploy's
+# manifest tests validate deploy/k8s offline.
+k8s_venv=target/k8s-venv
+if [ ! -x "$k8s_venv/bin/kubernetes-validate" ]; then
+    echo "==> installing kubernetes-validate (PyPI) into $k8s_venv"
+    python3 -m venv "$k8s_venv"
+    "$k8s_venv/bin/pip" install --quiet "kubernetes-validate==1.37.0"
+fi
+export KUBERNETES_VALIDATE="$PWD/$k8s_venv/bin/kubernetes-validate"
+
 # nats-server with JetStream for chain-scaling's event bus transport: one
 # shared server on a free loopback port for the whole run (tests isolate
 # themselves with their own streams), stopped when this script exits.

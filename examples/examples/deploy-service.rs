@@ -6,8 +6,12 @@
 //!   `$BIND` (default `0.0.0.0:8080`): `POST /orders`, `GET /`,
 //!   `/health`, `/health/live`, `/health/ready`, and the pricing chain's
 //!   Prometheus metrics at `/metrics`. On SIGTERM readiness fails at once,
-//!   requests are still served for `$DRAIN_SECONDS` (default 5) so load
+//!   requests are still served for the drain time (default 5 s) so load
 //!   balancers can notice, then in-flight requests finish and it exits 0.
+//! - Settings: `$CONFIG_FILE`, a JSON file such as the Kubernetes
+//!   ConfigMap mounts (`{"drain_seconds": 5}`), then `$DRAIN_SECONDS` over
+//!   it. When `$API_KEY` is set (a Kubernetes Secret), `POST /orders`
+//!   requires it in the `X-Api-Key` header; it is never printed.
 //! - `--probe URL` GETs the URL and exits 0 on a 2xx answer: the Docker
 //!   HEALTHCHECK, without curl in the image.
 //! - `--self-test` serves on a free loopback port, calls itself, prints
@@ -17,12 +21,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
+use axum::response::IntoResponse;
 use axum::routing::{get, post_service};
 use examples::{http_get, price_items};
 use modulink::axum::ChainRoute;
 use modulink::deploy::health::{CheckResult, Health, check_fn, routes};
 use modulink::observability::prometheus::Registry;
 use modulink::observability::{ChainMetrics, metrics_routes};
+use modulink::security::secrets::Secret;
 use modulink::{Chain, Context, Error};
 use serde_json::{Value, json};
 
@@ -61,14 +67,64 @@ async fn about() -> Json<Value> {
 fn app(health: Health) -> std::result::Result<axum::Router, Failure> {
     let registry = Registry::new();
     let metrics = ChainMetrics::new(&registry)?;
+    let mut orders = axum::Router::new().route_service(
+        "/orders",
+        post_service(ChainRoute::new(metrics.instrument(pricing()))),
+    );
+    if let Ok(key) = std::env::var("API_KEY") {
+        let key = Secret::new(key);
+        orders = orders.layer(axum::middleware::from_fn(move |request, next| {
+            require_api_key(key.clone(), request, next)
+        }));
+    }
     Ok(axum::Router::new()
         .route("/", get(about))
-        .route_service(
-            "/orders",
-            post_service(ChainRoute::new(metrics.instrument(pricing()))),
-        )
+        .merge(orders)
         .merge(routes(health))
         .merge(metrics_routes(registry)))
+}
+
+/// Refuses a request without the right `X-Api-Key` (compared in constant
+/// time by `Secret`).
+async fn require_api_key(
+    key: Secret,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let given = request
+        .headers()
+        .get("x-api-key")
+        .and_then(|value| value.to_str().ok())
+        .map(Secret::new);
+    if given.as_ref() == Some(&key) {
+        next.run(request).await
+    } else {
+        axum::http::StatusCode::UNAUTHORIZED.into_response()
+    }
+}
+
+/// The drain time: the config file's `drain_seconds`, then
+/// `$DRAIN_SECONDS` over it, else 5 s.
+fn drain_time() -> std::result::Result<Duration, Failure> {
+    let mut seconds = 5.0;
+    if let Ok(path) = std::env::var("CONFIG_FILE") {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|error| format!("cannot read CONFIG_FILE {path}: {error}"))?;
+        let config: Value = serde_json::from_str(&text)
+            .map_err(|error| format!("CONFIG_FILE {path} is not JSON: {error}"))?;
+        if let Some(value) = config.get("drain_seconds") {
+            seconds = value
+                .as_f64()
+                .ok_or_else(|| format!("CONFIG_FILE {path}: drain_seconds is not a number"))?;
+        }
+    }
+    if let Ok(value) = std::env::var("DRAIN_SECONDS") {
+        seconds = value
+            .parse()
+            .map_err(|error| format!("DRAIN_SECONDS `{value}`: {error}"))?;
+    }
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|error| format!("drain time {seconds}: {error}").into())
 }
 
 fn health() -> Health {
@@ -179,15 +235,7 @@ async fn main() -> std::result::Result<(), Failure> {
         [flag] if flag == "--self-test" => self_test().await,
         _ => {
             let bind = std::env::var("BIND").unwrap_or_else(|_| "0.0.0.0:8080".to_owned());
-            let drain = match std::env::var("DRAIN_SECONDS") {
-                Ok(seconds) => Duration::from_secs_f64(
-                    seconds
-                        .parse()
-                        .map_err(|error| format!("DRAIN_SECONDS `{seconds}`: {error}"))?,
-                ),
-                Err(_) => Duration::from_secs(5),
-            };
-            serve(&bind, drain).await
+            serve(&bind, drain_time()?).await
         }
     }
 }

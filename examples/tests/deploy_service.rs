@@ -13,11 +13,15 @@ use support::{Process, example_binary};
 const WAIT: Duration = Duration::from_secs(20);
 
 fn start(drain_seconds: &str) -> (Process, String) {
+    start_with(&[("DRAIN_SECONDS", drain_seconds)])
+}
+
+fn start_with(env: &[(&str, &str)]) -> (Process, String) {
     let mut command = Command::new(example_binary("deploy-service"));
     command
         .env("BIND", "127.0.0.1:0")
         .env("VERSION", "v7")
-        .env("DRAIN_SECONDS", drain_seconds);
+        .envs(env.iter().copied());
     let process = Process::start(command);
     let address = process.line_starting("listening on ", WAIT);
     (process, format!("http://{address}"))
@@ -145,4 +149,54 @@ async fn sigterm_drains_then_exits_cleanly() {
     let status = service.wait_exit(WAIT);
     assert!(status.success(), "exited with {status}");
     assert!(ready(&client).await.is_err(), "still listening after exit");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_config_file_sets_the_drain_and_the_api_key_guards_orders() {
+    let config = std::env::temp_dir().join(format!("deploy-service-{}.json", std::process::id()));
+    std::fs::write(&config, r#"{"drain_seconds": 0.5}"#).unwrap();
+    let (mut service, url) = start_with(&[
+        ("CONFIG_FILE", config.to_str().unwrap()),
+        ("API_KEY", "k-3f9a"),
+    ]);
+    let client = reqwest::Client::new();
+    let order = json!({"items": [{"price": 10.0, "quantity": 1}]});
+    let post = |key: Option<&str>| {
+        let mut request = client.post(format!("{url}/orders")).json(&order);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(post(None).await, 401);
+    assert_eq!(post(Some("k-3f9b")).await, 401);
+    assert_eq!(post(Some("k-3f9a")).await, 200);
+    // Health and metrics stay open to probes and scrapers.
+    let ready = client
+        .get(format!("{url}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    service.signal("TERM");
+    assert_eq!(service.line_starting("draining for ", WAIT), "0.5 s");
+    assert!(service.wait_exit(WAIT).success());
+    std::fs::remove_file(&config).unwrap();
+}
+
+#[test]
+fn a_config_file_that_is_not_json_stops_the_service_with_a_clear_error() {
+    let config =
+        std::env::temp_dir().join(format!("deploy-service-bad-{}.json", std::process::id()));
+    std::fs::write(&config, "drain_seconds = 5").unwrap();
+    let output = Command::new(example_binary("deploy-service"))
+        .env("BIND", "127.0.0.1:0")
+        .env("CONFIG_FILE", &config)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&config).unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not JSON"), "{stderr}");
 }
