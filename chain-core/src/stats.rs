@@ -170,6 +170,22 @@ pub fn resident_memory_bytes() -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// The reader other systems use (memory-stats) and /proc agree here,
+    /// so the gauge means the same thing on every platform.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_portable_reader_agrees_with_proc() {
+        let ballast = vec![1_u8; 32 << 20];
+        let proc = resident_memory_bytes().unwrap() as f64;
+        let portable = memory_stats::memory_stats().unwrap().physical_mem as f64;
+        assert!(ballast.iter().all(|&b| b == 1));
+        assert!(proc > f64::from(32 << 20), "{proc}");
+        assert!(
+            (portable / proc - 1.0).abs() < 0.1,
+            "/proc {proc}, memory-stats {portable}"
+        );
+    }
+
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }

@@ -176,6 +176,56 @@ async fn summary_and_health_come_from_measured_executions() {
     assert_eq!(metrics.overall_health().recent_executions, 11);
 }
 
+#[tokio::test]
+async fn the_summary_across_chains_pools_every_chain() {
+    let registry = Registry::new();
+    let metrics = ChainMetrics::new(&registry).unwrap();
+    assert!(metrics.overall_summary().is_none());
+    assert!(metrics.summaries().is_empty());
+    // Two chains that take at least 10 ms and 30 ms (measured on the real
+    // clock, as the metrics are), one execution of which fails.
+    let waits = |name: &'static str, millis: u64| {
+        metrics.instrument(Chain::named(name).link(move |ctx: Context| async move {
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+            if ctx.contains_key("fail") {
+                return Err(Error::validation("asked to fail"));
+            }
+            Ok(ctx)
+        }))
+    };
+    let fast = waits("fast", 10);
+    let slow = waits("slow", 30);
+    for _ in 0..3 {
+        fast.execute(Context::new()).await.unwrap();
+    }
+    slow.execute(Context::new()).await.unwrap();
+    slow.execute(Context::new().with("fail", true))
+        .await
+        .unwrap_err();
+
+    let all = metrics.summaries();
+    assert_eq!(all.keys().collect::<Vec<_>>(), ["fast", "slow"]);
+    assert_eq!((all["fast"].total, all["fast"].failures), (3, 0));
+    assert_eq!((all["slow"].total, all["slow"].failures), (2, 1));
+
+    let overall = metrics.overall_summary().unwrap();
+    assert_eq!(
+        (overall.total, overall.successes, overall.failures),
+        (5, 4, 1)
+    );
+    assert!((overall.success_rate - 0.8).abs() < 1e-9);
+    // The fastest is a `fast` run and the slowest a `slow` one: both
+    // chains are in the pool.
+    assert!(overall.min >= Duration::from_millis(10) && overall.min < Duration::from_millis(30));
+    assert!(overall.max >= Duration::from_millis(30));
+    // At least (3 x 10 + 2 x 30) / 5 = 18 ms, and below the slowest.
+    assert!(
+        overall.average >= Duration::from_millis(18) && overall.average < overall.max,
+        "{:?}",
+        overall.average
+    );
+}
+
 #[test]
 fn registering_twice_or_bad_buckets_are_errors() {
     let registry = Registry::new();

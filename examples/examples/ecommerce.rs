@@ -30,14 +30,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use examples::{http_get, price_items};
-use modulink::observability::prometheus::Registry;
+use modulink::observability::prometheus::{IntCounter, Registry};
 use modulink::observability::{ChainMetrics, JsonLogLayer, MetricsServer, Tracer};
 use modulink::resilience::{Backoff, CircuitBreakerConfig, Orchestrator, Retry, ServiceEndpoint};
 use modulink::scaling::events::{
     Event, EventBus, JetStream, JetStreamConfig, Redelivery, Transport,
 };
 use modulink::security::secrets::{SecretManager, StaticSource};
-use modulink::{Chain, Context, Error, Parallel, Result, named};
+use modulink::{Chain, Context, Error, Parallel, Result, Step, named};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tracing_subscriber::layer::SubscriberExt;
@@ -197,6 +197,31 @@ fn endpoint(name: &str, urls: &HashMap<&'static str, String>) -> ServiceEndpoint
         .retry(Retry::new(3).backoff(Backoff::Constant(Duration::from_millis(5))))
 }
 
+/// Completed orders from this total up are counted as large transactions, in
+/// `modulink_large_transactions_total` (the `LargeTransactionDetected`
+/// alert of chain-observability's `deploy/alerts.yml` watches it) and with
+/// a warning in the log.
+const LARGE_TRANSACTION_USD: f64 = 200.0;
+
+/// Counts the orders of at least [`LARGE_TRANSACTION_USD`].
+fn count_large_transactions(large: IntCounter) -> impl Fn(Context) -> Result<Context> + Clone {
+    move |ctx: Context| {
+        let total = ctx
+            .get_value("total")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        if total >= LARGE_TRANSACTION_USD {
+            large.inc();
+            tracing::warn!(
+                total,
+                threshold = LARGE_TRANSACTION_USD,
+                "Large transaction detected"
+            );
+        }
+        Ok(ctx)
+    }
+}
+
 /// Takes the order out of the event and prices it.
 async fn validate_order(ctx: Context) -> Result<Context> {
     let order: Value = ctx.require("event_data")?;
@@ -247,6 +272,7 @@ async fn build_pipeline(
     urls: &HashMap<&'static str, String>,
     secrets: &SecretManager,
     metrics: &ChainMetrics,
+    large_transactions: IntCounter,
 ) -> std::result::Result<Pipeline, Failure> {
     let inventory = Orchestrator::new([endpoint("inventory_service", urls)
         .retry(Retry::new(1))
@@ -297,7 +323,12 @@ async fn build_pipeline(
                 .branch(others.chain(["sms_service"])?),
         )
         .link(others.chain(["warehouse_service"])?)
-        .link(named("confirm", confirm));
+        .link(named("confirm", confirm))
+        // Last, so an order the bus redelivers after a failure counts once.
+        .step(
+            Step::sync(count_large_transactions(large_transactions))
+                .named("count_large_transactions"),
+        );
     let chain = Tracer::new().instrument(metrics.instrument(chain));
     Ok(Pipeline { chain, inventory })
 }
@@ -458,9 +489,14 @@ async fn main() -> std::result::Result<(), Failure> {
         .build();
     let registry = Registry::new();
     let metrics = ChainMetrics::new(&registry)?;
+    let large_transactions = IntCounter::new(
+        "modulink_large_transactions_total",
+        format!("Completed orders of at least {LARGE_TRANSACTION_USD} USD"),
+    )?;
+    registry.register(Box::new(large_transactions.clone()))?;
     let metrics_server =
         MetricsServer::serve(registry, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let pipeline = build_pipeline(&urls, &secrets, &metrics).await?;
+    let pipeline = build_pipeline(&urls, &secrets, &metrics, large_transactions).await?;
     println!("metrics on http://{}/metrics", metrics_server.local_addr());
     if let Some(breaker) = pipeline.inventory.breaker("inventory_service") {
         let mut changes = breaker.subscribe();
@@ -576,6 +612,18 @@ async fn main() -> std::result::Result<(), Failure> {
         .collect::<Vec<_>>()
         .join("; ");
     println!("/metrics: {executions}");
+    let mut names: Vec<&str> = scrape
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .collect();
+    names.dedup();
+    println!("/metrics names: {}", names.join(" "));
+    let large = scrape
+        .lines()
+        .find_map(|line| line.strip_prefix("modulink_large_transactions_total "))
+        .unwrap_or("none");
+    println!("/metrics large transactions: {large}");
     let log_lines = std::fs::read_to_string(&log_path)?;
     let traced = log_lines
         .lines()

@@ -245,6 +245,45 @@ fn the_flagship_processes_every_order_through_an_outage() {
         .and_then(|count| count.parse().ok())
         .unwrap_or_else(|| panic!("no log line in:\n{out}"));
     assert!(traced > 1_000, "{traced} log lines with trace ids");
+
+    // Completed large transactions (at least $200) of orders 1 to 200, counted through
+    // /metrics: order n has 1 + n % 3 items at 19.99 and one at 149.0 when
+    // n % 4 == 0, so only three items and the 149.0 one reach it
+    // (n % 12 == 8); user n % 40 == 12 is held for fraud and never
+    // completes.
+    let large_orders = (1..=200).filter(|n| n % 12 == 8 && n % 40 != 12).count();
+    let large: usize = out
+        .lines()
+        .find_map(|line| line.strip_prefix("/metrics large transactions: "))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no large-transaction count in:\n{out}"));
+    assert_eq!(large, large_orders);
+
+    // Every metric an alert rule queries is one the flagship exports.
+    let exported: Vec<&str> = out
+        .lines()
+        .find_map(|line| line.strip_prefix("/metrics names: "))
+        .unwrap_or_else(|| panic!("no metric names in:\n{out}"))
+        .split(' ')
+        .collect();
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../chain-observability/deploy/alerts.yml"
+    ))
+    .unwrap();
+    let queried: Vec<&str> = rules
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .flat_map(|line| line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+        .filter(|word| word.starts_with("modulink_"))
+        .collect();
+    assert!(queried.len() >= 4, "{queried:?}");
+    for metric in queried {
+        assert!(
+            exported.contains(&metric),
+            "an alert rule queries `{metric}`, which the flagship does not export: {exported:?}"
+        );
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@ mod labels;
 mod memory;
 mod summary;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -281,6 +281,21 @@ impl ChainMetrics {
     /// value), or `None` before its first execution.
     pub fn summary(&self, chain: &str) -> Option<PerformanceSummary> {
         self.histories().get(chain)?.summary()
+    }
+
+    /// The summary of every chain executed so far, by label.
+    pub fn summaries(&self) -> BTreeMap<String, PerformanceSummary> {
+        self.histories()
+            .iter()
+            .filter_map(|(chain, history)| Some((chain.clone(), history.summary()?)))
+            .collect()
+    }
+
+    /// Performance across every chain: the recent executions of all of
+    /// them pooled (each chain's window, as in [`summary`](Self::summary)),
+    /// or `None` before the first execution.
+    pub fn overall_summary(&self) -> Option<PerformanceSummary> {
+        summary::summarize(self.histories().values().flat_map(History::executions))
     }
 
     fn health_window_start(&self) -> Instant {

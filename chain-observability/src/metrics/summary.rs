@@ -38,28 +38,39 @@ impl History {
     }
 
     pub(crate) fn summary(&self) -> Option<PerformanceSummary> {
-        let total = self.executions.len();
-        if total == 0 {
-            return None;
-        }
-        let successes = self.executions.iter().filter(|e| e.success).count();
-        let durations = Percentiles::new(self.executions.iter().map(|e| e.duration));
-        Some(PerformanceSummary {
-            total,
-            successes,
-            failures: total - successes,
-            success_rate: successes as f64 / total as f64,
-            average: durations.mean().unwrap_or_default(),
-            min: durations.min().unwrap_or_default(),
-            max: durations.max().unwrap_or_default(),
-            p95: durations.percentile(0.95).unwrap_or_default(),
-            p99: durations.percentile(0.99).unwrap_or_default(),
-        })
+        summarize(self.executions.iter())
+    }
+
+    pub(crate) fn executions(&self) -> std::collections::vec_deque::Iter<'_, Execution> {
+        self.executions.iter()
     }
 
     pub(crate) fn recent(&self, since: Instant) -> impl Iterator<Item = &Execution> {
         self.executions.iter().filter(move |e| e.finished >= since)
     }
+}
+
+/// The summary of `executions`, or `None` if there are none.
+pub(crate) fn summarize<'a>(
+    executions: impl Iterator<Item = &'a Execution> + Clone,
+) -> Option<PerformanceSummary> {
+    let total = executions.clone().count();
+    if total == 0 {
+        return None;
+    }
+    let successes = executions.clone().filter(|e| e.success).count();
+    let durations = Percentiles::new(executions.map(|e| e.duration));
+    Some(PerformanceSummary {
+        total,
+        successes,
+        failures: total - successes,
+        success_rate: successes as f64 / total as f64,
+        average: durations.mean().unwrap_or_default(),
+        min: durations.min().unwrap_or_default(),
+        max: durations.max().unwrap_or_default(),
+        p95: durations.percentile(0.95).unwrap_or_default(),
+        p99: durations.percentile(0.99).unwrap_or_default(),
+    })
 }
 
 /// How a chain performed over its recent executions.
