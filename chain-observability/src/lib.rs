@@ -73,5 +73,6 @@ pub use server::{MetricsServer, routes as metrics_routes};
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use trace::{DEFAULT_OTLP_ENDPOINT, OtlpConfig, OtlpExporter};
 pub use trace::{
-    SpanKind, SpanRecord, SpanStore, TraceContext, TraceSummary, Tracer, trace_header_hook,
+    Span, SpanEvent, SpanKind, SpanRecord, SpanStore, TraceContext, TraceSummary, Tracer,
+    trace_header_hook,
 };

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chain_core::{Chain, Context, Error, named};
-use chain_observability::{OtlpConfig, OtlpExporter, Tracer};
+use chain_observability::{OtlpConfig, OtlpExporter, Span as OperationSpan, Tracer};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -91,7 +91,12 @@ async fn spans_are_exported_with_ids_parents_and_attributes() {
     .unwrap();
     let chain = Tracer::new().exporter(exporter.clone()).instrument(
         Chain::named("orders")
-            .link(named("validate", |ctx: Context| async move { Ok(ctx) }))
+            .link(named("validate", |mut ctx: Context| async move {
+                let mut span = OperationSpan::start(&mut ctx, "schema.check");
+                span.add_event("checked", [("fields", 3)]);
+                span.end(&mut ctx);
+                Ok(ctx)
+            }))
             .link(named("charge", |_ctx: Context| async {
                 Err::<Context, _>(Error::unavailable("card declined"))
             })),
@@ -122,7 +127,7 @@ async fn spans_are_exported_with_ids_parents_and_attributes() {
         received.content_types
     );
     let spans = &received.spans;
-    assert_eq!(spans.len(), 3, "{spans:#?}");
+    assert_eq!(spans.len(), 4, "{spans:#?}");
     for span in spans {
         assert_eq!(hex(&span.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(attribute(span, "request_id").as_deref(), Some("req-9"));
@@ -145,4 +150,14 @@ async fn spans_are_exported_with_ids_parents_and_attributes() {
     let charge = spans.iter().find(|span| span.name == "charge").unwrap();
     let status = charge.status.as_ref().unwrap();
     assert!(status.message.contains("card declined"), "{status:?}");
+    // A span the link started, with its event.
+    let validate = spans.iter().find(|span| span.name == "validate").unwrap();
+    let check = spans
+        .iter()
+        .find(|span| span.name == "schema.check")
+        .unwrap();
+    assert_eq!(check.parent_span_id, validate.span_id);
+    assert_eq!(check.events.len(), 1);
+    assert_eq!(check.events[0].name, "checked");
+    assert_eq!(check.events[0].attributes[0].key, "fields");
 }

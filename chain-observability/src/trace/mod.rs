@@ -5,6 +5,7 @@ mod context;
 #[cfg(feature = "otlp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 mod otlp;
+mod span;
 mod store;
 mod tracer;
 
@@ -12,7 +13,8 @@ pub use context::{Hex, TraceContext};
 #[cfg(feature = "otlp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use otlp::{DEFAULT_OTLP_ENDPOINT, OtlpConfig, OtlpExporter};
-pub use store::{SpanKind, SpanRecord, SpanStore, TraceSummary};
+pub use span::Span;
+pub use store::{SpanEvent, SpanKind, SpanRecord, SpanStore, TraceSummary};
 pub use tracer::Tracer;
 
 /// A header hook for outgoing HTTP calls (such as the `Orchestrator` of

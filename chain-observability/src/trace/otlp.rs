@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chain_core::{Error, ErrorKind, Result};
 use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind as OtelSpanKind, Status, TraceFlags, TraceId, TraceState,
+    Event, SpanContext, SpanId, SpanKind as OtelSpanKind, Status, TraceFlags, TraceId, TraceState,
 };
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_http::{HttpClient, HttpError};
@@ -140,7 +140,7 @@ impl OtlpExporter {
             parent_span_is_remote,
             span_kind: match span.kind {
                 SpanKind::Chain => OtelSpanKind::Server,
-                SpanKind::Link => OtelSpanKind::Internal,
+                SpanKind::Link | SpanKind::Operation => OtelSpanKind::Internal,
             },
             name: span.name.clone().into(),
             start_time: span.start,
@@ -151,7 +151,7 @@ impl OtlpExporter {
                 .map(|(key, value)| KeyValue::new(key.clone(), value.clone()))
                 .collect(),
             dropped_attributes_count: 0,
-            events: SpanEvents::default(),
+            events: span_events(span),
             links: SpanLinks::default(),
             status: match &span.error {
                 Some(error) => Status::error(error.clone()),
@@ -227,4 +227,26 @@ impl HttpClient for BlockingClient {
         *answer.headers_mut() = headers;
         Ok(answer)
     }
+}
+
+/// A span's events as OpenTelemetry's.
+fn span_events(span: &SpanRecord) -> SpanEvents {
+    let mut events = SpanEvents::default();
+    events.events = span
+        .events
+        .iter()
+        .map(|event| {
+            Event::new(
+                event.name.clone(),
+                event.time,
+                event
+                    .attributes
+                    .iter()
+                    .map(|(key, value)| KeyValue::new(key.clone(), value.clone()))
+                    .collect(),
+                0,
+            )
+        })
+        .collect();
+    events
 }

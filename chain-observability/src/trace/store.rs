@@ -14,6 +14,21 @@ pub enum SpanKind {
     Chain,
     /// One link.
     Link,
+    /// Part of a link's work, in a span the link started itself
+    /// ([`Span::start`](super::Span::start)).
+    Operation,
+}
+
+/// Something that happened at a moment within a span, with attributes:
+/// the cookbook's span logs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpanEvent {
+    /// What happened.
+    pub name: String,
+    /// When (wall clock).
+    pub time: SystemTime,
+    /// Details.
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// One finished span.
@@ -37,6 +52,8 @@ pub struct SpanRecord {
     pub error: Option<String>,
     /// Attributes such as `chain`, `link`, `request_id`, `user_id`.
     pub attributes: BTreeMap<String, String>,
+    /// Events recorded in the span, in order.
+    pub events: Vec<SpanEvent>,
 }
 
 /// One trace in brief: its spans, roots, duration, errors and operations.

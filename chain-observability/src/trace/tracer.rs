@@ -11,7 +11,7 @@ use chain_core::{
 use tracing::Instrument;
 
 use super::context::TraceContext;
-use super::store::{SpanKind, SpanRecord, SpanStore};
+use super::store::{SpanEvent, SpanKind, SpanRecord, SpanStore};
 
 /// Traces chain executions: a span per execution and one per link, as
 /// `tracing` spans (with `trace_id` and `span_id` fields, so logs can carry
@@ -195,7 +195,7 @@ impl Tracer {
         }
     }
 
-    fn attributes_of<C: HasExtensions>(&self, ctx: &C) -> BTreeMap<String, String> {
+    pub(super) fn attributes_of<C: HasExtensions>(&self, ctx: &C) -> BTreeMap<String, String> {
         let Some(ctx) = ctx.fields() else {
             return BTreeMap::new();
         };
@@ -215,19 +215,28 @@ impl Tracer {
 
 /// What a kept span needs from its start; only built when the tracer has a
 /// store or an exporter.
-struct Started {
-    trace: TraceContext,
+pub(super) struct Started {
+    pub(super) trace: TraceContext,
     /// The parent, and whether it lives in another process.
-    parent: Option<(TraceContext, bool)>,
-    name: String,
-    kind: SpanKind,
-    wall: SystemTime,
-    clock: Instant,
-    attributes: BTreeMap<String, String>,
+    pub(super) parent: Option<(TraceContext, bool)>,
+    pub(super) name: String,
+    pub(super) kind: SpanKind,
+    pub(super) wall: SystemTime,
+    pub(super) clock: Instant,
+    pub(super) attributes: BTreeMap<String, String>,
 }
 
 impl Started {
     fn finish(self, tracer: &Tracer, error: Option<&Error>) {
+        self.finish_with(tracer, error.map(|error| format!("{error:#}")), Vec::new());
+    }
+
+    pub(super) fn finish_with(
+        self,
+        tracer: &Tracer,
+        error: Option<String>,
+        events: Vec<SpanEvent>,
+    ) {
         let record = SpanRecord {
             trace_id: self.trace.trace_id(),
             span_id: self.trace.span_id(),
@@ -236,8 +245,9 @@ impl Started {
             kind: self.kind,
             start: self.wall,
             duration: self.clock.elapsed(),
-            error: error.map(|error| format!("{error:#}")),
+            error,
             attributes: self.attributes,
+            events,
         };
         #[cfg(feature = "otlp")]
         if let Some(exporter) = &tracer.inner.exporter {
@@ -257,6 +267,11 @@ impl Started {
         }
     }
 }
+
+/// The tracer of the execution a context is in, for the spans its links
+/// start themselves; only present while the tracer keeps spans.
+#[derive(Clone)]
+pub(super) struct ActiveTracer(pub(super) Tracer);
 
 /// A context field as a span field value.
 fn field<'a, C: HasExtensions>(ctx: &'a C, name: &str) -> Option<&'a str> {
@@ -311,6 +326,13 @@ impl<C: HasExtensions + Send + 'static> Middleware<C> for ExecutionSpans {
         if !trace.sampled() {
             return Box::pin(next.run(ctx));
         }
+        // Spans the links start themselves (`Span::start`) are kept where
+        // this tracer keeps its own.
+        let keeps_spans = self.tracer.keeps_spans();
+        if keeps_spans {
+            ctx.extensions_mut()
+                .insert(ActiveTracer(self.tracer.clone()));
+        }
         let span = tracing::info_span!(
             "chain",
             chain = %next.chain_name(),
@@ -340,7 +362,12 @@ impl<C: HasExtensions + Send + 'static> Middleware<C> for ExecutionSpans {
             async move {
                 let outcome = next.run(ctx).await;
                 close(&recorded, started, &outcome);
-                outcome
+                outcome.map(|mut ctx| {
+                    if keeps_spans {
+                        ctx.extensions_mut().remove::<ActiveTracer>();
+                    }
+                    ctx
+                })
             }
             .instrument(span),
         )
