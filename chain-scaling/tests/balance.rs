@@ -294,3 +294,142 @@ async fn a_removed_node_drains_its_running_calls() {
     );
     assert_eq!(old.in_flight(), 0);
 }
+
+/// A node that fails when the context asks it to.
+fn failing_on_request(name: &'static str) -> Chain {
+    Chain::named(name).link_sync(move |ctx: Context| {
+        if ctx.contains_key("fail") {
+            return Err(Error::unavailable(format!("{name} was asked to fail")));
+        }
+        Ok(ctx.with("node", name))
+    })
+}
+
+#[tokio::test]
+async fn a_call_on_a_named_node_runs_there_and_says_where_and_how_long() {
+    use chain_scaling::balance::{EXECUTION_TIME_FIELD, NODE_ID_FIELD};
+    let balancer = LoadBalancer::new(Strategy::RoundRobin);
+    for name in ["a", "b", "c"] {
+        balancer
+            .add_node(Node::new(name, failing_on_request(name)))
+            .unwrap();
+    }
+    for _ in 0..3 {
+        let out = balancer.call_on("b", Context::new()).await.unwrap();
+        assert_eq!(out.get::<String>("node").unwrap().unwrap(), "b");
+        assert_eq!(out.get::<String>(NODE_ID_FIELD).unwrap().unwrap(), "b");
+        let seconds: f64 = out.get(EXECUTION_TIME_FIELD).unwrap().unwrap();
+        assert!(seconds > 0.0 && seconds < 10.0, "{seconds}");
+    }
+    let unknown = balancer.call_on("z", Context::new()).await.unwrap_err();
+    assert_eq!(unknown.kind(), ErrorKind::NotFound);
+    assert!(unknown.to_string().contains("no node `z`"), "{unknown}");
+
+    // The strategy's own calls carry the fields too; a balancer told not
+    // to write them leaves the result alone.
+    let out = balancer.call(Context::new()).await.unwrap();
+    assert!(out.contains_key(NODE_ID_FIELD));
+    let quiet = balancer.clone().without_execution_fields();
+    let out = quiet.call_on("a", Context::new()).await.unwrap();
+    assert!(!out.contains_key(NODE_ID_FIELD) && !out.contains_key(EXECUTION_TIME_FIELD));
+}
+
+#[tokio::test]
+async fn a_named_node_at_its_limit_or_ejected_is_refused() {
+    use chain_scaling::balance::OutlierDetection;
+    let release = Arc::new(Semaphore::new(0));
+    let balancer = LoadBalancer::new(Strategy::RoundRobin).outlier_detection(OutlierDetection {
+        consecutive_failures: 1,
+        base_ejection: Duration::from_secs(3600),
+        max_ejection: Duration::from_secs(3600),
+        max_ejected_percent: 100,
+    });
+    balancer
+        .add_node(Node::new("busy", waiting("busy", release.clone())).max_connections(1))
+        .unwrap();
+    balancer
+        .add_node(Node::new("flaky", failing_on_request("flaky")))
+        .unwrap();
+    let running = tokio::spawn({
+        let balancer = balancer.clone();
+        async move { balancer.call_on("busy", Context::new()).await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while balancer.status().in_flight < 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    let full = balancer.call_on("busy", Context::new()).await.unwrap_err();
+    assert_eq!(full.kind(), ErrorKind::Rejected);
+    assert!(full.to_string().contains("connection limit of 1"), "{full}");
+    release.add_permits(1);
+    running.await.unwrap().unwrap();
+
+    balancer
+        .call_on("flaky", Context::new().with("fail", true))
+        .await
+        .unwrap_err();
+    let ejected = balancer.call_on("flaky", Context::new()).await.unwrap_err();
+    assert_eq!(ejected.kind(), ErrorKind::Unavailable);
+    assert!(
+        ejected
+            .to_string()
+            .contains("`flaky` is unhealthy or ejected"),
+        "{ejected}"
+    );
+}
+
+#[tokio::test]
+async fn the_status_counts_outcomes_per_node_and_the_pool_capacity() {
+    use chain_scaling::balance::{AutoScaler, LocalScaler, ScalingPolicy};
+    let balancer = LoadBalancer::new(Strategy::LeastConnections);
+    balancer
+        .add_node(Node::new("a", failing_on_request("a")).max_connections(10))
+        .unwrap();
+    balancer
+        .add_node(Node::new("b", failing_on_request("b")).max_connections(30))
+        .unwrap();
+    let status = balancer.status();
+    assert_eq!(status.strategy, Strategy::LeastConnections);
+    assert!(!status.auto_scaling);
+    assert_eq!((status.capacity, status.utilization), (Some(40), Some(0.0)));
+    assert_eq!((status.healthy_nodes, status.unhealthy_nodes), (2, 0));
+    assert!(status.nodes.iter().all(|node| node.last_request.is_none()));
+
+    let before = std::time::SystemTime::now();
+    for _ in 0..3 {
+        balancer.call_on("a", Context::new()).await.unwrap();
+    }
+    balancer
+        .call_on("a", Context::new().with("fail", true))
+        .await
+        .unwrap_err();
+    let status = balancer.status();
+    let a = status.nodes.iter().find(|node| node.id == "a").unwrap();
+    let b = status.nodes.iter().find(|node| node.id == "b").unwrap();
+    assert_eq!((a.served, a.successes, a.failures), (4, 3, 1));
+    assert_eq!((b.served, b.successes, b.failures), (0, 0, 0));
+    let last = a.last_request.unwrap();
+    assert!(
+        last + Duration::from_millis(5) >= before && last <= std::time::SystemTime::now(),
+        "{last:?} against {before:?}"
+    );
+    assert!(b.last_request.is_none());
+    assert_eq!(a.max_connections, 10);
+
+    // An unlimited node leaves the pool without a capacity.
+    balancer.add_node(Node::new("c", echo("c"))).unwrap();
+    assert_eq!(balancer.status().capacity, None);
+    assert_eq!(balancer.status().utilization, None);
+
+    let scaler = AutoScaler::new(
+        balancer.clone(),
+        ScalingPolicy::default(),
+        LocalScaler::new(|n| Node::new(format!("extra-{n}"), echo("extra"))),
+    );
+    assert!(balancer.status().auto_scaling);
+    drop(scaler);
+    assert!(!balancer.status().auto_scaling);
+}

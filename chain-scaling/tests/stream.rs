@@ -192,3 +192,130 @@ async fn batches_run_in_order_and_a_failing_batch_is_named() {
         "{error}"
     );
 }
+
+mod as_links {
+    use super::*;
+    use chain_core::Context;
+    use chain_scaling::stream::{BatchLink, MemoryGrade, StreamLink, essential_keys};
+
+    #[tokio::test]
+    async fn a_batch_link_processes_a_field_in_batches_of_the_size_given() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let double = Chain::<Vec<u64>>::named("double").link_sync(move |batch: Vec<u64>| {
+            seen.lock().unwrap().push(batch.len());
+            Ok(batch.into_iter().map(|n| n * 2).collect())
+        });
+        let chain = Chain::named("numbers")
+            .link(BatchLink::new("data", "processed_data", 100, double))
+            .link(essential_keys(["processed_data"]));
+        let out = chain
+            .execute(
+                Context::new()
+                    .with("data", (0..1_050).collect::<Vec<u64>>())
+                    .with("note", "x"),
+            )
+            .await
+            .unwrap();
+        let processed: Vec<u64> = out.require("processed_data").unwrap();
+        assert_eq!(processed, (0..1_050).map(|n| n * 2).collect::<Vec<u64>>());
+        let mut expected = vec![100; 10];
+        expected.push(50);
+        assert_eq!(*sizes.lock().unwrap(), expected);
+        // The projection dropped the input and the note.
+        assert_eq!(out.keys().collect::<Vec<_>>(), ["processed_data"]);
+
+        let missing = chain.execute(Context::new()).await.unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::Validation);
+        assert!(missing.to_string().contains("no field `data`"), "{missing}");
+        let wrong = chain
+            .execute(Context::new().with("data", "not a list"))
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.kind(), ErrorKind::Validation);
+    }
+
+    #[tokio::test]
+    async fn a_stream_link_bounds_concurrency_and_fails_or_sinks_bad_items() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (now, high) = (running.clone(), most.clone());
+        let slow = Chain::<u64>::named("slow").link(move |n: u64| {
+            let (now, high) = (now.clone(), high.clone());
+            async move {
+                let at = now.fetch_add(1, Ordering::SeqCst) + 1;
+                high.fetch_max(at, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                if n == 7 {
+                    return Err(Error::validation("seven is refused"));
+                }
+                Ok(n + 1)
+            }
+        });
+        let failing = Chain::named("c").link(StreamLink::new(
+            "items",
+            "out",
+            StreamProcessor::new(slow.clone()).concurrency(4),
+        ));
+        let error = failing
+            .execute(Context::new().with("items", (0..20).collect::<Vec<u64>>()))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("item #7"), "{error:#}");
+        assert!(most.load(Ordering::SeqCst) <= 4);
+
+        let sunk = Arc::new(AtomicU64::new(u64::MAX));
+        let sink = sunk.clone();
+        let tolerant = Chain::named("c").link(StreamLink::new(
+            "items",
+            "out",
+            StreamProcessor::new(slow)
+                .concurrency(4)
+                .errors_to(move |item| sink.store(item.index, Ordering::SeqCst)),
+        ));
+        let out = tolerant
+            .execute(Context::new().with("items", (0..20).collect::<Vec<u64>>()))
+            .await
+            .unwrap();
+        let expected: Vec<u64> = (0..20).filter(|n| *n != 7).map(|n| n + 1).collect();
+        assert_eq!(out.require::<Vec<u64>>("out").unwrap(), expected);
+        assert_eq!(sunk.load(Ordering::SeqCst), 7);
+    }
+
+    #[tokio::test]
+    async fn the_memory_report_has_minimum_peak_change_per_execution_and_grade() {
+        let monitor = MemoryMonitor::new(u64::MAX / 4);
+        assert_eq!(monitor.report().grade, MemoryGrade::Unknown);
+        // Each execution keeps 8 MB alive (touched, so resident) until the
+        // test ends.
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let keep = kept.clone();
+        let chain = Chain::named("grows")
+            .link_sync(move |ctx: Context| {
+                keep.lock().unwrap().push(vec![1_u8; 8 << 20]);
+                Ok(ctx)
+            })
+            .around(monitor.around_executions());
+        for _ in 0..4 {
+            chain.execute(Context::new()).await.unwrap();
+        }
+        let report = monitor.report();
+        assert_eq!(report.executions, 4);
+        assert_eq!(report.samples, 8);
+        let change = report.average_change_per_execution_bytes;
+        assert!((7 << 20..=9 << 20).contains(&change), "{change}");
+        assert!(report.min_bytes > 0 && report.min_bytes + (24 << 20) <= report.peak_bytes);
+        assert_eq!(report.grade, MemoryGrade::Good);
+        drop(kept);
+
+        // Grades from the limit.
+        assert_eq!(MemoryGrade::of(40, 100), MemoryGrade::Good);
+        assert_eq!(MemoryGrade::of(60, 100), MemoryGrade::Fair);
+        assert_eq!(MemoryGrade::of(90, 100), MemoryGrade::NeedsOptimization);
+        assert_eq!(MemoryGrade::of(101, 100), MemoryGrade::OverLimit);
+        let tight = MemoryMonitor::new(1 << 20);
+        tight.sample().unwrap();
+        assert_eq!(tight.report().grade, MemoryGrade::OverLimit);
+    }
+}

@@ -204,6 +204,11 @@ pub struct AutoScaler<C> {
 impl<C: Send + 'static> AutoScaler<C> {
     /// An autoscaler for `balancer`.
     pub fn new(balancer: LoadBalancer<C>, policy: ScalingPolicy, scaler: impl Scaler<C>) -> Self {
+        // The balancer's status reports auto-scaling while this lives.
+        balancer
+            .inner
+            .scalers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self {
             balancer,
             policy,
@@ -247,6 +252,15 @@ impl<C: Send + 'static> AutoScaler<C> {
         }
         self.last_action = Some(Instant::now());
         Ok(decision)
+    }
+}
+
+impl<C> Drop for AutoScaler<C> {
+    fn drop(&mut self) {
+        self.balancer
+            .inner
+            .scalers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -41,6 +41,12 @@ fn origin() -> Instant {
 
 pub(crate) fn now_nanos() -> u64 {
     u64::try_from(origin().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `at` in nanoseconds since the origin, without reading the clock (0 for
+/// an instant before it).
+pub(crate) fn nanos_since_origin(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(origin()).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A node's health, shared by the balancer, outlier detection and checks.
@@ -170,6 +176,14 @@ pub struct NodeStatus {
     pub in_flight: u32,
     /// Calls it completed.
     pub served: u64,
+    /// Of which succeeded.
+    pub successes: u64,
+    /// Of which failed.
+    pub failures: u64,
+    /// When its last call started.
+    pub last_request: Option<SystemTime>,
+    /// Its connection limit (0: none).
+    pub max_connections: u32,
     /// Its latency moving average.
     pub latency: Duration,
     /// Its weight.
@@ -179,12 +193,23 @@ pub struct NodeStatus {
 /// The cluster's status: its nodes' health, load and latency.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClusterStatus {
+    /// How the balancer picks nodes.
+    pub strategy: super::Strategy,
+    /// Whether an [`AutoScaler`](super::AutoScaler) manages the pool.
+    pub auto_scaling: bool,
     /// Nodes in the pool.
     pub total_nodes: usize,
     /// Nodes taking calls (healthy and not ejected).
     pub healthy_nodes: usize,
+    /// Nodes failing their checks or ejected.
+    pub unhealthy_nodes: usize,
     /// Calls running across the pool.
     pub in_flight: u32,
+    /// The sum of the nodes' connection limits; `None` if some node has
+    /// none.
+    pub capacity: Option<u64>,
+    /// `in_flight / capacity`, when there is a capacity.
+    pub utilization: Option<f64>,
     /// Each node.
     pub nodes: Vec<NodeStatus>,
 }

@@ -13,6 +13,7 @@ mod node;
 mod remote;
 mod ring;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,7 +35,8 @@ pub use node::Node;
 use ring::Ring;
 
 /// How a [`LoadBalancer`] picks a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Strategy {
     /// Each node in turn.
@@ -59,6 +61,8 @@ pub enum Strategy {
 /// The nodes at one moment, with what the balancer's strategy precomputes.
 struct Snapshot<C> {
     nodes: Vec<Arc<Node<C>>>,
+    /// Each node's index, for calls to a named node.
+    by_id: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
     /// Node indices in nginx's smooth weighted round-robin order, one cycle
     /// (weighted round robin only).
     weighted: Vec<u32>,
@@ -83,13 +87,26 @@ impl<C> Snapshot<C> {
         } else {
             Ring::default()
         };
+        let by_id = nodes
+            .iter()
+            .enumerate()
+            .map(|(index, node)| (Arc::clone(node.shared_id()), index))
+            .collect();
         Self {
             weighted,
             ring,
+            by_id,
             nodes,
         }
     }
 }
+
+/// The field of a [`Context`] result that names the node that ran it.
+pub const NODE_ID_FIELD: &str = "_node_id";
+
+/// The field of a [`Context`] result holding how long the node took, in
+/// seconds (a float), measured around the node's chain.
+pub const EXECUTION_TIME_FIELD: &str = "_execution_time";
 
 /// One cycle of nginx's smooth weighted round robin: each step every node
 /// gains its weight, the richest is picked and pays the total.
@@ -141,6 +158,11 @@ struct Inner<C> {
     cursor: AtomicUsize,
     key: Option<KeyFn<C>>,
     outliers: Option<OutlierDetection>,
+    /// Whether a [`Context`] result gets [`NODE_ID_FIELD`] and
+    /// [`EXECUTION_TIME_FIELD`].
+    execution_fields: bool,
+    /// Auto-scalers managing the pool.
+    scalers: AtomicUsize,
 }
 
 impl<C> Clone for LoadBalancer<C> {
@@ -161,6 +183,8 @@ impl<C: Send + 'static> LoadBalancer<C> {
                 cursor: AtomicUsize::new(0),
                 key: None,
                 outliers: None,
+                execution_fields: true,
+                scalers: AtomicUsize::new(0),
             }),
         }
     }
@@ -181,6 +205,13 @@ impl<C: Send + 'static> LoadBalancer<C> {
         self.configure(|inner| inner.outliers = Some(policy))
     }
 
+    /// Leaves [`Context`] results without [`NODE_ID_FIELD`] and
+    /// [`EXECUTION_TIME_FIELD`] (typed contexts never get them).
+    #[must_use]
+    pub fn without_execution_fields(self) -> Self {
+        self.configure(|inner| inner.execution_fields = false)
+    }
+
     /// Applies a builder setting, on a copy if the balancer is shared.
     fn configure(self, change: impl FnOnce(&mut Inner<C>)) -> Self {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
@@ -189,6 +220,8 @@ impl<C: Send + 'static> LoadBalancer<C> {
             cursor: AtomicUsize::new(0),
             key: shared.key.clone(),
             outliers: shared.outliers,
+            execution_fields: shared.execution_fields,
+            scalers: AtomicUsize::new(shared.scalers.load(Ordering::Relaxed)),
         });
         change(&mut inner);
         Self {
@@ -249,7 +282,9 @@ impl<C: Send + 'static> LoadBalancer<C> {
         })
     }
 
-    /// The cluster status: every node's health, load and latency.
+    /// The cluster status: the strategy, whether auto-scaling is on,
+    /// capacity and utilization, and every node's health, load, outcomes
+    /// and latency.
     pub fn status(&self) -> ClusterStatus {
         let now = now_nanos();
         let nodes: Vec<NodeStatus> = self
@@ -262,17 +297,35 @@ impl<C: Send + 'static> LoadBalancer<C> {
                 ejections: node.health.ejections(),
                 in_flight: node.in_flight(),
                 served: node.served(),
+                successes: node.successes(),
+                failures: node.failures(),
+                last_request: node.last_request(),
                 latency: node.latency(),
                 weight: node.get_weight(),
+                max_connections: node.get_max_connections(),
             })
             .collect();
+        let healthy_nodes = nodes
+            .iter()
+            .filter(|node| node.healthy && !node.ejected)
+            .count();
+        let in_flight = nodes.iter().map(|node| node.in_flight).sum();
+        let capacity = nodes
+            .iter()
+            .map(|node| (node.max_connections > 0).then_some(u64::from(node.max_connections)))
+            .sum::<Option<u64>>()
+            .filter(|_| !nodes.is_empty());
         ClusterStatus {
+            strategy: self.inner.strategy,
+            auto_scaling: self.inner.scalers.load(Ordering::Relaxed) > 0,
             total_nodes: nodes.len(),
-            healthy_nodes: nodes
-                .iter()
-                .filter(|node| node.healthy && !node.ejected)
-                .count(),
-            in_flight: nodes.iter().map(|node| node.in_flight).sum(),
+            healthy_nodes,
+            unhealthy_nodes: nodes.len() - healthy_nodes,
+            in_flight,
+            capacity,
+            utilization: capacity
+                .filter(|&capacity| capacity > 0)
+                .map(|capacity| f64::from(in_flight) / capacity as f64),
             nodes,
         }
     }
@@ -371,13 +424,68 @@ impl<C: Send + 'static> LoadBalancer<C> {
         let snapshot = self.inner.snapshot.load_full();
         let key = self.inner.key.as_ref().and_then(|key| key(&ctx));
         let (index, connection) = self.acquire(&snapshot, key.as_deref().map(str::as_bytes))?;
+        self.run(&snapshot, index, connection, ctx).await
+    }
+
+    /// Runs `ctx` on the node `node_id`, whatever the strategy would pick:
+    /// for work that must run where its data is, or to reach one node on
+    /// purpose.
+    ///
+    /// # Errors
+    ///
+    /// [`NotFound`](ErrorKind::NotFound) naming an unknown node,
+    /// [`Unavailable`](ErrorKind::Unavailable) when it is unhealthy or
+    /// ejected, [`Rejected`](ErrorKind::Rejected) when it is at its
+    /// connection limit, or the node's own error.
+    pub async fn call_on(&self, node_id: &str, ctx: C) -> Result<C> {
+        let snapshot = self.inner.snapshot.load_full();
+        let Some(&index) = snapshot.by_id.get(node_id) else {
+            return Err(Error::not_found(format!(
+                "no node `{node_id}` among the {} nodes of the balancer",
+                snapshot.nodes.len()
+            )));
+        };
+        let node = &snapshot.nodes[index];
+        if !node.health.is_available(now_nanos) {
+            return Err(Error::unavailable(format!(
+                "node `{node_id}` is unhealthy or ejected"
+            )));
+        }
+        let Some(connection) = node.try_acquire() else {
+            return Err(Error::new(
+                ErrorKind::Rejected,
+                format!(
+                    "node `{node_id}` is at its connection limit of {}",
+                    node.get_max_connections()
+                ),
+            ));
+        };
+        self.run(&snapshot, index, connection, ctx).await
+    }
+
+    /// Runs `ctx` on the node at `index`, holding its connection, and
+    /// records the outcome.
+    async fn run(
+        &self,
+        snapshot: &Snapshot<C>,
+        index: usize,
+        connection: InFlight<'_, C>,
+        ctx: C,
+    ) -> Result<C> {
         let started = Instant::now();
-        let outcome = snapshot.nodes[index].chain().execute(ctx).await;
-        let node = connection.finish(started.elapsed());
+        let mut outcome = snapshot.nodes[index].chain().execute(ctx).await;
+        let node = connection.finish(started, outcome.is_ok());
         if let Some(policy) = &self.inner.outliers
             && node.health.observe(outcome.is_ok(), policy)
         {
-            self.eject_if_allowed(&snapshot, index, policy);
+            self.eject_if_allowed(snapshot, index, policy);
+        }
+        if self.inner.execution_fields
+            && let Ok(result) = &mut outcome
+            && let Some(fields) = (result as &mut dyn std::any::Any).downcast_mut::<Context>()
+        {
+            fields.insert(NODE_ID_FIELD, node.id());
+            fields.insert(EXECUTION_TIME_FIELD, started.elapsed().as_secs_f64());
         }
         outcome
     }

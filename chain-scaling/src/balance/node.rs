@@ -1,15 +1,24 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use chain_core::Chain;
 
-use super::health::Health;
+use super::health::{Health, nanos_since_origin, now_nanos};
 
 /// One backend a [`LoadBalancer`](super::LoadBalancer) sends work to: a
 /// chain (for instance one whose links call a remote service), with an id,
 /// a weight and a connection limit.
+///
+/// By default a node has no connection limit. The Python cookbook's
+/// default of 100 is a guess about a machine nobody has measured: too low
+/// and a healthy node rejects work it could do, too high and it is no
+/// limit at all. Set [`max_connections`](Self::max_connections) to what
+/// the node was measured to carry (a remote service's worker count, a
+/// database's pool size); until then the balancer's in-flight counts and
+/// least-connections or power-of-two-choices strategies already keep load
+/// off a slow node.
 pub struct Node<C> {
     id: Arc<str>,
     weight: u32,
@@ -21,6 +30,11 @@ pub struct Node<C> {
     latency_ewma: AtomicU64,
     /// Completed calls, for statistics.
     served: AtomicU64,
+    /// Of which succeeded.
+    succeeded: AtomicU64,
+    /// When the last call started, in nanoseconds since the process's
+    /// monotonic origin plus one (0: never).
+    last_request: AtomicU64,
     pub(crate) health: Health,
 }
 
@@ -38,6 +52,8 @@ impl<C: Send + 'static> Node<C> {
             in_flight: AtomicU32::new(0),
             latency_ewma: AtomicU64::new(0_f64.to_bits()),
             served: AtomicU64::new(0),
+            succeeded: AtomicU64::new(0),
+            last_request: AtomicU64::new(0),
             health: Health::default(),
         }
     }
@@ -49,7 +65,8 @@ impl<C: Send + 'static> Node<C> {
         self
     }
 
-    /// At most this many calls at once; 0 means no limit.
+    /// At most this many calls at once; 0 (the default) means no limit;
+    /// see the type's docs for why.
     #[must_use]
     pub fn max_connections(mut self, limit: u32) -> Self {
         self.max_connections = limit;
@@ -81,14 +98,41 @@ impl<C> Node<C> {
         self.in_flight.load(Ordering::Acquire)
     }
 
+    /// Its connection limit; 0 means none.
+    pub fn get_max_connections(&self) -> u32 {
+        self.max_connections
+    }
+
     /// Calls the node completed (successes and errors).
     pub fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
     }
 
+    /// Calls the node completed successfully.
+    pub fn successes(&self) -> u64 {
+        self.succeeded.load(Ordering::Relaxed)
+    }
+
+    /// Calls the node completed with an error (cancelled calls are not
+    /// counted: they did not complete).
+    pub fn failures(&self) -> u64 {
+        self.served().saturating_sub(self.successes())
+    }
+
+    /// When the node's last call started, if it has had one.
+    pub fn last_request(&self) -> Option<SystemTime> {
+        let at = self.last_request.load(Ordering::Relaxed).checked_sub(1)?;
+        let ago = Duration::from_nanos(now_nanos().saturating_sub(at));
+        SystemTime::now().checked_sub(ago)
+    }
+
     /// The moving average of the node's latency.
     pub fn latency(&self) -> Duration {
         Duration::from_nanos(f64::from_bits(self.latency_ewma.load(Ordering::Relaxed)) as u64)
+    }
+
+    pub(crate) fn shared_id(&self) -> &Arc<str> {
+        &self.id
     }
 
     pub(crate) fn chain(&self) -> &Chain<C> {
@@ -115,7 +159,14 @@ impl<C> Node<C> {
             .map(|_| InFlight { node: self })
     }
 
-    fn record(&self, latency: Duration) {
+    fn record(&self, started: Instant, latency: Duration, success: bool) {
+        self.last_request.fetch_max(
+            nanos_since_origin(started).saturating_add(1),
+            Ordering::Relaxed,
+        );
+        if success {
+            self.succeeded.fetch_add(1, Ordering::Relaxed);
+        }
         self.served.fetch_add(1, Ordering::Relaxed);
         let sample = latency.as_nanos() as f64;
         let _ = self
@@ -139,8 +190,9 @@ pub(crate) struct InFlight<'a, C> {
 }
 
 impl<'a, C> InFlight<'a, C> {
-    pub(crate) fn finish(self, latency: Duration) -> &'a Node<C> {
-        self.node.record(latency);
+    /// Records a completed call that started at `started`.
+    pub(crate) fn finish(self, started: Instant, success: bool) -> &'a Node<C> {
+        self.node.record(started, started.elapsed(), success);
         self.node
     }
 }
