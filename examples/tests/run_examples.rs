@@ -512,3 +512,50 @@ fn financial_aggregation_reports_on_valid_data_under_auth_and_rate_limits() {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
     }
 }
+
+#[test]
+fn memory_batch_processes_every_item_in_batches_and_grades_the_measured_peak() {
+    let out = run_example("memory-batch");
+    let line = |prefix: &str| -> &str {
+        out.lines()
+            .find_map(|line| line.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{out}"))
+    };
+    let numbers = |text: &str| -> Vec<f64> {
+        text.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+            .filter_map(|part| part.parse().ok())
+            .collect()
+    };
+    // "processed 100000 items per execution in 500 batches over 5 executions"
+    let counts = numbers(line("processed "));
+    let [items, batches, executions] = counts[..] else {
+        panic!("{counts:?}");
+    };
+    assert_eq!(items, 100_000.0);
+    assert_eq!(batches, executions * (items / 1_000.0).ceil());
+    let aggregation: serde_json::Value = serde_json::from_str(line("aggregation: ")).unwrap();
+    let expected_sum: u64 = (0..100_000u64).map(|n| n * 2).sum();
+    assert_eq!(aggregation["sum_of_processed"], expected_sum);
+    assert_eq!(aggregation["enriched"], 100_000);
+    assert_eq!(line("fields left in the result: "), "aggregation");
+
+    // "memory: executions 5, min 5.9 MB, peak 147.2 MB, limit 256 MB,
+    // change per execution +28.3 MB, grade fair"
+    let memory = line("memory: ");
+    let figures = numbers(memory);
+    let [measured, min, peak, limit, change] = figures[..] else {
+        panic!("{figures:?} in {memory}");
+    };
+    assert_eq!(measured, executions);
+    assert!(min > 0.0 && min < peak && peak <= 1e6, "{memory}");
+    // The changes add up to no more than the growth the samples saw.
+    assert!(change * measured <= peak - min + 1.0, "{memory}");
+    let share = peak / limit;
+    let grade = match share {
+        s if s > 1.0 => "over_limit",
+        s if s >= 0.75 => "needs_optimization",
+        s if s >= 0.5 => "fair",
+        _ => "good",
+    };
+    assert!(memory.ends_with(&format!("grade {grade}")), "{memory}");
+}

@@ -76,18 +76,32 @@ impl Link<Context> for EssentialKeys {
     }
 }
 
-/// Reads field `from` as a list of `T`.
-fn items<T: DeserializeOwned>(ctx: &Context, from: &str, link: &str) -> Result<Vec<T>> {
-    ctx.get::<Vec<T>>(from)?.ok_or_else(|| {
+/// Takes field `from` out of the context as a list of `T`: moved, not
+/// copied, so the input is not held twice.
+fn take_items<T: DeserializeOwned>(ctx: &mut Context, from: &str, link: &str) -> Result<Vec<T>> {
+    let value = ctx.remove(from).ok_or_else(|| {
         Error::validation(format!(
             "{link}: the context has no field `{from}` holding the items"
         ))
+    })?;
+    serde_json::from_value(value).map_err(|source| {
+        Error::validation(format!("{link}: field `{from}` is not a list of the items"))
+            .with_source(source)
     })
 }
 
-/// Writes `items` into field `to`.
-fn put<T: Serialize>(mut ctx: Context, to: &str, items: &[T]) -> Result<Context> {
-    ctx.insert_serde(to.to_owned(), items)?;
+/// Writes `items` into field `to`, converting them one at a time so the
+/// list is never held in both forms.
+fn put<T: Serialize>(mut ctx: Context, to: &str, items: Vec<T>) -> Result<Context> {
+    let values = items
+        .into_iter()
+        .map(serde_json::to_value)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|source| {
+            Error::internal(format!("cannot write the processed items into `{to}`"))
+                .with_source(source)
+        })?;
+    ctx.insert(to.to_owned(), serde_json::Value::Array(values));
     Ok(ctx)
 }
 
@@ -95,9 +109,10 @@ fn put<T: Serialize>(mut ctx: Context, to: &str, items: &[T]) -> Result<Context>
 /// batches, and writes the processed list into another field; made by
 /// [`BatchLink::new`].
 ///
-/// Memory holds the input list, one batch in the chain and the output so
-/// far. For a list too large for that, keep it out of the context and use
-/// [`StreamProcessor`] on its source.
+/// The input list is moved out of field `from` (the field is removed), so
+/// memory holds what is left of the input, one batch in the chain and the
+/// output so far, never the input twice. For a list too large for that,
+/// keep it out of the context and use [`StreamProcessor`] on its source.
 ///
 /// ```
 /// use chain_core::{Chain, Context};
@@ -143,9 +158,10 @@ where
 {
     fn call(&self, ctx: Context) -> BoxFuture<'_, Result<Context>> {
         Box::pin(async move {
-            let input: Vec<T> = items(&ctx, &self.from, "batch processing")?;
+            let mut ctx = ctx;
+            let input: Vec<T> = take_items(&mut ctx, &self.from, "batch processing")?;
             let output = process_in_batches(&self.chain, input, self.batch_size).await?;
-            put(ctx, &self.to, &output)
+            put(ctx, &self.to, output)
         })
     }
 
@@ -165,8 +181,9 @@ impl<T: Send + 'static> fmt::Debug for BatchLink<T> {
     }
 }
 
-/// A link that runs a [`StreamProcessor`] over the list in one field of the
-/// context (with its concurrency, memory monitor and error sink) and writes
+/// A link that runs a [`StreamProcessor`] over the list it moves out of one
+/// field of the context (with its concurrency, memory monitor and error
+/// sink) and writes
 /// the items that succeeded, in order unless the processor is unordered,
 /// into another field; made by [`StreamLink::new`]. Without an error sink
 /// a failing item fails the link.
@@ -211,13 +228,14 @@ where
 {
     fn call(&self, ctx: Context) -> BoxFuture<'_, Result<Context>> {
         Box::pin(async move {
-            let input: Vec<T> = items(&ctx, &self.from, "stream processing")?;
+            let mut ctx = ctx;
+            let input: Vec<T> = take_items(&mut ctx, &self.from, "stream processing")?;
             let mut output = Vec::with_capacity(input.len());
             let mut processed = self.processor.process(futures_util::stream::iter(input));
             while let Some(item) = processed.next().await {
                 output.push(item?);
             }
-            put(ctx, &self.to, &output)
+            put(ctx, &self.to, output)
         })
     }
 

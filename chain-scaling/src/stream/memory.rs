@@ -69,6 +69,17 @@ pub enum MemoryGrade {
 }
 
 impl MemoryGrade {
+    /// The grade's name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Good => "good",
+            Self::Fair => "fair",
+            Self::NeedsOptimization => "needs_optimization",
+            Self::OverLimit => "over_limit",
+        }
+    }
+
     /// The grade of `peak_bytes` against `limit_bytes`.
     pub fn of(peak_bytes: u64, limit_bytes: u64) -> Self {
         let share = peak_bytes as f64 / limit_bytes.max(1) as f64;
@@ -79,6 +90,12 @@ impl MemoryGrade {
             share if share >= 0.5 => Self::Fair,
             _ => Self::Good,
         }
+    }
+}
+
+impl fmt::Display for MemoryGrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
