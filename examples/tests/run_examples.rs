@@ -499,18 +499,95 @@ fn iot_ingestion_sheds_only_non_critical_readings_under_overload() {
 
 #[test]
 fn financial_aggregation_reports_on_valid_data_under_auth_and_rate_limits() {
-    let out = run_example("financial-aggregation");
+    use modulink::security::secrets::Fernet;
+    let key = Fernet::generate_key().unwrap();
+    let sink = std::env::temp_dir().join(format!("report-test-{}.fernet", std::process::id()));
+    let bank_token = "test-bank-token-0b1d2e";
+    let out = run_example_with(
+        "financial-aggregation",
+        &[
+            ("REPORT_KEY", key.as_str()),
+            ("REPORT_SINK", sink.to_str().unwrap()),
+            ("BANK_API_TOKEN", bank_token),
+        ],
+    );
+    // The tokens come from the SecretManager (here the environment) and
+    // never show.
+    assert!(!out.contains(bank_token), "{out}");
     for expected in [
-        "\"total_value_usd\": 69672.5",
-        "\"user\": \"ada\"",
         "\"reason\": \"invalid IBAN or negative balance\"",
         "\"reason\": \"missing quantity or price\"",
-        "\"largest\": \"BTC\"",
-        "`bank`: rate limited",
         "anonymous report: unauthorized error",
     ] {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
     }
+
+    // The delivered report decrypts with the key, and says what it lacks.
+    let delivered = std::fs::read_to_string(&sink).unwrap();
+    std::fs::remove_file(&sink).unwrap();
+    let plain = Fernet::new(&key)
+        .unwrap()
+        .decrypt(&delivered, None)
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(
+        report["user"], "grace",
+        "the last report delivered is the burst's"
+    );
+    assert_eq!(report["complete"], false);
+    let unavailable = report["unavailable_sources"].as_array().unwrap();
+    // The pension fund is down (503), or, in a burst, its rate limit
+    // turned the call away first: either way it is named.
+    assert!(
+        unavailable
+            .iter()
+            .any(|entry| entry["source"] == "pension"
+                && !entry["error"].as_str().unwrap().is_empty()),
+        "{report}"
+    );
+    assert!(out.contains("service `pension` answered 503"), "{out}");
+
+    // Calls each source received, from the servers' own counts.
+    let calls = |prefix: &str| -> std::collections::HashMap<String, u64> {
+        out.lines()
+            .find_map(|line| line.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in:\n{out}"))
+            .split(", ")
+            .map(|part| {
+                let (name, count) = part.split_once(' ').unwrap();
+                (name.to_owned(), count.parse().unwrap())
+            })
+            .collect()
+    };
+    let first = calls("calls to the sources after the first report: ");
+    let second = calls("calls to the sources after a second report: ");
+    for source in ["bank", "broker", "exchange"] {
+        assert_eq!(first[source], 1, "{first:?}");
+        assert_eq!(
+            second[source], 1,
+            "the second report was not served from the cache"
+        );
+    }
+    // The failing source is never cached: it is asked again (2 attempts
+    // each time).
+    assert_eq!((first["pension"], second["pension"]), (2, 4));
+
+    // The burst for another user passes the sources' rate limits: some of
+    // its reports name a rate-limited source, none is hidden.
+    let burst: Vec<&str> = out
+        .lines()
+        .filter(|line| line.starts_with("burst report "))
+        .collect();
+    assert_eq!(burst.len(), 4, "{out}");
+    assert!(
+        burst.iter().any(|line| line.contains("(rate limited)")),
+        "{burst:?}"
+    );
+    assert!(burst.iter().all(|line| line.contains("complete false")));
+
+    // The first report's figures, from the example's printed report.
+    assert!(out.contains("\"total_value_usd\": 69672.5"), "{out}");
+    assert!(out.contains("\"largest\": \"BTC\""), "{out}");
 }
 
 #[test]
