@@ -32,20 +32,37 @@ fn config(run: &str) -> JetStreamConfig {
         .memory_storage()
 }
 
-/// The chain every worker runs for `order_created`.
-fn orders(worker: String) -> Chain {
-    Chain::named("orders").link_sync(move |ctx: Context| -> Result<Context> {
-        let order: Value = ctx.require("event_data")?;
-        let total = price_items(std::slice::from_ref(&order))?.subtotal;
-        Ok(ctx.with("total", total).with("worker", worker.clone()))
+/// The chain every worker runs for `order_created`; `work` stands for the
+/// time a real handler spends (a database write, a call).
+fn orders(worker: String, work: Duration) -> Chain {
+    Chain::named("orders").link(move |ctx: Context| {
+        let worker = worker.clone();
+        async move {
+            if !work.is_zero() {
+                tokio::time::sleep(work).await;
+            }
+            let order: Value = ctx.require("event_data")?;
+            let total = price_items(std::slice::from_ref(&order))?.subtotal;
+            Ok(ctx.with("total", total).with("worker", worker))
+        }
     })
 }
 
+/// A worker: subscribes, says `ready`, and handles orders until its
+/// standard input closes. `MODULINK_WORKER_ID` (set by a `ProcessScaler`)
+/// overrides its name; `WORK_MS` is each order's simulated work and
+/// `WORKER_CONCURRENCY` the orders it handles at once.
 async fn worker(run: String, name: String) -> std::result::Result<(), Error> {
+    let name = std::env::var("MODULINK_WORKER_ID").unwrap_or(name);
+    let work = Duration::from_millis(std::env::var("WORK_MS").map_or(Ok(0), |ms| ms.parse())?);
+    let mut config = config(&run).connection_name(&name);
+    if let Ok(concurrency) = std::env::var("WORKER_CONCURRENCY") {
+        config = config.concurrency(concurrency.parse()?);
+    }
     let bus = EventBus::builder()
         .without_store()
-        .build_with(JetStream::connect(config(&run).connection_name(&name)).await?);
-    bus.subscribe("order_created", orders(name)).await?;
+        .build_with(JetStream::connect(config).await?);
+    bus.subscribe("order_created", orders(name, work)).await?;
     println!("ready");
     // The publisher closes our stdin to ask for a graceful stop.
     tokio::task::spawn_blocking(|| std::io::stdin().lines().count()).await?;

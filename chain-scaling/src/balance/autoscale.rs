@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chain_core::{BoxFuture, Error, Result};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{LoadBalancer, Node};
@@ -21,6 +22,12 @@ pub struct LoadSample {
     pub utilisation: f64,
     /// Work waiting upstream of the pool (from the policy's gauge, or 0).
     pub queue_length: u64,
+    /// This process's CPU use since the previous sample, in cores (1.5 is
+    /// one and a half cores busy); 0 on the first sample and where the
+    /// platform does not tell.
+    pub cpu_cores: f64,
+    /// This process's resident memory, in bytes (0 where unknown).
+    pub memory_bytes: u64,
 }
 
 /// When to scale. Scale-up thresholds sit above scale-down ones, so the pool
@@ -38,8 +45,12 @@ pub struct ScalingPolicy {
     pub scale_up_utilisation: f64,
     /// ...or latency above this...
     pub scale_up_latency: Duration,
-    /// ...or the queue longer than this.
+    /// ...or the queue longer than this...
     pub scale_up_queue: u64,
+    /// ...or this process busier than this many cores...
+    pub scale_up_cpu_cores: f64,
+    /// ...or its resident memory above this.
+    pub scale_up_memory_bytes: u64,
     /// Scale down only when utilisation is below this, latency below
     /// `scale_down_latency` and the queue empty.
     pub scale_down_utilisation: f64,
@@ -60,6 +71,11 @@ impl Default for ScalingPolicy {
             scale_up_utilisation: 0.8,
             scale_up_latency: Duration::from_secs(1),
             scale_up_queue: 100,
+            // 80% of the cores this process may use.
+            scale_up_cpu_cores: std::thread::available_parallelism()
+                .map_or(1.0, |cores| cores.get() as f64)
+                * 0.8,
+            scale_up_memory_bytes: u64::MAX,
             scale_down_utilisation: 0.3,
             scale_down_latency: Duration::from_millis(200),
             cooldown: Duration::from_secs(60),
@@ -110,6 +126,10 @@ impl ScalingPolicy {
             Some(format!("latency {:?}", sample.latency))
         } else if sample.queue_length > self.scale_up_queue {
             Some(format!("queue of {}", sample.queue_length))
+        } else if sample.cpu_cores > self.scale_up_cpu_cores {
+            Some(format!("CPU {:.2} cores", sample.cpu_cores))
+        } else if sample.memory_bytes > self.scale_up_memory_bytes {
+            Some(format!("memory {} MB", sample.memory_bytes >> 20))
         } else {
             None
         };
@@ -122,7 +142,8 @@ impl ScalingPolicy {
         }
         let idle = sample.utilisation < self.scale_down_utilisation
             && sample.latency < self.scale_down_latency
-            && sample.queue_length == 0;
+            && sample.queue_length == 0
+            && sample.cpu_cores < self.scale_up_cpu_cores / 2.0;
         if idle && sample.nodes > self.min_nodes {
             Decision::ScaleDown(format!("utilisation {:.0}%", sample.utilisation * 100.0))
         } else {
@@ -141,6 +162,12 @@ pub trait Scaler<C>: Send + Sync + 'static {
 
     /// Removes one node; its running calls finish (it drains).
     fn scale_down<'a>(&'a self, balancer: &'a LoadBalancer<C>) -> BoxFuture<'a, Result<()>>;
+
+    /// The capacity running now: the balancer's nodes by default; a scaler
+    /// of processes counts its live workers.
+    fn running(&self, balancer: &LoadBalancer<C>) -> usize {
+        balancer.inner.snapshot.load().nodes.len()
+    }
 }
 
 type NodeFactory<C> = Arc<dyn Fn(usize) -> Node<C> + Send + Sync>;
@@ -193,12 +220,16 @@ impl<C: Send + 'static> Scaler<C> for LocalScaler<C> {
     }
 }
 
-/// Measures a balancer's pool and scales it by a policy.
+/// Measures a balancer's pool and scales it by a policy: once per call of
+/// [`evaluate`](Self::evaluate), or by itself in the background
+/// ([`run_every`](Self::run_every)).
 pub struct AutoScaler<C> {
     balancer: LoadBalancer<C>,
     policy: ScalingPolicy,
     scaler: Box<dyn Scaler<C>>,
     last_action: Option<Instant>,
+    /// The process's CPU time at the previous sample, and when.
+    last_cpu: Option<(Instant, Duration)>,
 }
 
 impl<C: Send + 'static> AutoScaler<C> {
@@ -214,18 +245,31 @@ impl<C: Send + 'static> AutoScaler<C> {
             policy,
             scaler: Box::new(scaler),
             last_action: None,
+            last_cpu: None,
         }
     }
 
-    /// The pool's load now.
-    pub fn sample(&self) -> LoadSample {
+    /// The pool's load now, and this process's CPU since the previous
+    /// sample and its memory.
+    pub fn sample(&mut self) -> LoadSample {
+        let now = Instant::now();
+        let cpu_time = process_cpu_time();
+        let cpu_cores = match (self.last_cpu, cpu_time) {
+            (Some((at, before)), Some(used)) if now > at => {
+                used.saturating_sub(before).as_secs_f64() / (now - at).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        if let Some(used) = cpu_time {
+            self.last_cpu = Some((now, used));
+        }
         let nodes = self.balancer.nodes();
-        let count = nodes.len();
+        let count = self.scaler.running(&self.balancer);
         let in_flight: u32 = nodes.iter().map(|node| node.in_flight()).sum();
-        let latency = if count == 0 {
+        let latency = if nodes.is_empty() {
             Duration::ZERO
         } else {
-            nodes.iter().map(|node| node.latency()).sum::<Duration>() / count as u32
+            nodes.iter().map(|node| node.latency()).sum::<Duration>() / nodes.len() as u32
         };
         let capacity = count.max(1) as f64 * f64::from(self.policy.target_concurrency.max(1));
         LoadSample {
@@ -233,6 +277,8 @@ impl<C: Send + 'static> AutoScaler<C> {
             latency,
             utilisation: f64::from(in_flight) / capacity,
             queue_length: self.policy.queue_gauge.as_ref().map_or(0, |gauge| gauge()),
+            cpu_cores,
+            memory_bytes: chain_core::stats::resident_memory_bytes().unwrap_or(0),
         }
     }
 
@@ -242,9 +288,10 @@ impl<C: Send + 'static> AutoScaler<C> {
     ///
     /// The scaler's failure to add or remove a node.
     pub async fn evaluate(&mut self) -> Result<Decision> {
+        let sample = self.sample();
         let decision = self
             .policy
-            .decide(&self.sample(), self.last_action.map(|at| at.elapsed()));
+            .decide(&sample, self.last_action.map(|at| at.elapsed()));
         match &decision {
             Decision::ScaleUp(_) => self.scaler.scale_up(&self.balancer).await?,
             Decision::ScaleDown(_) => self.scaler.scale_down(&self.balancer).await?,
@@ -252,6 +299,126 @@ impl<C: Send + 'static> AutoScaler<C> {
         }
         self.last_action = Some(Instant::now());
         Ok(decision)
+    }
+}
+
+impl<C: Send + 'static> AutoScaler<C> {
+    /// Evaluates every `interval` on the current tokio runtime until the
+    /// returned handle is stopped or dropped: scaling that runs by itself.
+    /// A scaler's failure is logged and counted, and the next tick tries
+    /// again.
+    pub fn run_every(mut self, interval: Duration) -> AutoScaling {
+        let (report, reports) = watch::channel(ScalingReport::default());
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let outcome = self.evaluate().await;
+                let running = self.scaler.running(&self.balancer);
+                report.send_modify(|report| {
+                    report.evaluations += 1;
+                    report.running = running;
+                    report.peak_running = report.peak_running.max(running);
+                    match outcome {
+                        Ok(Decision::ScaleUp(_)) => report.scaled_up += 1,
+                        Ok(Decision::ScaleDown(_)) => report.scaled_down += 1,
+                        Ok(Decision::Hold(_)) => {}
+                        Err(ref error) => {
+                            tracing::warn!(%error, "auto-scaling failed to act");
+                            report.failures += 1;
+                        }
+                    }
+                    if let Ok(decision) = outcome {
+                        report.last = Some(decision);
+                    }
+                });
+            }
+        });
+        AutoScaling {
+            task: Some(task),
+            reports,
+        }
+    }
+}
+
+/// What a background auto-scaler has done so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScalingReport {
+    /// Evaluations made.
+    pub evaluations: u64,
+    /// Capacity running after the last one.
+    pub running: usize,
+    /// The most capacity that ran at once.
+    pub peak_running: usize,
+    /// Times it added capacity.
+    pub scaled_up: u64,
+    /// Times it removed capacity.
+    pub scaled_down: u64,
+    /// Times the scaler failed to act.
+    pub failures: u64,
+    /// The last decision.
+    pub last: Option<Decision>,
+}
+
+/// A running background auto-scaler; stops when dropped.
+#[derive(Debug)]
+pub struct AutoScaling {
+    task: Option<tokio::task::JoinHandle<()>>,
+    reports: watch::Receiver<ScalingReport>,
+}
+
+impl AutoScaling {
+    /// What it has done so far.
+    pub fn report(&self) -> ScalingReport {
+        self.reports.borrow().clone()
+    }
+
+    /// Reports as they change, to wait on a condition (`wait_for`).
+    pub fn reports(&self) -> watch::Receiver<ScalingReport> {
+        self.reports.clone()
+    }
+
+    /// Stops the loop and waits until the auto-scaler is gone (a
+    /// [`ProcessScaler`](super::ProcessScaler)'s workers killed with it);
+    /// returns the last report. Dropping the handle stops the loop without
+    /// waiting.
+    pub async fn stop(mut self) -> ScalingReport {
+        let report = self.report();
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // Cancelled: its future, the auto-scaler in it, is dropped.
+            let _ = task.await;
+        }
+        report
+    }
+}
+
+impl Drop for AutoScaling {
+    fn drop(&mut self) {
+        // The auto-scaler (and with it a process scaler's workers, which
+        // are killed when dropped) goes with the task.
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// The CPU time this process has used (Linux: user and system time from
+/// `/proc/self/stat`, whose clock ticks are 1/100 s on every Linux).
+fn process_cpu_time() -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_millis(ticks * 10))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
     }
 }
 

@@ -9,6 +9,7 @@
 mod autoscale;
 mod health;
 mod node;
+mod process;
 #[cfg(feature = "http")]
 mod remote;
 mod ring;
@@ -22,7 +23,10 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use chain_core::{Context, Error, ErrorKind, Result};
 
-pub use autoscale::{AutoScaler, Decision, LoadSample, LocalScaler, Scaler, ScalingPolicy};
+pub use autoscale::{
+    AutoScaler, AutoScaling, Decision, LoadSample, LocalScaler, Scaler, ScalingPolicy,
+    ScalingReport,
+};
 /// A context POSTed as JSON to an HTTP service (feature `http`); the link
 /// behind [`Node::http`].
 #[cfg(feature = "http")]
@@ -32,6 +36,7 @@ use health::now_nanos;
 pub use health::{ClusterStatus, HealthCheckSettings, HealthChecks, NodeStatus, OutlierDetection};
 use node::InFlight;
 pub use node::Node;
+pub use process::ProcessScaler;
 use ring::Ring;
 
 /// How a [`LoadBalancer`] picks a node.

@@ -331,6 +331,33 @@ impl JetStream {
     pub fn config(&self) -> &JetStreamConfig {
         &self.config
     }
+    /// Events of `event_type` that subscription `subscription` has not
+    /// finished: waiting on the server plus delivered and not yet
+    /// acknowledged, read from its durable consumer. The signal to scale
+    /// the workers of that subscription on.
+    ///
+    /// # Errors
+    ///
+    /// [`EventBusError::Transport`] when the consumer cannot be read (it
+    /// does not exist until a worker subscribes, or the server is down).
+    pub async fn backlog(
+        &self,
+        event_type: &str,
+        subscription: &str,
+    ) -> Result<u64, EventBusError> {
+        let name = consumer_name(event_type, subscription);
+        let mut consumer: PullConsumer =
+            self.stream.get_consumer(&name).await.map_err(|error| {
+                EventBusError::transport(format!("read consumer {name}"), error)
+            })?;
+        let info = consumer
+            .info()
+            .await
+            .map_err(|error| EventBusError::transport(format!("read consumer {name}"), error))?;
+        Ok(info
+            .num_pending
+            .saturating_add(u64::try_from(info.num_ack_pending).unwrap_or(u64::MAX)))
+    }
 
     /// The underlying client, e.g. to read the dead-letter subjects.
     pub fn client(&self) -> &async_nats::Client {
