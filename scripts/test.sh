@@ -113,6 +113,7 @@ for crate_features in \
     "chain-security --features aws" \
     "chain-scaling --features nats" \
     "chain-scaling --features http" \
+    "chain-scaling --features sqlite" \
     "chain-deploy --features server" \
     "chain-deploy --features router" \
     "modulink --no-default-features"; do

@@ -12,6 +12,8 @@
 //! - [`parallel`]: a resource pool bounding concurrent chains, fan-out in
 //!   async and blocking modes, measured statistics and the performance
 //!   report.
+//! - [`durable`]: the checkpoint stores of durable executions, which
+//!   survive the crash of the process running them.
 //! - [`stream`]: chains over streams with bounded concurrency and
 //!   backpressure, batches, and a memory monitor that makes processing back
 //!   off.
@@ -43,6 +45,7 @@
 //! |---|---|---|
 //! | `http` | no | `Node::http`: remote nodes called over HTTP with the context as JSON |
 //! | `nats` | no | `events::JetStream`, the event bus's NATS JetStream transport |
+//! | `sqlite` | no | `durable::SqliteCheckpointStore`, durable executions in a SQLite file (bundled SQLite) |
 //!
 //! Most users depend on the `modulink` facade (feature `scaling`).
 
@@ -50,6 +53,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod balance;
+pub mod durable;
 pub mod events;
 pub mod parallel;
 pub mod stream;

@@ -267,6 +267,7 @@
 //! | `axum` | `axum::ChainRoute` (a chain served as an axum route) and `Error` as an RFC 9457 problem response | no |
 //! | `scaling` | [`scaling`]: parallel execution, pools, streaming, load balancing, events | no |
 //! | `nats` | the NATS JetStream transport of the event bus in [`scaling`] | no |
+//! | `sqlite` | the SQLite checkpoint store of durable executions in [`scaling`] | no |
 //! | `security` | [`security`]: authentication, RBAC, validation, HTML sanitization, secrets | no |
 //! | `aws` | the AWS Secrets Manager source of [`security`] | no |
 //! | `observability` | [`observability`]: Prometheus metrics, health, tracing, JSON logs | no |
