@@ -137,6 +137,22 @@ impl CheckpointStore for MemoryCheckpointStore {
         Box::pin(std::future::ready(outcome))
     }
 
+    fn retry<'a>(&'a self, id: &'a str, now_ms: u64) -> BoxFuture<'a, Result<bool>> {
+        let mut executions = lock(&self.executions);
+        let outcome = match executions.get_mut(id) {
+            None => Err(unknown(id)),
+            Some((record, _)) if record.status != ExecutionStatus::Failed => Ok(false),
+            Some((record, revision)) => {
+                record.status = ExecutionStatus::Pending;
+                record.error = None;
+                record.updated_ms = now_ms;
+                revision.0 += 1;
+                Ok(true)
+            }
+        };
+        Box::pin(std::future::ready(outcome))
+    }
+
     fn list(&self, status: Option<ExecutionStatus>) -> BoxFuture<'_, Result<Vec<ExecutionRecord>>> {
         let mut records: Vec<ExecutionRecord> = lock(&self.executions)
             .values()

@@ -9,19 +9,22 @@
 //! execution and continues at the next link. A worker whose lease ran out
 //! and was taken over cannot write again: its compare-and-swap fails.
 //!
-//! This module holds that contract, [`CheckpointStore`], and its stores:
+//! [`Durable`] runs registered [`DurableChain`]s this way, and gives each
+//! link its [`IdempotencyKey`]; its docs state the guarantee exactly and
+//! compare it with Temporal, Restate and the JetStream event bus. The
+//! stores keep the contract, [`CheckpointStore`]:
 //! [`SqliteCheckpointStore`] (feature `sqlite`), the embedded default,
 //! durable across process crashes on one machine with no service to run;
-//! and [`MemoryCheckpointStore`], for tests. The workers that run chains
-//! on them, and the JetStream key-value store for many machines, build on
-//! this contract.
+//! and [`MemoryCheckpointStore`], for tests.
 
+mod engine;
 mod memory;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 mod sqlite;
 mod store;
 
+pub use engine::{Durable, DurableChain, IdempotencyKey};
 pub use memory::MemoryCheckpointStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]

@@ -342,6 +342,26 @@ impl CheckpointStore for SqliteCheckpointStore {
         })
     }
 
+    fn retry<'a>(&'a self, id: &'a str, now_ms: u64) -> BoxFuture<'a, Result<bool>> {
+        let id = id.to_owned();
+        self.run(move |connection| {
+            let changed = connection
+                .execute(
+                    "UPDATE modulink_executions
+                     SET status = 'pending', error = NULL, updated_ms = ?1, revision = revision + 1
+                     WHERE id = ?2 AND status = 'failed'",
+                    params![to_i64(now_ms), id],
+                )
+                .map_err(storage)?;
+            if changed == 1 {
+                return Ok(true);
+            }
+            select(connection, &id)?
+                .map(|_| false)
+                .ok_or_else(|| unknown(&id))
+        })
+    }
+
     fn list(&self, status: Option<ExecutionStatus>) -> BoxFuture<'_, Result<Vec<ExecutionRecord>>> {
         self.run(move |connection| {
             let mut query = connection

@@ -216,6 +216,16 @@ pub trait CheckpointStore: Send + Sync + 'static {
         lease_until_ms: u64,
     ) -> BoxFuture<'a, Result<()>>;
 
+    /// Makes failed execution `id` pending again, to resume at the link
+    /// that failed (its error is cleared). Returns whether it did: only a
+    /// failed execution is retried.
+    ///
+    /// # Errors
+    ///
+    /// [`NotFound`](ErrorKind::NotFound) for an unknown id, or the store's
+    /// own failures.
+    fn retry<'a>(&'a self, id: &'a str, now_ms: u64) -> BoxFuture<'a, Result<bool>>;
+
     /// Every execution with `status` (or all), oldest first.
     ///
     /// # Errors
