@@ -365,6 +365,28 @@ def events_nats():
     return rows + "\n\n" + targets
 
 
+def durable():
+    g = "durable_checkpoint/"
+    rows = []
+    for setting, meaning in (("normal", "`Durability::Normal` (fsync at WAL checkpoints)"),
+                             ("full", "`Durability::Full` (fsync every commit)")):
+        raw, ours = ns(g + "raw_sqlite_update/" + setting), ns(g + "checkpoint/" + setting)
+        rows.append([meaning, t(raw), t(ours), f"{ours / raw:.1f}x"])
+    checkpoint = table(["SQLite setting", "raw rusqlite UPDATE", "`checkpoint` (store)",
+                        "ratio"], rows)
+    e = "durable_executions/"
+    executions = table(["store", "executions/s (four links, one worker)", "per execution"], [
+        [name, rate(per_second(e + bench)), t(ns(e + bench))]
+        for name, bench in (("SQLite, `Durability::Normal`", "sqlite/normal"),
+                            ("SQLite, `Durability::Full`", "sqlite/full"),
+                            ("in memory (tests only)", "memory/none"))])
+    sizes = [100, 1_000, 10_000, 100_000]
+    size_rows = [[f"{size:,} B", t(ns(f"durable_checkpoint_context_size/{size}"))]
+                 for size in sizes]
+    growth = table(["context", "checkpoint (`Normal`)"], size_rows)
+    return checkpoint + "\n\n" + executions + "\n\n" + growth
+
+
 def streaming():
     s = script("streaming")
     rows = []
@@ -555,6 +577,7 @@ TABLES = {
     "balance-route": balance_route,
     "events": events,
     "events-nats": events_nats,
+    "durable": durable,
     "streaming": streaming,
     "router": router,
     "curves": curves,
