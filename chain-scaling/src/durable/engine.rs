@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chain_core::{Error, ErrorKind, HasExtensions, Link, Result};
@@ -380,13 +381,16 @@ where
                 link: index,
             });
             let outcome = {
+                let current = AtomicU64::new(revision.0);
                 let call = std::pin::pin!(link.call(ctx));
-                let renewing = std::pin::pin!(self.keep_lease(&id, revision, worker));
-                match select(call, renewing).await {
+                let renewing = std::pin::pin!(self.keep_lease(&id, &current, worker));
+                let outcome = match select(call, renewing).await {
                     Either::Left((outcome, _)) => outcome,
                     // The lease went to another worker: stop here.
                     Either::Right((lost, _)) => return Err(lost),
-                }
+                };
+                revision = Revision(current.load(Ordering::Acquire));
+                outcome
             };
             match outcome {
                 Ok(mut next) => {
@@ -485,17 +489,20 @@ where
             .map(drop)
     }
 
-    /// Renews the lease every third of its length while a link runs;
-    /// returns only when it is lost (or the store fails).
-    async fn keep_lease(&self, id: &str, revision: Revision, worker: &str) -> Error {
+    /// Renews the lease every third of its length while a link runs,
+    /// keeping in `revision` the revision to write at next; returns only
+    /// when the lease is lost (or the store fails).
+    async fn keep_lease(&self, id: &str, revision: &AtomicU64, worker: &str) -> Error {
         loop {
             tokio::time::sleep(self.lease / 3).await;
-            if let Err(error) = self
+            let current = Revision(revision.load(Ordering::Acquire));
+            match self
                 .store
-                .renew(id, revision, worker, now_ms() + self.lease_ms())
+                .renew(id, current, worker, now_ms() + self.lease_ms())
                 .await
             {
-                return error;
+                Ok(next) => revision.store(next.0, Ordering::Release),
+                Err(error) => return error,
             }
         }
     }

@@ -124,16 +124,14 @@ impl CheckpointStore for MemoryCheckpointStore {
         revision: Revision,
         worker: &'a str,
         lease_until_ms: u64,
-    ) -> BoxFuture<'a, Result<()>> {
-        let outcome = self
-            .write(
-                id,
-                revision,
-                worker,
-                |record| record.lease_until_ms = Some(lease_until_ms),
-                false,
-            )
-            .map(drop);
+    ) -> BoxFuture<'a, Result<Revision>> {
+        let outcome = self.write(
+            id,
+            revision,
+            worker,
+            |record| record.lease_until_ms = Some(lease_until_ms),
+            false,
+        );
         Box::pin(std::future::ready(outcome))
     }
 

@@ -322,7 +322,7 @@ impl CheckpointStore for SqliteCheckpointStore {
         revision: Revision,
         worker: &'a str,
         lease_until_ms: u64,
-    ) -> BoxFuture<'a, Result<()>> {
+    ) -> BoxFuture<'a, Result<Revision>> {
         let (id, worker) = (id.to_owned(), worker.to_owned());
         self.run(move |connection| {
             let changed = connection
@@ -333,7 +333,7 @@ impl CheckpointStore for SqliteCheckpointStore {
                 )
                 .map_err(storage)?;
             if changed == 1 {
-                return Ok(());
+                return Ok(revision);
             }
             match select(connection, &id)? {
                 Some(_) => Err(lost(&id)),

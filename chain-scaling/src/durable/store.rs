@@ -202,8 +202,9 @@ pub trait CheckpointStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Revision>>;
 
     /// Extends the lease of execution `id` to `lease_until_ms` if it is
-    /// still at `revision` and leased by `worker`. The revision stays: a
-    /// renewal moves nothing.
+    /// still at `revision` and leased by `worker`; returns the revision to
+    /// write at from now on (the same one in stores whose renewals leave
+    /// the revision, a new one in stores where every write makes one).
     ///
     /// # Errors
     ///
@@ -214,7 +215,7 @@ pub trait CheckpointStore: Send + Sync + 'static {
         revision: Revision,
         worker: &'a str,
         lease_until_ms: u64,
-    ) -> BoxFuture<'a, Result<()>>;
+    ) -> BoxFuture<'a, Result<Revision>>;
 
     /// Makes failed execution `id` pending again, to resume at the link
     /// that failed (its error is cleared). Returns whether it did: only a
