@@ -15,9 +15,14 @@
 //! stores keep the contract, [`CheckpointStore`]:
 //! [`SqliteCheckpointStore`] (feature `sqlite`), the embedded default,
 //! durable across process crashes on one machine with no service to run;
-//! and [`MemoryCheckpointStore`], for tests.
+//! [`JetStreamCheckpointStore`] (feature `nats`), a JetStream key-value
+//! bucket shared by workers on many machines; and
+//! [`MemoryCheckpointStore`], for tests.
 
 mod engine;
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+mod kv;
 mod memory;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
@@ -25,6 +30,9 @@ mod sqlite;
 mod store;
 
 pub use engine::{Durable, DurableChain, IdempotencyKey};
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub use kv::JetStreamCheckpointStore;
 pub use memory::MemoryCheckpointStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]

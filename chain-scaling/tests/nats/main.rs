@@ -5,6 +5,7 @@
 //! Worker processes are this test binary started again with
 //! `MODULINK_TEST_WORKER` set, running the ignored `worker_process` entry.
 
+mod durable;
 mod server;
 
 use std::collections::{HashMap, HashSet};
