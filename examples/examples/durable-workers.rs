@@ -7,8 +7,10 @@
 //! the others at the link that was running.
 //!
 //! - `cargo run -p examples --example durable-workers`: the demo.
-//! - `durable-workers worker DB EFFECTS_URL`: one worker, until its
-//!   standard input closes; `WORK_MS` is each link's simulated work.
+//! - `durable-workers worker STORE EFFECTS_URL`: one worker, until its
+//!   standard input closes. STORE is a SQLite file, or a NATS URL
+//!   (`nats://...`) for a JetStream key-value bucket named by
+//!   `DURABLE_BUCKET`; `WORK_MS` is each link's simulated work.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -20,7 +22,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use modulink::scaling::durable::{
-    Durability, Durable, DurableChain, ExecutionStatus, IdempotencyKey, SqliteCheckpointStore,
+    Durability, Durable, DurableChain, ExecutionStatus, IdempotencyKey, JetStreamCheckpointStore,
+    SqliteCheckpointStore,
 };
 use modulink::{Context, Error, Link};
 use serde_json::{Value, json};
@@ -105,35 +108,51 @@ fn orders(url: &str, work: Duration) -> DurableChain<Context> {
         })
 }
 
-async fn worker(db: &str, url: &str) -> Result<(), Failure> {
+async fn worker(store: &str, url: &str) -> Result<(), Failure> {
     let name = std::env::var("MODULINK_WORKER_ID")
         .unwrap_or_else(|_| format!("worker-{}", std::process::id()));
     let work = Duration::from_millis(std::env::var("WORK_MS").map_or(Ok(2), |ms| ms.parse())?);
+    let durable = if store.starts_with("nats://") {
+        let bucket =
+            std::env::var("DURABLE_BUCKET").unwrap_or_else(|_| "MODULINK_DURABLE".to_owned());
+        Durable::new(JetStreamCheckpointStore::connect(store, &bucket, 1).await?)
+    } else {
+        Durable::new(SqliteCheckpointStore::open(store, Durability::Normal)?)
+    };
     let durable = Arc::new(
-        Durable::new(SqliteCheckpointStore::open(db, Durability::Normal)?)
+        durable
             .register(orders(url, work))?
             .lease(Duration::from_secs(2))
             .poll_interval(Duration::from_millis(20)),
     );
     println!("ready");
-    // Four executions at a time; all stop when standard input closes.
-    let stop = Arc::new(tokio::sync::Notify::new());
+    // Four executions at a time; all stop when standard input closes. A
+    // store that fails (a server restarting) fails a round, not the worker.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
     let mut runners = Vec::new();
     for slot in 0..4 {
-        let (durable, stop, name) = (
+        let (durable, name, stopped) = (
             Arc::clone(&durable),
-            Arc::clone(&stop),
             format!("{name}.{slot}"),
+            stopped.clone(),
         );
         runners.push(tokio::spawn(async move {
-            durable.work(&name, stop.notified()).await
+            while !*stopped.borrow() {
+                let mut stop = stopped.clone();
+                let stop = async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                };
+                if durable.work(&name, stop).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
         }));
     }
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     while stdin.next_line().await?.is_some() {}
-    stop.notify_waiters();
+    stopping.send_replace(true);
     for runner in runners {
-        runner.await??;
+        runner.await?;
     }
     Ok(())
 }

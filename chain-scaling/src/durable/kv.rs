@@ -74,7 +74,57 @@ fn valid_key(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'/' | b'.'))
 }
 
+/// Applies the bucket's changes to the index, watching again whenever a
+/// watch ends.
+async fn keep_index(kv: kv::Store, mut watch: kv::Watch, index: Index) {
+    loop {
+        while let Some(entry) = watch.next().await {
+            let Ok(entry) = entry else { break };
+            let mut index = lock(&index);
+            match entry.operation {
+                kv::Operation::Put => {
+                    if let Ok(decoded) = decode(&entry.value, entry.revision) {
+                        let newer = index
+                            .get(&entry.key)
+                            .is_none_or(|(_, known)| known.0 < entry.revision);
+                        if newer {
+                            index.insert(entry.key, decoded);
+                        }
+                    }
+                }
+                kv::Operation::Delete | kv::Operation::Purge => {
+                    index.remove(&entry.key);
+                }
+            }
+        }
+        // Watch again from the latest values; until that works, claims
+        // go on from the index as it is (each re-reads its key).
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if let Ok(again) = kv.watch_with_history(">").await {
+                watch = again;
+                break;
+            }
+        }
+    }
+}
+
 impl JetStreamCheckpointStore {
+    /// Connects to the server at `url` and opens the store in bucket
+    /// `bucket`; see [`open`](Self::open).
+    ///
+    /// # Errors
+    ///
+    /// An [`Unavailable`](ErrorKind::Unavailable) error if the server
+    /// cannot be reached (the URL is not repeated: it may hold a password),
+    /// or those of [`open`](Self::open).
+    pub async fn connect(url: &str, bucket: &str, replicas: usize) -> Result<Self> {
+        let client = async_nats::connect(url)
+            .await
+            .map_err(|error| transport("connect to the NATS server", error))?;
+        Self::open(client, bucket, replicas).await
+    }
+
     /// The store in bucket `bucket` (created with `replicas` replicas and
     /// file storage if it does not exist) on the server `client` is
     /// connected to.
@@ -115,32 +165,14 @@ impl JetStreamCheckpointStore {
             }
         };
         let index: Index = Arc::default();
-        let mut watch = kv
+        // The first watch is made here, so a bucket that cannot be watched
+        // is an error now; later ones are made again whenever a watch ends
+        // (a lost connection, a restarted server).
+        let first = kv
             .watch_with_history(">")
             .await
             .map_err(|error| transport(&format!("watch bucket {bucket}"), error))?;
-        let updates = Arc::clone(&index);
-        let task = tokio::spawn(async move {
-            while let Some(entry) = watch.next().await {
-                let Ok(entry) = entry else { continue };
-                let mut index = lock(&updates);
-                match entry.operation {
-                    kv::Operation::Put => {
-                        if let Ok(decoded) = decode(&entry.value, entry.revision) {
-                            let newer = index
-                                .get(&entry.key)
-                                .is_none_or(|(_, known)| known.0 < entry.revision);
-                            if newer {
-                                index.insert(entry.key, decoded);
-                            }
-                        }
-                    }
-                    kv::Operation::Delete | kv::Operation::Purge => {
-                        index.remove(&entry.key);
-                    }
-                }
-            }
-        });
+        let task = tokio::spawn(keep_index(kv.clone(), first, Arc::clone(&index)));
         Ok(Self {
             kv,
             index,
