@@ -379,6 +379,7 @@ def durable():
         [name, rate(per_second(e + bench)), t(ns(e + bench))]
         for name, bench in (("SQLite, `Durability::Normal`", "sqlite/normal"),
                             ("SQLite, `Durability::Full`", "sqlite/full"),
+                            ("JetStream key-value (R1, file storage, loopback)", "jetstream/r1"),
                             ("in memory (tests only)", "memory/none"))])
     sizes = [100, 1_000, 10_000, 100_000]
     size_rows = [[f"{size:,} B", t(ns(f"durable_checkpoint_context_size/{size}"))]

@@ -3,7 +3,9 @@
 //! the same file settings), executions per second of a four-link chain for
 //! each fsync setting, and how a checkpoint's cost grows with the context.
 //!
-//! Run with `cargo bench -p chain-scaling --features sqlite --bench durable`.
+//! Run with `cargo bench -p chain-scaling --features sqlite,nats --bench durable`
+//! (the JetStream row starts its own `nats-server`; without `nats` it is
+//! left out).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -165,6 +167,28 @@ fn executions(c: &mut Criterion) {
             b.iter_custom(|iterations| run(&durable, iterations, name));
         });
     }
+    // On a JetStream key-value bucket (R1, file storage) of a private
+    // server on loopback.
+    #[cfg(feature = "nats")]
+    {
+        let server = server::Server::start();
+        let durable = rt.block_on(async {
+            Durable::new(
+                chain_scaling::durable::JetStreamCheckpointStore::connect(
+                    &server.url(),
+                    "BENCH_DURABLE",
+                    1,
+                )
+                .await
+                .expect("bucket"),
+            )
+            .register(chain())
+            .expect("register")
+        });
+        group.bench_function(BenchmarkId::new("jetstream", "r1"), |b| {
+            b.iter_custom(|iterations| run(&durable, iterations, "jetstream"));
+        });
+    }
     let durable = Durable::new(MemoryCheckpointStore::new())
         .register(chain())
         .expect("register");
@@ -215,6 +239,63 @@ fn context_size(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// A private `nats-server` with JetStream on a free port, for the
+/// JetStream row.
+#[cfg(feature = "nats")]
+mod server {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+
+    pub(crate) struct Server(Child, u16, std::path::PathBuf);
+
+    impl Server {
+        pub(crate) fn start() -> Server {
+            let store = std::env::temp_dir().join(format!(
+                "modulink-bench-durable-nats-{}",
+                std::process::id()
+            ));
+            let mut child = Command::new("nats-server")
+                .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
+                .arg(&store)
+                .stderr(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|error| panic!("nats-server: {error}"));
+            let log = BufReader::new(child.stderr.take().unwrap_or_else(|| panic!("no log")));
+            let mut port = 0;
+            let mut lines = log.lines();
+            for line in lines.by_ref().map_while(Result::ok) {
+                if let Some(address) = line.split("client connections on ").nth(1) {
+                    port = address
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| p.trim().parse().ok())
+                        .unwrap_or(0);
+                }
+                if line.contains("Server is ready") {
+                    break;
+                }
+            }
+            // Keep reading the log: a Go program whose stderr pipe is
+            // closed dies of SIGPIPE at its next log line.
+            std::thread::spawn(move || lines.for_each(drop));
+            Server(child, port, store)
+        }
+
+        pub(crate) fn url(&self) -> String {
+            format!("nats://127.0.0.1:{}", self.1)
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_dir_all(&self.2);
+        }
+    }
 }
 
 criterion_group! {

@@ -17,7 +17,19 @@
 //! cargo run -p examples --example ecommerce                      # in process
 //! cargo run -p examples --example ecommerce -- --orders 1000
 //! cargo run -p examples --example ecommerce -- --nats nats://127.0.0.1:4222 --workers 8
+//! cargo run -p examples --example ecommerce -- --durable --chaos     # SQLite, workers killed
+//! cargo run -p examples --example ecommerce -- --nats nats://127.0.0.1:4222 --durable --chaos
 //! ```
+//!
+//! With `--durable` each order is a durable execution instead of an event:
+//! it is checkpointed after every step (in a SQLite file, or in a JetStream
+//! key-value bucket with `--nats`), and a worker that dies leaves it to
+//! another, which resumes at the step that was running. With `--chaos` the
+//! example runs its workers as three processes of its own binary
+//! (`ecommerce worker STORE`) and kills one with SIGKILL at a third and at
+//! two thirds of the run, starting a new one each time; its summary counts
+//! the completed orders, the charges (one per completed order, by the
+//! payment's idempotency key) and the executions another worker resumed.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,13 +44,20 @@ use axum::{Json, Router};
 use examples::{http_get, price_items};
 use modulink::observability::prometheus::{IntCounter, Registry};
 use modulink::observability::{ChainMetrics, JsonLogLayer, MetricsServer, Tracer};
-use modulink::resilience::{Backoff, CircuitBreakerConfig, Orchestrator, Retry, ServiceEndpoint};
+use modulink::resilience::{
+    Backoff, CircuitBreakerConfig, Jitter, Orchestrator, Retry, ServiceEndpoint,
+};
+use modulink::scaling::durable::{
+    Durability, Durable, DurableChain, ExecutionStatus, JetStreamCheckpointStore,
+    SqliteCheckpointStore,
+};
 use modulink::scaling::events::{
     Event, EventBus, JetStream, JetStreamConfig, Redelivery, Transport,
 };
-use modulink::security::secrets::{SecretManager, StaticSource};
+use modulink::security::secrets::{EnvSource, SecretManager, StaticSource};
 use modulink::{Chain, Context, Error, Parallel, Result, Step, named};
 use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
 use tokio::sync::Notify;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -263,17 +282,17 @@ async fn confirm(ctx: Context) -> Result<Context> {
     Ok(ctx.with("status", "confirmed"))
 }
 
-struct Pipeline {
-    chain: Chain,
+/// The clients of the services, shared by the pipeline's two shapes.
+struct Clients {
     inventory: Orchestrator,
+    payments: Orchestrator,
+    others: Orchestrator,
 }
 
-async fn build_pipeline(
+async fn clients(
     urls: &HashMap<&'static str, String>,
     secrets: &SecretManager,
-    metrics: &ChainMetrics,
-    large_transactions: IntCounter,
-) -> std::result::Result<Pipeline, Failure> {
+) -> std::result::Result<Clients, Failure> {
     let inventory = Orchestrator::new([endpoint("inventory_service", urls)
         .retry(Retry::new(1))
         .breaker(CircuitBreakerConfig::consecutive_failures(
@@ -303,18 +322,40 @@ async fn build_pipeline(
         ]
         .map(|name| endpoint(name, urls)),
     )?;
+    Ok(Clients {
+        inventory,
+        payments,
+        others,
+    })
+}
+
+fn needs_fraud_check(ctx: &Context) -> bool {
+    ctx.get_value("total")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
+        >= 100.0
+}
+
+struct Pipeline {
+    chain: Chain,
+    inventory: Orchestrator,
+}
+
+async fn build_pipeline(
+    urls: &HashMap<&'static str, String>,
+    secrets: &SecretManager,
+    metrics: &ChainMetrics,
+    large_transactions: IntCounter,
+) -> std::result::Result<Pipeline, Failure> {
+    let Clients {
+        inventory,
+        payments,
+        others,
+    } = clients(urls, secrets).await?;
     let chain = Chain::named("order_pipeline")
         .link(named("validate_order", validate_order))
         .link(inventory.chain(["inventory_service"])?)
-        .when(
-            |ctx: &Context| {
-                ctx.get_value("total")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(0.0)
-                    >= 100.0
-            },
-            others.chain(["fraud_service"])?,
-        )
+        .when(needs_fraud_check, others.chain(["fraud_service"])?)
         .link(named("reject_fraud", reject_fraud))
         .link(payments.chain(["payment_service"])?)
         .parallel(
@@ -333,6 +374,63 @@ async fn build_pipeline(
     Ok(Pipeline { chain, inventory })
 }
 
+/// The same pipeline as a durable chain: each step is checkpointed once it
+/// finishes, so a worker that dies leaves the order to another, which
+/// resumes at the step that was running. A step of the inventory or the
+/// payment that fails for a reason that passes (the inventory's
+/// maintenance window, its open breaker) is retried in place, 150 ms, 300 ms, 600 ms and 1.2 s later, as the bus
+/// redelivers an event.
+async fn durable_pipeline(
+    urls: &HashMap<&'static str, String>,
+    secrets: &SecretManager,
+) -> std::result::Result<DurableChain<Context>, Failure> {
+    let Clients {
+        inventory,
+        payments,
+        others,
+    } = clients(urls, secrets).await?;
+    let patiently = || {
+        Retry::new(5)
+            .backoff(Backoff::Exponential {
+                initial: Duration::from_millis(150),
+                multiplier: 2.0,
+            })
+            .jitter(Jitter::None)
+            // An open breaker's rejection passes too: it is retried after
+            // the breaker's open time, as the bus would redeliver.
+            .retry_if(|error| !error.kind().is_client_error())
+    };
+    Ok(DurableChain::named("order_pipeline")
+        .link("validate_order", validate_order)
+        .link(
+            "inventory",
+            Chain::named("inventory")
+                .around(patiently())
+                .link(inventory.chain(["inventory_service"])?),
+        )
+        .link(
+            "fraud",
+            Chain::named("fraud").when(needs_fraud_check, others.chain(["fraud_service"])?),
+        )
+        .link("reject_fraud", reject_fraud)
+        .link(
+            "payment",
+            Chain::named("payment")
+                .around(patiently())
+                .link(payments.chain(["payment_service"])?),
+        )
+        .link(
+            "notify",
+            Chain::named("notify").parallel(
+                Parallel::new()
+                    .branch(others.chain(["email_service"])?)
+                    .branch(others.chain(["sms_service"])?),
+            ),
+        )
+        .link("warehouse", others.chain(["warehouse_service"])?)
+        .link("confirm", confirm))
+}
+
 // ---- Running it ---------------------------------------------------------------
 
 #[derive(Default)]
@@ -349,18 +447,22 @@ impl Tally {
     }
 }
 
-fn order(n: usize) -> Event {
+fn order_id(n: usize) -> String {
+    format!("ORD-{n:05}")
+}
+
+fn order_data(n: usize) -> Value {
     let items = json!([
         {"product_id": format!("PROD-{:03}", n % 17), "quantity": 1 + n % 3, "price": 19.99},
         {"product_id": "PROD-900", "quantity": 1, "price": if n.is_multiple_of(4) { 149.0 } else { 9.5 }}
     ]);
-    let order_id = format!("ORD-{n:05}");
-    Event::new(
-        "order_created",
-        json!({"order_id": order_id, "user_id": format!("USR-{:02}", n % 40), "items": items}),
-    )
-    .with_correlation_id(order_id)
-    .with_source("storefront")
+    json!({"order_id": order_id(n), "user_id": format!("USR-{:02}", n % 40), "items": items})
+}
+
+fn order(n: usize) -> Event {
+    Event::new("order_created", order_data(n))
+        .with_correlation_id(order_id(n))
+        .with_source("storefront")
 }
 
 /// Failed orders come back 150 ms, 300 ms and 600 ms later: long enough to
@@ -373,6 +475,8 @@ struct Options {
     orders: usize,
     nats: Option<String>,
     workers: usize,
+    durable: bool,
+    chaos: bool,
 }
 
 fn options() -> std::result::Result<Options, Failure> {
@@ -380,6 +484,8 @@ fn options() -> std::result::Result<Options, Failure> {
         orders: 200,
         nats: None,
         workers: 4,
+        durable: false,
+        chaos: false,
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(flag) = arguments.next() {
@@ -392,8 +498,13 @@ fn options() -> std::result::Result<Options, Failure> {
             "--orders" => options.orders = value()?.parse()?,
             "--nats" => options.nats = Some(value()?),
             "--workers" => options.workers = value()?.parse()?,
+            "--durable" => options.durable = true,
+            "--chaos" => options.chaos = true,
             other => return Err(format!("unknown option {other}; see the example's docs").into()),
         }
+    }
+    if options.chaos && !options.durable {
+        return Err("--chaos kills durable workers: it needs --durable".into());
     }
     Ok(options)
 }
@@ -471,9 +582,304 @@ async fn run<T: Transport>(
     Ok(elapsed)
 }
 
+// ---- Running it durably ------------------------------------------------------
+
+/// The services' URLs, `name=url` separated by `;`, for worker processes.
+const SERVICES_VARIABLE: &str = "ECOMMERCE_SERVICES";
+const SERVICE_NAMES: [&str; 6] = [
+    "inventory_service",
+    "payment_service",
+    "fraud_service",
+    "email_service",
+    "sms_service",
+    "warehouse_service",
+];
+/// Executions each worker runs at a time.
+const SLOTS: usize = 4;
+
+/// The durable runner on `store`: a SQLite file, or a NATS URL with the
+/// key-value bucket `bucket`.
+async fn open_durable(store: &str, bucket: &str) -> std::result::Result<Durable<Context>, Failure> {
+    let durable = if store.starts_with("nats://") {
+        Durable::new(JetStreamCheckpointStore::connect(store, bucket, 1).await?)
+    } else {
+        Durable::new(SqliteCheckpointStore::open(store, Durability::Normal)?)
+    };
+    // A dead worker's orders resume 2 s after its last renewal.
+    Ok(durable
+        .lease(Duration::from_secs(2))
+        .poll_interval(Duration::from_millis(20)))
+}
+
+/// `ecommerce worker STORE BUCKET`: runs orders until standard input
+/// closes. The services' URLs come in `ECOMMERCE_SERVICES`, the payment
+/// API key in `PAYMENT_API_KEY` (read by the SecretManager's environment
+/// source, as in a container).
+async fn durable_worker(store: &str, bucket: &str) -> std::result::Result<(), Failure> {
+    let name = std::env::var("MODULINK_WORKER_ID")
+        .unwrap_or_else(|_| format!("worker-{}", std::process::id()));
+    let listed = std::env::var(SERVICES_VARIABLE)?;
+    let mut urls = HashMap::new();
+    for pair in listed.split(';') {
+        let (service, url) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{SERVICES_VARIABLE}: `{pair}` is not name=url"))?;
+        let service = SERVICE_NAMES
+            .into_iter()
+            .find(|known| *known == service)
+            .ok_or_else(|| format!("{SERVICES_VARIABLE}: unknown service `{service}`"))?;
+        urls.insert(service, url.to_owned());
+    }
+    let secrets = SecretManager::builder().source(EnvSource::new()).build();
+    let durable = Arc::new(
+        open_durable(store, bucket)
+            .await?
+            .register(durable_pipeline(&urls, &secrets).await?)?,
+    );
+    println!("ready");
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let runners = run_slots(&durable, &name, &stopped);
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while stdin.next_line().await?.is_some() {}
+    stopping.send_replace(true);
+    for runner in runners {
+        runner.await?;
+    }
+    Ok(())
+}
+
+/// [`SLOTS`] runners of `durable`'s executions, until `stopped` turns
+/// true. A store that fails (a server restarting) fails a round, not the
+/// worker.
+fn run_slots(
+    durable: &Arc<Durable<Context>>,
+    name: &str,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..SLOTS)
+        .map(|slot| {
+            let (durable, name, stopped) = (
+                Arc::clone(durable),
+                format!("{name}.{slot}"),
+                stopped.clone(),
+            );
+            tokio::spawn(async move {
+                while !*stopped.borrow() {
+                    let mut stop = stopped.clone();
+                    let stop = async move {
+                        let _ = stop.wait_for(|stopped| *stopped).await;
+                    };
+                    if let Err(error) = durable.work(&name, stop).await {
+                        tracing::warn!(%error, "the checkpoint store failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Starts a worker process of this binary; returns once it is ready.
+async fn start_worker(
+    store: &str,
+    bucket: &str,
+    urls: &HashMap<&'static str, String>,
+    id: &str,
+) -> std::result::Result<tokio::process::Child, Failure> {
+    let services = urls
+        .iter()
+        .map(|(name, url)| format!("{name}={url}"))
+        .collect::<Vec<_>>()
+        .join(";");
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["worker", store, bucket])
+        .env(SERVICES_VARIABLE, services)
+        .env("PAYMENT_API_KEY", PAYMENT_API_KEY)
+        .env("MODULINK_WORKER_ID", id)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    match tokio::io::BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await?
+    {
+        Some(line) if line == "ready" => Ok(child),
+        other => Err(format!("worker {id} did not start: {other:?}").into()),
+    }
+}
+
+/// Every order as a durable execution: started all at once, run by
+/// workers in this process or, with `--chaos`, by three worker processes
+/// of which two are killed along the way.
+async fn run_durably(options: &Options) -> std::result::Result<(), Failure> {
+    let services = Arc::new(Services::default());
+    let urls = start_services(Arc::clone(&services)).await?;
+    let secrets = SecretManager::builder()
+        .source(StaticSource::new([("payment_api_key", PAYMENT_API_KEY)]))
+        .build();
+    let run_id = format!("{:08x}", std::process::id());
+    let sqlite = std::env::temp_dir().join(format!("modulink-ecommerce-{run_id}.sqlite"));
+    let (store, bucket, place) = match &options.nats {
+        Some(url) => (
+            url.clone(),
+            format!("ECOMMERCE_{run_id}"),
+            format!("the JetStream key-value bucket ECOMMERCE_{run_id} at {url}"),
+        ),
+        None => (
+            sqlite.to_string_lossy().into_owned(),
+            String::new(),
+            format!("SQLite at {}", sqlite.display()),
+        ),
+    };
+    let durable = Arc::new(
+        open_durable(&store, &bucket)
+            .await?
+            .register(durable_pipeline(&urls, &secrets).await?)?,
+    );
+    println!(
+        "processing {} orders as durable executions, checkpointed in {place}",
+        options.orders
+    );
+    let started = Instant::now();
+    for n in 1..=options.orders {
+        let order = Context::new().with("event_data", order_data(n));
+        durable.start(&order_id(n), "order_pipeline", order).await?;
+    }
+
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let mut in_process = Vec::new();
+    let mut processes = Vec::new();
+    if options.chaos {
+        for w in 0..3 {
+            processes.push(start_worker(&store, &bucket, &urls, &format!("w{w}")).await?);
+        }
+        println!("3 worker processes, {SLOTS} orders at a time each");
+    } else {
+        for w in 0..options.workers.div_ceil(SLOTS).max(1) {
+            in_process.extend(run_slots(&durable, &format!("w{w}"), &stopped));
+        }
+    }
+
+    // Progress, and with --chaos a SIGKILL at a third and two thirds.
+    let total = options.orders;
+    let mut kills = 0;
+    let mut shown = 0;
+    let mut last_change = (Instant::now(), 0);
+    let records = loop {
+        let records = durable.list(None).await?;
+        let done = records
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    ExecutionStatus::Completed | ExecutionStatus::Failed
+                )
+            })
+            .count();
+        if done * 10 / total.max(1) > shown || done == total {
+            shown = done * 10 / total.max(1);
+            println!("progress: {done}/{total} orders");
+        }
+        if options.chaos && kills < 2 && done >= total * (kills + 1) / 3 {
+            let victim = kills;
+            processes[victim].start_kill()?;
+            processes[victim].wait().await?;
+            kills += 1;
+            println!("killed worker w{victim} with SIGKILL at {done}/{total} orders");
+            processes[victim] =
+                start_worker(&store, &bucket, &urls, &format!("w{victim}-again")).await?;
+        }
+        if done >= total {
+            break records;
+        }
+        if done != last_change.1 {
+            last_change = (Instant::now(), done);
+        } else if last_change.0.elapsed() > Duration::from_secs(60) {
+            return Err("no order finished for a minute".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let elapsed = started.elapsed();
+    stopping.send_replace(true);
+    for runner in in_process {
+        runner.await?;
+    }
+    for mut process in processes {
+        drop(process.stdin.take());
+        process.wait().await?;
+    }
+
+    let charges = services
+        .charges
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let mut completed = 0;
+    let mut charged_once = 0;
+    let mut reasons: HashMap<String, u64> = HashMap::new();
+    for record in &records {
+        match record.status {
+            ExecutionStatus::Completed => {
+                completed += 1;
+                if charges.contains_key(&record.id) {
+                    charged_once += 1;
+                }
+            }
+            _ => {
+                // Stored as the error's display: "forbidden error in ...".
+                let kind = record
+                    .error
+                    .as_deref()
+                    .and_then(|error| error.split(' ').next())
+                    .unwrap_or("unknown");
+                *reasons.entry(kind.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    let resumed = records.iter().filter(|record| record.claims > 1).count();
+    println!("---- summary ----");
+    println!(
+        "orders: {} processed, {completed} completed, {} failed in {:.2} s",
+        records.len(),
+        records.len() - completed,
+        elapsed.as_secs_f64()
+    );
+    let mut reasons: Vec<_> = reasons.into_iter().collect();
+    reasons.sort();
+    for (kind, count) in reasons {
+        println!("failed as {kind}: {count}");
+    }
+    println!(
+        "payments: {} payment calls, {} charges; {charged_once} of {completed} completed orders charged, each once (by its idempotency key)",
+        services.payment_calls.load(Ordering::SeqCst),
+        charges.len(),
+    );
+    println!(
+        "durable: {kills} workers killed with SIGKILL, {resumed} executions resumed by another worker"
+    );
+    if options.nats.is_none() {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", sqlite.display()));
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::result::Result<(), Failure> {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    if let [mode, store, bucket] = arguments.as_slice()
+        && mode == "worker"
+    {
+        return durable_worker(store, bucket).await;
+    }
     let options = options()?;
+    if options.durable {
+        return run_durably(&options).await;
+    }
     let log_path =
         std::env::temp_dir().join(format!("modulink-ecommerce-{}.log", std::process::id()));
     let log_file = std::fs::File::create(&log_path)?;

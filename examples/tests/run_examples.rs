@@ -638,3 +638,51 @@ fn memory_batch_processes_every_item_in_batches_and_grades_the_measured_peak() {
     };
     assert!(memory.ends_with(&format!("grade {grade}")), "{memory}");
 }
+
+/// The number after `label` on the summary line that starts with `line`.
+fn figure(out: &str, line: &str, label: &str) -> u64 {
+    let rest = out
+        .lines()
+        .find_map(|l| l.strip_prefix(line))
+        .unwrap_or_else(|| panic!("no `{line}` line in:\n{out}"));
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    words
+        .windows(2)
+        .find_map(|pair| (pair[1].trim_end_matches([',', ';']) == label).then(|| pair[0]))
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no `N {label}` in `{line}{rest}`"))
+}
+
+/// The durable flagship's summary: every order finished, the held ones
+/// failed as forbidden, every completed order charged exactly once, and
+/// with `--chaos` two workers killed and some executions resumed.
+fn check_durable_flagship(out: &str) {
+    assert_eq!(figure(out, "orders: ", "processed"), 200, "{out}");
+    assert_eq!(figure(out, "orders: ", "completed"), 195, "{out}");
+    assert!(out.contains("failed as forbidden: 5"), "{out}");
+    // One charge per completed order, and each completed order has one:
+    // links re-run after a kill reused the payment's idempotency key.
+    assert_eq!(figure(out, "payments: ", "charges"), 195, "{out}");
+    assert!(out.contains("195 of 195 completed orders charged"), "{out}");
+    assert_eq!(figure(out, "durable: ", "workers"), 2, "{out}");
+    assert!(
+        figure(out, "durable: ", "executions") >= 1,
+        "no execution was resumed by another worker:\n{out}"
+    );
+}
+
+#[test]
+fn the_flagship_runs_durably_on_sqlite_while_workers_are_killed() {
+    let out = run_example_with_args("ecommerce", &[], &["--durable", "--chaos"]);
+    assert!(out.contains("checkpointed in SQLite"), "{out}");
+    check_durable_flagship(&out);
+}
+
+#[test]
+fn the_flagship_runs_durably_on_jetstream_while_workers_are_killed() {
+    let url = std::env::var("MODULINK_NATS_URL")
+        .expect("MODULINK_NATS_URL is not set: run scripts/test.sh, which starts nats-server");
+    let out = run_example_with_args("ecommerce", &[], &["--nats", &url, "--durable", "--chaos"]);
+    assert!(out.contains("JetStream key-value bucket"), "{out}");
+    check_durable_flagship(&out);
+}
