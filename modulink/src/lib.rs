@@ -224,6 +224,85 @@
 //! one (power of two choices, consistent hashing and more), ejects outliers
 //! and scales the pool with an auto-scaler.
 //!
+//! ## Durable executions
+//!
+//! A chain run by [`Chain::execute`] lives in its process: if the process
+//! dies, the execution is gone, and an event redelivered by the bus starts
+//! the chain again from its first link, so a payment taken before the crash
+//! may be taken twice. A *durable* execution is checkpointed after each
+//! link instead: its context and the index of the next link are written to
+//! a store in one compare-and-swap. Workers claim executions under a lease
+//! that they renew while a link runs; when a worker dies its lease runs
+//! out, another worker claims the execution and continues at the link that
+//! was running. Links that had finished never run again.
+//!
+//! ```text
+//!  start(id, chain, ctx)
+//!         |
+//!         v
+//!   +-----------+   a worker claims it   +------------------+ <--+ a link finishes: its context and
+//!   |  pending  | ---------------------> |     running      | ---+ next_link, in one compare-and-swap
+//!   +-----------+                        | next_link, lease | <--+ its worker dies, the lease runs
+//!         ^                              +------------------+ ---+ out: another worker claims it
+//!         | retry(id)                       |            |
+//!   +-----------+      a link fails         |            | the last link finishes
+//!   |  failed   | <-------------------------+            v
+//!   |  error,   |                                  +-----------+
+//!   |  context  |                                  | completed |
+//!   +-----------+                                  +-----------+
+//! ```
+//!
+//! The guarantee, exactly: every link runs *at least once*; a link that
+//! was running when its worker died runs again on another. Each link sees
+//! its own [`IdempotencyKey`](scaling::durable::IdempotencyKey) (execution
+//! id and link index) as a typed extension of the context; a link that
+//! sends it with its calls (an `Idempotency-Key` header, a unique key in a
+//! database) makes its effect happen *exactly once*. A worker whose lease
+//! ran out and was taken over cannot write again: its compare-and-swap
+//! fails and it drops the execution.
+//!
+//! ```
+//! # #[cfg(feature = "scaling")]
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> modulink::Result<()> {
+//! use modulink::scaling::durable::{Durable, DurableChain, IdempotencyKey, MemoryCheckpointStore};
+//! use modulink::{Context, Error};
+//!
+//! async fn charge(ctx: Context) -> modulink::Result<Context> {
+//!     // "order-7/1": the same on every run of this link for this order.
+//!     let key = ctx.ext::<IdempotencyKey>().ok_or_else(|| Error::internal("not durable"))?;
+//!     let key = key.to_string(); // sent with the payment call, as its Idempotency-Key
+//!     Ok(ctx.with("charged_with_key", key))
+//! }
+//!
+//! let orders = DurableChain::named("order")
+//!     .link("reserve", |ctx: Context| async move { Ok(ctx.with("reserved", true)) })
+//!     .link("charge", charge);
+//! // SqliteCheckpointStore (feature `sqlite`) or JetStreamCheckpointStore
+//! // (feature `nats`) in production; the in-memory store is for tests.
+//! let durable = Durable::new(MemoryCheckpointStore::new()).register(orders)?;
+//! durable.start("order-7", "order", Context::new().with("total", 42)).await?;
+//! while durable.run_one("worker-1").await? {} // a worker: `durable.work(name, stop)`
+//! let out = durable.result("order-7").await?;
+//! assert_eq!(out.get::<String>("charged_with_key")?.as_deref(), Some("order-7/1"));
+//! # Ok(()) }
+//! # #[cfg(not(feature = "scaling"))]
+//! # fn main() {}
+//! ```
+//!
+//! Stores: `SqliteCheckpointStore` (feature `sqlite`) keeps executions in a
+//! SQLite file in WAL mode, durable across process crashes on one machine
+//! with no service to run, its fsync policy a setting; with feature `nats`,
+//! `JetStreamCheckpointStore` keeps them in a JetStream key-value bucket
+//! shared by workers on many machines. Any context that implements
+//! `Serialize` and `Deserialize` works; the context's typed extensions are
+//! not stored, so a link that needs a secret after a resume reads it again.
+//! Chains are registered by name: a worker runs only executions of chains
+//! it has, and a start naming an unknown chain is an error.
+//! [`scaling::durable`] compares the guarantee with Temporal's activities,
+//! Restate's journaled calls and the JetStream event bus; `ecommerce
+//! --durable --chaos` runs the order pipeline this way while it kills
+//! worker processes.
+//!
 //! ## Shipping it
 //!
 //! A service built from chains answers health probes, and new versions
