@@ -4,6 +4,8 @@
 // Each test binary that includes this file uses its own part of it.
 #![allow(dead_code)]
 
+use std::sync::Arc;
+
 use chain_core::ErrorKind;
 use chain_scaling::durable::{Checkpoint, CheckpointStore, ExecutionRecord, ExecutionStatus};
 use serde_json::json;
@@ -223,4 +225,82 @@ pub(crate) async fn the_contract(store: &dyn CheckpointStore) {
         ErrorKind::NotFound
     );
     assert!(store.get("nope").await.unwrap().is_none());
+}
+
+/// Eight workers, each with its own store instance over the same
+/// executions (`stores`, a connection each), race for one expired lease,
+/// twenty times: one claim wins each time. The worker that held it first
+/// cannot write; of eight writers holding one revision, one checkpoint
+/// wins.
+pub(crate) async fn racing_workers(stores: &[Arc<dyn CheckpointStore>]) {
+    let setup = &stores[0];
+    setup
+        .create(ExecutionRecord::new("race-1", "payment", json!({}), T0))
+        .await
+        .unwrap();
+    let (_, held) = setup
+        .claim("dead", &chains(), T0, T0 + LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+
+    for round in 0..20u64 {
+        let now = T0 + (round + 1) * 10 * LEASE;
+        let racers: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(n, store)| {
+                let store = Arc::clone(store);
+                tokio::spawn(async move {
+                    let worker = format!("w{n}");
+                    store
+                        .claim(&worker, &chains(), now, now + LEASE)
+                        .await
+                        .unwrap()
+                        .map(|(_, revision)| (worker, revision))
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for racer in racers {
+            winners.extend(racer.await.unwrap());
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+    }
+    // The worker that died first cannot write.
+    assert_eq!(
+        setup
+            .checkpoint("race-1", held, "dead", running(1, json!({}), T0))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Conflict
+    );
+
+    // Eight writers holding the same revision: one checkpoint wins.
+    let (record, revision) = setup.get("race-1").await.unwrap().unwrap();
+    let owner = record.lease_owner.unwrap();
+    let writers: Vec<_> = stores
+        .iter()
+        .enumerate()
+        .map(|(n, store)| {
+            let (store, owner) = (Arc::clone(store), owner.clone());
+            tokio::spawn(async move {
+                store
+                    .checkpoint(
+                        "race-1",
+                        revision,
+                        &owner,
+                        running(n + 1, json!({"by": n}), u64::MAX / 2),
+                    )
+                    .await
+                    .is_ok()
+            })
+        })
+        .collect();
+    let mut succeeded = 0;
+    for writer in writers {
+        succeeded += usize::from(writer.await.unwrap());
+    }
+    assert_eq!(succeeded, 1);
 }

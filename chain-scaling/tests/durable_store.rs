@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use chain_core::ErrorKind;
 use chain_scaling::durable::{
     CheckpointStore, Durability, ExecutionRecord, MemoryCheckpointStore, SqliteCheckpointStore,
 };
@@ -38,7 +37,7 @@ impl Drop for TempDir {
 
 #[path = "durable_contract.rs"]
 mod contract;
-use contract::{LEASE, T0, chains, running, the_contract};
+use contract::{LEASE, T0, chains, racing_workers, running, the_contract};
 
 #[tokio::test]
 async fn the_memory_store_keeps_the_contract() {
@@ -102,71 +101,11 @@ async fn checkpoints_survive_reopening_the_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_workers_never_both_take_or_advance_an_execution() {
     let dir = TempDir::new("race");
-    let setup = SqliteCheckpointStore::open(dir.file(), Durability::Normal).unwrap();
-    setup
-        .create(ExecutionRecord::new("ex-1", "payment", json!({}), T0))
-        .await
-        .unwrap();
-    let (_, held) = setup
-        .claim("dead", &chains(), T0, T0 + LEASE)
-        .await
-        .unwrap()
-        .unwrap();
-
-    for round in 0..20u64 {
-        let now = T0 + (round + 1) * 10 * LEASE;
-        let racers: Vec<_> = (0..8)
-            .map(|n| {
-                let store = SqliteCheckpointStore::open(dir.file(), Durability::Normal).unwrap();
-                tokio::spawn(async move {
-                    let worker = format!("w{n}");
-                    store
-                        .claim(&worker, &chains(), now, now + LEASE)
-                        .await
-                        .unwrap()
-                        .map(|(_, revision)| (worker, revision))
-                })
-            })
-            .collect();
-        let mut winners = Vec::new();
-        for racer in racers {
-            winners.extend(racer.await.unwrap());
-        }
-        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
-    }
-    // The worker that died first cannot write.
-    assert_eq!(
-        setup
-            .checkpoint("ex-1", held, "dead", running(1, json!({}), T0))
-            .await
-            .unwrap_err()
-            .kind(),
-        ErrorKind::Conflict
-    );
-
-    // Two writers holding the same revision: one checkpoint wins.
-    let (record, revision) = setup.get("ex-1").await.unwrap().unwrap();
-    let owner = record.lease_owner.unwrap();
-    let store = Arc::new(setup);
-    let writers: Vec<_> = (0..8)
-        .map(|n| {
-            let (store, owner) = (Arc::clone(&store), owner.clone());
-            tokio::spawn(async move {
-                store
-                    .checkpoint(
-                        "ex-1",
-                        revision,
-                        &owner,
-                        running(n + 1, json!({"by": n}), u64::MAX / 2),
-                    )
-                    .await
-                    .is_ok()
-            })
+    let stores: Vec<Arc<dyn CheckpointStore>> = (0..8)
+        .map(|_| {
+            Arc::new(SqliteCheckpointStore::open(dir.file(), Durability::Normal).unwrap())
+                as Arc<dyn CheckpointStore>
         })
         .collect();
-    let mut succeeded = 0;
-    for writer in writers {
-        succeeded += usize::from(writer.await.unwrap());
-    }
-    assert_eq!(succeeded, 1);
+    racing_workers(&stores).await;
 }

@@ -30,6 +30,19 @@ async fn the_jetstream_store_keeps_the_contract() {
     contract::the_contract(&store(&url, &format!("DURABLE_{}", uuid_like())).await).await;
 }
 
+/// Eight workers, each with its own connection to the server, race for
+/// one expired lease and for one revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_workers_never_both_take_or_advance_an_execution() {
+    let (url, _server) = shared_or_private();
+    let bucket = format!("DURABLE_{}", uuid_like());
+    let mut stores: Vec<Arc<dyn chain_scaling::durable::CheckpointStore>> = Vec::new();
+    for _ in 0..8 {
+        stores.push(Arc::new(store(&url, &bucket).await));
+    }
+    contract::racing_workers(&stores).await;
+}
+
 /// Effects by idempotency key: how many times each was sent.
 #[derive(Clone, Default)]
 struct Effects(Arc<Mutex<HashMap<String, u32>>>);
