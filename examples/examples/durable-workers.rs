@@ -10,7 +10,8 @@
 //! - `durable-workers worker STORE EFFECTS_URL`: one worker, until its
 //!   standard input closes. STORE is a SQLite file, or a NATS URL
 //!   (`nats://...`) for a JetStream key-value bucket named by
-//!   `DURABLE_BUCKET`; `WORK_MS` is each link's simulated work.
+//!   `DURABLE_BUCKET` (the servers of a cluster comma-separated, with
+//!   `DURABLE_REPLICAS` replicas); `WORK_MS` is each link's simulated work.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -115,7 +116,8 @@ async fn worker(store: &str, url: &str) -> Result<(), Failure> {
     let durable = if store.starts_with("nats://") {
         let bucket =
             std::env::var("DURABLE_BUCKET").unwrap_or_else(|_| "MODULINK_DURABLE".to_owned());
-        Durable::new(JetStreamCheckpointStore::connect(store, &bucket, 1).await?)
+        let replicas = std::env::var("DURABLE_REPLICAS").map_or(Ok(1), |n| n.parse())?;
+        Durable::new(JetStreamCheckpointStore::connect(store, &bucket, replicas).await?)
     } else {
         Durable::new(SqliteCheckpointStore::open(store, Durability::Normal)?)
     };

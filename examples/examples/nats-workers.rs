@@ -24,12 +24,24 @@ const ORDERS: usize = 1_000;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-fn config(run: &str) -> JetStreamConfig {
+/// The stream of run `run`. `MODULINK_NATS_URL` may list the servers of a
+/// cluster, comma-separated; `NATS_REPLICAS` (default 1) is the stream's
+/// replica count and `NATS_STORAGE=file` keeps it on disk instead of in
+/// memory.
+fn config(run: &str) -> std::result::Result<JetStreamConfig, Error> {
     let url = std::env::var("MODULINK_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    JetStreamConfig::new(url)
+    let replicas = std::env::var("NATS_REPLICAS").map_or(Ok(1), |n| n.parse())?;
+    let config = JetStreamConfig::new(url)
         .stream(format!("DEMO_{run}"))
         .subject_prefix(format!("demo{run}"))
-        .memory_storage()
+        .replicas(replicas);
+    Ok(match std::env::var("NATS_STORAGE").as_deref() {
+        Ok("file") => config,
+        Ok("memory") | Err(_) => config.memory_storage(),
+        Ok(other) => {
+            return Err(format!("NATS_STORAGE is `file` or `memory`, not `{other}`").into());
+        }
+    })
 }
 
 /// The chain every worker runs for `order_created`; `work` stands for the
@@ -55,7 +67,7 @@ fn orders(worker: String, work: Duration) -> Chain {
 async fn worker(run: String, name: String) -> std::result::Result<(), Error> {
     let name = std::env::var("MODULINK_WORKER_ID").unwrap_or(name);
     let work = Duration::from_millis(std::env::var("WORK_MS").map_or(Ok(0), |ms| ms.parse())?);
-    let mut config = config(&run).connection_name(&name);
+    let mut config = config(&run)?.connection_name(&name);
     if let Ok(concurrency) = std::env::var("WORKER_CONCURRENCY") {
         config = config.concurrency(concurrency.parse()?);
     }
@@ -88,7 +100,7 @@ async fn publisher() -> std::result::Result<(), Error> {
     let run = format!("{:08x}", std::process::id());
     let bus = EventBus::builder()
         .without_store()
-        .build_with(JetStream::connect(config(&run)).await?);
+        .build_with(JetStream::connect(config(&run)?).await?);
 
     let per_worker = Arc::new(Mutex::new(BTreeMap::<String, usize>::new()));
     let finished = Arc::new(Notify::new());

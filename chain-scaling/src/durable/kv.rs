@@ -74,26 +74,66 @@ fn valid_key(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'/' | b'.'))
 }
 
+/// Whether `error` is the server refusing a write at a revision that is no
+/// longer the last. A clustered server answers a write racing another one
+/// still in flight with its own code (10164), which the client library
+/// does not report as a wrong revision.
+fn wrong_last_sequence(error: &(dyn std::error::Error + 'static)) -> bool {
+    use jetstream::ErrorCode;
+    let mut source = Some(error);
+    while let Some(error) = source {
+        if let Some(api) = error.downcast_ref::<jetstream::Error>()
+            && matches!(
+                api.error_code(),
+                ErrorCode::STREAM_WRONG_LAST_SEQUENCE
+                    | ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT
+            )
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// How often the watch is compared with the bucket's stream.
+const STALL_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Applies the bucket's changes to the index, watching again whenever a
-/// watch ends.
+/// watch ends, or stalls: when the server that leads the bucket's stream
+/// of a cluster is lost, a watch can stop delivering without ending. Every
+/// [`STALL_CHECK`] the highest revision the watch delivered is compared
+/// with the stream's last sequence; behind it twice in a row without
+/// moving, the watch is made again.
 async fn keep_index(kv: kv::Store, mut watch: kv::Watch, index: Index) {
+    let mut seen = 0u64;
     loop {
-        while let Some(entry) = watch.next().await {
-            let Ok(entry) = entry else { break };
-            let mut index = lock(&index);
-            match entry.operation {
-                kv::Operation::Put => {
-                    if let Ok(decoded) = decode(&entry.value, entry.revision) {
-                        let newer = index
-                            .get(&entry.key)
-                            .is_none_or(|(_, known)| known.0 < entry.revision);
-                        if newer {
-                            index.insert(entry.key, decoded);
-                        }
-                    }
+        let mut check = tokio::time::interval(STALL_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut seen_at_check, mut stalled_checks) = (seen, 0u32);
+        loop {
+            tokio::select! {
+                entry = watch.next() => {
+                    let Some(Ok(entry)) = entry else { break };
+                    seen = seen.max(entry.revision);
+                    apply(&index, entry);
                 }
-                kv::Operation::Delete | kv::Operation::Purge => {
-                    index.remove(&entry.key);
+                _ = check.tick() => {
+                    let behind = kv
+                        .stream
+                        .get_info()
+                        .await
+                        .is_ok_and(|info| info.state.last_sequence > seen);
+                    stalled_checks = if behind && seen == seen_at_check {
+                        stalled_checks + 1
+                    } else {
+                        0
+                    };
+                    seen_at_check = seen;
+                    if stalled_checks >= 2 {
+                        tracing::warn!(bucket = %kv.name, "the bucket's watch stalled; watching again");
+                        break;
+                    }
                 }
             }
         }
@@ -109,9 +149,32 @@ async fn keep_index(kv: kv::Store, mut watch: kv::Watch, index: Index) {
     }
 }
 
+/// One change of the bucket, into the index.
+fn apply(index: &Index, entry: kv::Entry) {
+    let mut index = lock(index);
+    match entry.operation {
+        kv::Operation::Put => {
+            if let Ok(decoded) = decode(&entry.value, entry.revision) {
+                let newer = index
+                    .get(&entry.key)
+                    .is_none_or(|(_, known)| known.0 < entry.revision);
+                if newer {
+                    index.insert(entry.key, decoded);
+                }
+            }
+        }
+        kv::Operation::Delete | kv::Operation::Purge => {
+            index.remove(&entry.key);
+        }
+    }
+}
+
 impl JetStreamCheckpointStore {
-    /// Connects to the server at `url` and opens the store in bucket
-    /// `bucket`; see [`open`](Self::open).
+    /// Connects to the server at `url` (or, for a cluster, to one of the
+    /// servers listed in `url` separated by commas, failing over to the
+    /// others) and opens the store in bucket `bucket`; see
+    /// [`open`](Self::open). A lost connection is retried for ever, with
+    /// backoff from 100 ms to 5 s.
     ///
     /// # Errors
     ///
@@ -119,7 +182,11 @@ impl JetStreamCheckpointStore {
     /// cannot be reached (the URL is not repeated: it may hold a password),
     /// or those of [`open`](Self::open).
     pub async fn connect(url: &str, bucket: &str, replicas: usize) -> Result<Self> {
-        let client = async_nats::connect(url)
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(std::time::Duration::from_secs(5))
+            .max_reconnects(None)
+            .reconnect_delay_callback(crate::events::jetstream::reconnect_delay)
+            .connect(crate::events::jetstream::servers(url))
             .await
             .map_err(|error| transport("connect to the NATS server", error))?;
         Self::open(client, bucket, replicas).await
@@ -127,7 +194,9 @@ impl JetStreamCheckpointStore {
 
     /// The store in bucket `bucket` (created with `replicas` replicas and
     /// file storage if it does not exist) on the server `client` is
-    /// connected to.
+    /// connected to. With 3 replicas on a three-server cluster, every
+    /// checkpoint is stored by a majority before it is acknowledged, and
+    /// the loss of one server loses none.
     ///
     /// # Errors
     ///
@@ -152,7 +221,11 @@ impl JetStreamCheckpointStore {
                         num_replicas: replicas.max(1),
                         allow_rollup: true,
                         deny_delete: true,
-                        allow_direct: true,
+                        // Reads go to the stream's leader: with direct
+                        // gets a follower that trails it may answer, and
+                        // a worker reading an old revision of the
+                        // execution it holds would give it up.
+                        allow_direct: false,
                         discard: jetstream::stream::DiscardPolicy::New,
                         ..jetstream::stream::Config::default()
                     })
@@ -207,7 +280,10 @@ impl JetStreamCheckpointStore {
                 lock(&self.index).insert(record.id.clone(), (record.clone(), next));
                 Ok(next)
             }
-            Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+            Err(error)
+                if error.kind() == kv::UpdateErrorKind::WrongLastRevision
+                    || wrong_last_sequence(&error) =>
+            {
                 Err(lost(&record.id))
             }
             Err(error) => Err(transport(&format!("write execution {}", record.id), error)),
@@ -239,7 +315,10 @@ impl CheckpointStore for JetStreamCheckpointStore {
                         .insert(record.id.clone(), (record.clone(), Revision(revision)));
                     Ok((record, true))
                 }
-                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+                Err(error)
+                    if error.kind() == kv::CreateErrorKind::AlreadyExists
+                        || wrong_last_sequence(&error) =>
+                {
                     let (existing, _) = self
                         .read(&record.id)
                         .await?

@@ -62,6 +62,7 @@ pub struct JetStreamConfig {
     max_age: Duration,
     max_bytes: i64,
     replay_history: bool,
+    replicas: usize,
 }
 
 /// The durable consumer of subscription `name` to `event_type`:
@@ -76,6 +77,11 @@ pub fn consumer_name(event_type: &str, name: &str) -> String {
 impl JetStreamConfig {
     /// The server at `url` (e.g. `nats://127.0.0.1:4222`), stream
     /// `MODULINK_EVENTS`, subjects `modulink.events.>`.
+    ///
+    /// For a cluster, list its servers separated by commas
+    /// (`nats://10.0.0.1:4222,nats://10.0.0.2:4222,nats://10.0.0.3:4222`):
+    /// the client connects to one of them and, when that one is lost, to
+    /// another. Servers that the cluster announces are added to the list.
     pub fn new(url: impl Into<String>) -> Self {
         JetStreamConfig {
             url: url.into(),
@@ -88,7 +94,19 @@ impl JetStreamConfig {
             max_age: Duration::from_secs(7 * 24 * 3600),
             max_bytes: 1 << 30,
             replay_history: false,
+            replicas: 1,
         }
+    }
+
+    /// How many servers of a cluster keep a copy of the stream (and of its
+    /// consumers' state): 1 by default. With 3, the stream has a leader
+    /// and two followers, every publish is stored by a majority before it
+    /// is acknowledged, and the loss of one server loses nothing: a
+    /// follower takes over as leader. Applies when the stream is created;
+    /// at most the number of servers in the cluster.
+    pub fn replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas.max(1);
+        self
     }
 
     /// How long the stream keeps events and dead letters, and how many
@@ -274,7 +292,7 @@ impl JetStream {
             options = options.name(name);
         }
         let client = options
-            .connect(config.url.as_str())
+            .connect(servers(&config.url))
             .await
             .map_err(|error| {
                 EventBusError::transport(format!("connect to {}", config.url), error)
@@ -295,6 +313,7 @@ impl JetStream {
                 max_age: config.max_age,
                 max_bytes: config.max_bytes,
                 discard: stream::DiscardPolicy::Old,
+                num_replicas: config.replicas,
                 ..stream::Config::default()
             })
             .await
@@ -389,8 +408,16 @@ impl JetStream {
     }
 }
 
+/// The servers of `urls`, one URL or several separated by commas.
+pub(crate) fn servers(urls: &str) -> Vec<&str> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .collect()
+}
+
 /// 100 ms doubling to 5 s.
-fn reconnect_delay(attempts: usize) -> Duration {
+pub(crate) fn reconnect_delay(attempts: usize) -> Duration {
     let doublings = attempts.saturating_sub(1).min(6) as u32;
     Duration::from_millis(100 * 2u64.pow(doublings)).min(Duration::from_secs(5))
 }

@@ -24,7 +24,7 @@ mod error;
 mod event;
 mod in_process;
 #[cfg(feature = "nats")]
-mod jetstream;
+pub(crate) mod jetstream;
 mod room;
 mod shared;
 mod store;
