@@ -563,6 +563,51 @@ def provenance():
             f"{os.cpu_count()} × {cpu}, {run('uname', '-sr')}.")
 
 
+def workers():
+    """Events handled per second against worker processes, one server (R1)
+    and a three-server cluster (R3): bench/workers.sh's output, as a table
+    and bench/plots/workers.svg."""
+    data = script("workers")
+    runs = data["runs"]
+    counts = sorted({run["workers"] for run in runs})
+    by = {(run["servers"], run["workers"]): run for run in runs}
+    gnuplot = shutil.which("gnuplot")
+    if gnuplot is None:
+        raise Missing("gnuplot (bench/report.sh installs it)")
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "set terminal svg size 720,420 dynamic font 'sans,12' background rgb 'white'",
+        f"set output '{PLOTS / 'workers.svg'}'",
+        "set title 'Events handled per second against worker processes (2-core machine)'",
+        "set xlabel 'worker processes'", "set ylabel 'events/s'", "set grid",
+        "set key left top", "set logscale x 2", "set xtics (1, 2, 4, 8)", "set yrange [0:*]",
+        "plot '-' with linespoints lw 2 title 'one server, R1', "
+        "'-' with linespoints lw 2 title 'three-server cluster, R3'",
+    ]
+    for servers in (1, 3):
+        lines += [f"{n} {by[(servers, n)]['handled_per_second']:.0f}" for n in counts
+                  if (servers, n) in by] + ["e"]
+    subprocess.run([gnuplot], input="\n".join(lines) + "\n", text=True, check=True)
+    rows = []
+    for n in counts:
+        one, three = by.get((1, n)), by.get((3, n))
+        if one is None or three is None:
+            raise Missing(f"workers: {n} workers not measured on both setups")
+        rows.append([n, rate(one["handled_per_second"]), rate(three["handled_per_second"]),
+                     f"{100 * three['handled_per_second'] / one['handled_per_second']:.0f}%"])
+    publish = table(["setup", "published/s (one publisher, 256 acknowledgements outstanding)"], [
+        ["one server, R1", rate(sum(by[(1, n)]["published_per_second"] for n in counts) / len(counts))],
+        ["three-server cluster, R3",
+         rate(sum(by[(3, n)]["published_per_second"] for n in counts) / len(counts))],
+    ])
+    events = runs[0]["events"]
+    return (f"{events:,} events per measurement; {data['server']}; {data['cpus']} CPUs.\n\n"
+            + table(["worker processes", "one server, R1 (events/s)",
+                     "three-server cluster, R3 (events/s)", "R3 / R1"], rows)
+            + "\n\n" + publish + "\n\n![Events per second against worker processes]"
+            "(bench/plots/workers.svg)")
+
+
 TABLES = {
     "provenance": provenance,
     "chain-core": chain_core,
@@ -579,6 +624,7 @@ TABLES = {
     "events": events,
     "events-nats": events_nats,
     "durable": durable,
+    "workers": workers,
     "streaming": streaming,
     "router": router,
     "curves": curves,

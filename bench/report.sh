@@ -72,6 +72,9 @@ PY
 echo "==> the API changes, before and after (bench/api_cost.sh)"
 bench/api_cost.sh
 
+echo "==> throughput against worker processes, one server and a cluster (bench/workers.sh)"
+bench/workers.sh
+
 echo "==> the router against nginx ($router_rounds rounds of $router_seconds s)"
 bench/router_vs_nginx.sh "$router_seconds" "$router_rounds"
 

@@ -213,7 +213,35 @@ async fn events_survive_losing_the_stream_leader_on_a_three_server_cluster() {
         .wait_for(events * 2 / 3, Duration::from_secs(60))
         .await;
     cluster.restart(leader);
-    tally.wait_for(events, Duration::from_secs(120)).await;
+    let finished = tokio::spawn({
+        let tally = Arc::clone(&tally);
+        async move { tally.wait_for(events, Duration::from_secs(120)).await }
+    });
+    if let Err(stuck) = finished.await {
+        // Where the missing events are: on the server, or in a worker.
+        let client = async_nats::connect(cluster.urls().split(',').collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(client);
+        let stream_handle = js.get_stream(&stream).await.unwrap();
+        for name in [
+            "13-order_created-orders",
+            "23-order_created_completed-completed_tally",
+        ] {
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+                stream_handle.get_consumer(name).await.unwrap();
+            let info = consumer.info().await.unwrap();
+            eprintln!(
+                "{name}: pending {}, ack pending {}, redelivered {}, delivered {:?}, ack floor {:?}",
+                info.num_pending,
+                info.num_ack_pending,
+                info.num_redelivered,
+                info.delivered,
+                info.ack_floor
+            );
+        }
+        std::panic::resume_unwind(stuck.into_panic());
+    }
     let retries = publisher.await.unwrap();
 
     for mut worker in workers {

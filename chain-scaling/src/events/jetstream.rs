@@ -711,6 +711,16 @@ impl ConsumeLoop {
             let reason = format!(
                 "delivered {delivered} times without an outcome (its workers stopped mid-event)"
             );
+            // Reported like any other dead letter: observers of
+            // `{type}_failed` must not miss the events given up unread.
+            if let Some(report) = self.subscription.give_up(&event, &reason, delivered)
+                && let Err(error) = publish_event(&self.context, &self.config, &report).await
+            {
+                tracing::warn!(%error, event_id = %event.id, "publishing a dead letter's report failed; redelivering");
+                self.ack(&message, AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+                return;
+            }
             self.dead_letter(&message, &reason, delivered).await;
             return;
         }

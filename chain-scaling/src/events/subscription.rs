@@ -142,6 +142,15 @@ impl Subscription {
         }
     }
 
+    /// Gives up on delivery number `delivery` of `event` without running
+    /// the chain (a transport found it delivered too often without an
+    /// outcome): counts it as dead-lettered and returns its `{type}_failed`
+    /// report, so observers learn of it as of any other dead letter.
+    pub(crate) fn give_up(&self, event: &Event, reason: &str, delivery: u32) -> Option<Arc<Event>> {
+        self.inner.shared.stats.dead_lettered.increment();
+        self.follow_up_failed(event, &Error::unavailable(reason.to_owned()), delivery)
+    }
+
     fn follow_up_completed(&self, event: &Event, result: Context) -> Option<Arc<Event>> {
         let event_type = &self.inner.completed_type;
         if event.is_report() || !self.inner.shared.observes(event_type) {

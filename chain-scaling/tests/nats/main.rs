@@ -11,6 +11,7 @@ mod server;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
@@ -380,6 +381,89 @@ async fn poison_and_malformed_events_end_in_the_dead_letter_queue() {
         (stats.completed, stats.dead_lettered, stats.redelivered),
         (5, 2, 4)
     );
+}
+
+/// An event delivered more often than allowed without an outcome (here:
+/// three deliveries handed back unread before the bus subscribes, as by
+/// workers that keep dying) is dead-lettered unread, and reported on
+/// `{type}_failed` like any other dead letter: observers that count
+/// completions and failures must not wait for it for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_given_up_unread_is_reported_as_failed() {
+    let (url, _server) = shared_or_private();
+    let plan = plan(&url, 0);
+    let redelivery =
+        Redelivery::new(2).with_backoff(Duration::from_millis(10), Duration::from_millis(20));
+    let bus = bus(&plan, redelivery).await;
+    let published = bus.publish(Event::new("job", json!("x"))).await.unwrap();
+
+    // The subscription's durable consumer, made first by hand, delivers
+    // the event three times and gets it back unread each time.
+    let raw = async_nats::jetstream::new(async_nats::connect(plan.url.as_str()).await.unwrap());
+    let stream = raw.get_stream(&plan.stream).await.unwrap();
+    let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(chain_scaling::events::consumer_name("job", "handler")),
+            filter_subject: format!("{}.job", plan.prefix),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_millis(2_000),
+            ..pull::Config::default()
+        })
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let mut batch = consumer
+            .batch()
+            .max_messages(1)
+            .expires(Duration::from_secs(5))
+            .messages()
+            .await
+            .unwrap();
+        let message = batch.next().await.unwrap().unwrap();
+        message
+            .ack_with(async_nats::jetstream::AckKind::Nak(None))
+            .await
+            .unwrap();
+    }
+
+    let ran = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = Arc::clone(&ran);
+    bus.subscribe(
+        "job",
+        Chain::named("handler").link_sync(move |ctx: Context| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(ctx)
+        }),
+    )
+    .await
+    .unwrap();
+    let mut failed = read_subject(&plan, &format!("{}.job_failed", plan.prefix)).await;
+    let report = tokio::time::timeout(DEADLINE, failed.next())
+        .await
+        .expect("a failure report")
+        .unwrap();
+    let report: Event = serde_json::from_slice(&report.payload).unwrap();
+    assert_eq!(report.payload["original_event_id"], published.to_string());
+    assert!(
+        report.payload["error"]
+            .as_str()
+            .unwrap()
+            .contains("without an outcome"),
+        "{report:?}"
+    );
+    assert_eq!(report.payload["deliveries"], 4);
+    let mut dead = read_subject(&plan, &format!("{}.job.dlq", plan.prefix)).await;
+    let letter = tokio::time::timeout(DEADLINE, dead.next())
+        .await
+        .expect("a dead letter")
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Event>(&letter.payload).unwrap().id,
+        published
+    );
+    bus.shutdown().await;
+    assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(bus.stats().dead_lettered, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
