@@ -593,8 +593,11 @@ def workers():
         one, three = by.get((1, n)), by.get((3, n))
         if one is None or three is None:
             raise Missing(f"workers: {n} workers not measured on both setups")
+        cpu = lambda run: (f"{run['worker_cpu_us_per_event']:.1f} / "
+                           f"{run['server_cpu_us_per_event']:.1f}")
         rows.append([n, rate(one["handled_per_second"]), rate(three["handled_per_second"]),
-                     f"{100 * three['handled_per_second'] / one['handled_per_second']:.0f}%"])
+                     f"{100 * three['handled_per_second'] / one['handled_per_second']:.0f}%",
+                     cpu(one), cpu(three)])
     publish = table(["setup", "published/s (one publisher, 256 acknowledgements outstanding)"], [
         ["one server, R1", rate(sum(by[(1, n)]["published_per_second"] for n in counts) / len(counts))],
         ["three-server cluster, R3",
@@ -603,7 +606,9 @@ def workers():
     events = runs[0]["events"]
     return (f"{events:,} events per measurement; {data['server']}; {data['cpus']} CPUs.\n\n"
             + table(["worker processes", "one server, R1 (events/s)",
-                     "three-server cluster, R3 (events/s)", "R3 / R1"], rows)
+                     "three-server cluster, R3 (events/s)", "R3 / R1",
+                     "R1 CPU µs per event: workers / server",
+                     "R3 CPU µs per event: workers / servers"], rows)
             + "\n\n" + publish + "\n\n![Events per second against worker processes]"
             "(bench/plots/workers.svg)")
 

@@ -42,13 +42,16 @@ for _ in $(seq 100); do
 done
 port=$(grep -o "client connections on 127.0.0.1:[0-9]*" "$work/single.log" | grep -o "[0-9]*$")
 "$measure" --urls "nats://127.0.0.1:$port" --replicas 1 --events "$events" --workers 1,2,4,8 \
+    --server-pids "$single_pid" \
     | sed 's/^{/{"servers":1,/' >"$work/runs"
 kill "$single_pid"
 single_pid=""
 
 echo "==> three-server cluster, R3"
 urls=$(scripts/nats-cluster.sh start "$work/cluster")
+pids=$(cat "$work"/cluster/*/pid | paste -sd,)
 "$measure" --urls "$urls" --replicas 3 --events "$events" --workers 1,2,4,8 \
+    --server-pids "$pids" \
     | sed 's/^{/{"servers":3,/' >>"$work/runs"
 
 python3 - "$work/runs" "$("$NATS_SERVER" --version)" >"$out/workers.json" <<'PY'

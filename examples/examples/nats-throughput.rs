@@ -15,7 +15,9 @@
 //!     --urls nats://127.0.0.1:4222 --replicas 1 --events 20000 --workers 1,2,4,8
 //! ```
 //!
-//! Prints one JSON line per worker count.
+//! Prints one JSON line per worker count. With `--server-pids PID,...` it
+//! also reports the CPU time the workers and the servers spent per event
+//! while handling (from `/proc`, Linux).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -36,6 +38,10 @@ fn config(urls: &str, stream: &str, replicas: usize) -> JetStreamConfig {
         .subject_prefix(stream.to_lowercase())
         .replicas(replicas)
         .concurrency(CONCURRENCY)
+        // Room for every worker's handlers at once, up to eight workers:
+        // the default (four times one process's handlers) would cap the
+        // deliveries in flight across all of them at 256.
+        .max_in_flight(CONCURRENCY * 8)
         // The consumer starts at the first event the stream holds: the
         // stream is filled before any worker subscribes.
         .replay_history()
@@ -69,6 +75,29 @@ struct Options {
     replicas: usize,
     events: usize,
     workers: Vec<usize>,
+    /// The servers' process ids, to measure their CPU time per event.
+    server_pids: Vec<u32>,
+}
+
+/// CPU time (user and system) process `pid` has used so far, from
+/// `/proc/PID/stat` (in clock ticks of 10 ms); zero where there is none.
+fn cpu_time(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+fn total_cpu(pids: impl IntoIterator<Item = u32>) -> Duration {
+    pids.into_iter().map(cpu_time).sum()
 }
 
 fn options() -> Result<Options, Failure> {
@@ -77,6 +106,7 @@ fn options() -> Result<Options, Failure> {
         replicas: 1,
         events: 20_000,
         workers: vec![1, 2, 4, 8],
+        server_pids: Vec::new(),
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(flag) = arguments.next() {
@@ -89,6 +119,12 @@ fn options() -> Result<Options, Failure> {
             "--urls" => options.urls = value()?,
             "--replicas" => options.replicas = value()?.parse()?,
             "--events" => options.events = value()?.parse()?,
+            "--server-pids" => {
+                options.server_pids = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+            }
             "--workers" => {
                 options.workers = value()?
                     .split(',')
@@ -130,22 +166,57 @@ async fn measure(options: &Options, workers: usize) -> Result<serde_json::Value,
             other => return Err(format!("a worker did not start: {other:?}").into()),
         }
     }
+    let worker_pids: Vec<u32> = children.iter().map(Child::id).collect();
+    let (workers_before, servers_before) = (
+        total_cpu(worker_pids.iter().copied()),
+        total_cpu(options.server_pids.iter().copied()),
+    );
     let started = Instant::now();
     for child in &mut children {
         writeln!(child.stdin.as_mut().ok_or("no stdin")?, "go")?;
     }
     // Done when the consumer (made by the first worker to subscribe) has
-    // nothing left pending or unacknowledged.
+    // every event acknowledged: its ack floor reached the stream's last
+    // sequence (the stream holds only these events). A consumer just made
+    // on a cluster can report nothing pending before it has counted, so
+    // the pending count alone would end the measurement early.
+    let js = async_nats::jetstream::new(bus.transport().client().clone());
+    let last = options.events as u64;
+    let name = modulink::scaling::events::consumer_name("tick", "handle");
     loop {
-        if let Ok(0) = bus.transport().backlog("tick", "handle").await {
+        // A request the cluster drops (a consumer's leader is elected just
+        // after it is made) would wait out the client's 5 s timeout and
+        // count as handling time: each look is bounded instead.
+        let look = async {
+            let mut consumer = js
+                .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
+                    &name, &stream,
+                )
+                .await
+                .ok()?;
+            consumer
+                .info()
+                .await
+                .ok()
+                .map(|info| info.ack_floor.stream_sequence)
+        };
+        let acknowledged = tokio::time::timeout(Duration::from_millis(100), look)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|floor| floor >= last);
+        if acknowledged {
             break;
         }
         if started.elapsed() > Duration::from_secs(300) {
             return Err("the workers did not finish in 5 minutes".into());
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let handling = started.elapsed();
+    let worker_cpu = total_cpu(worker_pids.iter().copied()).saturating_sub(workers_before);
+    let server_cpu = total_cpu(options.server_pids.iter().copied()).saturating_sub(servers_before);
+    let per_event_us = |cpu: Duration| cpu.as_secs_f64() * 1e6 / options.events as f64;
     for mut child in children {
         drop(child.stdin.take());
         child.wait()?;
@@ -158,6 +229,8 @@ async fn measure(options: &Options, workers: usize) -> Result<serde_json::Value,
         "events": options.events,
         "handled_per_second": options.events as f64 / handling.as_secs_f64(),
         "published_per_second": options.events as f64 / publishing.as_secs_f64(),
+        "worker_cpu_us_per_event": per_event_us(worker_cpu),
+        "server_cpu_us_per_event": per_event_us(server_cpu),
     }))
 }
 

@@ -63,6 +63,7 @@ pub struct JetStreamConfig {
     max_bytes: i64,
     replay_history: bool,
     replicas: usize,
+    max_in_flight: Option<usize>,
 }
 
 /// The durable consumer of subscription `name` to `event_type`:
@@ -95,7 +96,20 @@ impl JetStreamConfig {
             max_bytes: 1 << 30,
             replay_history: false,
             replicas: 1,
+            max_in_flight: None,
         }
+    }
+
+    /// How many deliveries of one subscription may be unacknowledged at
+    /// once across every process that shares it (the durable consumer's
+    /// `max_ack_pending`): when it is reached the server delivers nothing
+    /// more until some are acknowledged. Default four times
+    /// [`concurrency`](Self::concurrency), which suits a few processes;
+    /// with many, set it to at least the sum of their concurrency, or the
+    /// added workers wait. Applies when the consumer is created.
+    pub fn max_in_flight(mut self, deliveries: usize) -> Self {
+        self.max_in_flight = Some(deliveries.max(1));
+        self
     }
 
     /// How many servers of a cluster keep a copy of the stream (and of its
@@ -398,7 +412,12 @@ impl JetStream {
             // Unlimited: the transport dead-letters after the bus's own
             // limit, so a message is never dropped by the server unseen.
             max_deliver: -1,
-            max_ack_pending: i64::try_from(self.config.concurrency * 4).unwrap_or(i64::MAX),
+            max_ack_pending: i64::try_from(
+                self.config
+                    .max_in_flight
+                    .unwrap_or(self.config.concurrency * 4),
+            )
+            .unwrap_or(i64::MAX),
             ..pull::Config::default()
         };
         self.stream
