@@ -603,13 +603,25 @@ def workers():
         ["three-server cluster, R3",
          rate(sum(by[(3, n)]["published_per_second"] for n in counts) / len(counts))],
     ])
+    busy = []
+    for servers, name in ((1, "one server, R1"), (3, "three-server cluster, R3")):
+        run = by[(servers, counts[-1])]
+        cpu = run["worker_cpu_us_per_event"] + run["server_cpu_us_per_event"]
+        cores = cpu * 1e-6 * run["handled_per_second"]
+        busy.append([f"{name}, {counts[-1]} workers", f"{cpu:.1f} µs",
+                     rate(run["handled_per_second"]),
+                     f"{cores:.2f} of {data['cpus']}",
+                     rate(data["cpus"] / (cpu * 1e-6))])
+    limit = table(["setup", "CPU per event, workers and servers", "events/s",
+                   "CPUs busy handling", "events/s if every CPU did only this"], busy)
     events = runs[0]["events"]
     return (f"{events:,} events per measurement; {data['server']}; {data['cpus']} CPUs.\n\n"
             + table(["worker processes", "one server, R1 (events/s)",
                      "three-server cluster, R3 (events/s)", "R3 / R1",
                      "R1 CPU µs per event: workers / server",
                      "R3 CPU µs per event: workers / servers"], rows)
-            + "\n\n" + publish + "\n\n![Events per second against worker processes]"
+            + "\n\n" + publish + "\n\n" + limit
+            + "\n\n![Events per second against worker processes]"
             "(bench/plots/workers.svg)")
 
 
