@@ -686,3 +686,30 @@ fn the_flagship_runs_durably_on_jetstream_while_workers_are_killed() {
     assert!(out.contains("JetStream key-value bucket"), "{out}");
     check_durable_flagship(&out);
 }
+
+/// The measurement behind BENCHMARKS.md's throughput against workers, in
+/// small: it runs, starts its worker processes, and every figure it
+/// reports is a measured, positive rate.
+#[test]
+fn nats_throughput_measures_each_worker_count() {
+    let url = std::env::var("MODULINK_NATS_URL")
+        .expect("MODULINK_NATS_URL is not set: run scripts/test.sh, which starts nats-server");
+    let out = run_example_with_args(
+        "nats-throughput",
+        &[],
+        &["--urls", &url, "--events", "500", "--workers", "1,2"],
+    );
+    let runs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert_eq!(runs.len(), 2, "{out}");
+    for (run, workers) in runs.iter().zip([1, 2]) {
+        assert_eq!(run["workers"], workers);
+        assert_eq!(run["events"], 500);
+        for rate in ["handled_per_second", "published_per_second"] {
+            assert!(run[rate].as_f64().unwrap() > 0.0, "{run}");
+        }
+        assert!(run["worker_cpu_us_per_event"].as_f64().unwrap() >= 0.0);
+    }
+}
