@@ -225,6 +225,57 @@ pub(crate) async fn the_contract(store: &dyn CheckpointStore) {
         ErrorKind::NotFound
     );
     assert!(store.get("nope").await.unwrap().is_none());
+
+    // A durable timer: released pending with a wake time, without an
+    // owner, and not claimed before that time, then claimed as usual. (A
+    // chain of its own, so no other execution is claimed instead.)
+    let timers = vec!["timer".to_owned()];
+    let wake = T0 + 500 * LEASE;
+    store
+        .create(ExecutionRecord::new("ex-3", "timer", json!({}), T0 + 2))
+        .await
+        .unwrap();
+    let (_, revision) = store
+        .claim("w4", &timers, T0 + 100 * LEASE, T0 + 101 * LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .checkpoint(
+            "ex-3",
+            revision,
+            "w4",
+            Checkpoint {
+                status: ExecutionStatus::Pending,
+                next_link: 1,
+                context: json!({"waited": true}),
+                error: None,
+                lease_until_ms: Some(wake),
+            },
+        )
+        .await
+        .unwrap();
+    let (waiting, _) = store.get("ex-3").await.unwrap().unwrap();
+    assert_eq!(
+        (waiting.status, waiting.lease_owner.as_deref(), waiting.wakes_at_ms()),
+        (ExecutionStatus::Pending, None, Some(wake))
+    );
+    assert!(
+        store
+            .claim("w5", &timers, wake - 1, wake + LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (woken, _) = store
+        .claim("w5", &timers, wake, wake + LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (woken.id.as_str(), woken.next_link, woken.claims, woken.status),
+        ("ex-3", 1, 2, ExecutionStatus::Running)
+    );
 }
 
 /// Eight workers, each with its own store instance over the same

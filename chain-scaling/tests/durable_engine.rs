@@ -379,3 +379,128 @@ async fn typed_contexts_are_stored_as_json() {
     assert_eq!(paid.amount_cents, 4200);
     assert_eq!(paid.receipt.as_deref(), Some("receipt for pay-1/0"));
 }
+
+/// Runs `durable`'s executions as `worker` until `done` holds of the
+/// store, looking every few milliseconds; panics after 10 s.
+async fn run_until<F>(durable: &Durable<Context>, worker: &str, mut done: F)
+where
+    F: AsyncFnMut(&Durable<Context>) -> bool,
+{
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !done(durable).await {
+            if !durable.run_one(worker).await.unwrap() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    })
+    .await
+    .expect("the executions finish within 10 s");
+}
+
+/// A durable sleep between two links: the execution is released to wait
+/// (pending, no lease, its wake time stored), no worker can claim it before
+/// the time, the wait survives reopening the store (every worker gone),
+/// and the next link runs after it, the first never again.
+#[tokio::test]
+async fn a_durable_sleep_waits_through_a_restart_and_then_goes_on() {
+    let file = TempFile::new("sleep");
+    let effects = Effects::default();
+    let chain = |effects: &Effects| {
+        DurableChain::named("order")
+            .link("reserve", step(effects, "reserve"))
+            .sleep("wait", Duration::from_millis(300))
+            .link("ship", step(effects, "ship"))
+    };
+    let started = std::time::Instant::now();
+    {
+        let durable = Durable::new(SqliteCheckpointStore::open(&file.0, Durability::Full).unwrap())
+            .register(chain(&effects))
+            .unwrap();
+        durable
+            .start("order-1", "order", Context::new())
+            .await
+            .unwrap();
+        // Runs `reserve` and the sleep, then lets the execution go.
+        assert!(durable.run_one("w1").await.unwrap());
+        let waiting = durable.status("order-1").await.unwrap().unwrap();
+        assert_eq!(waiting.status, ExecutionStatus::Pending);
+        assert_eq!(waiting.next_link, 2);
+        assert_eq!(waiting.lease_owner, None);
+        let wakes = waiting.wakes_at_ms().expect("a stored wake time");
+        assert!(wakes >= waiting.updated_ms + 300, "{waiting:?}");
+        // Not claimable before its time.
+        assert!(!durable.run_one("w1").await.unwrap());
+    }
+    // Every worker gone; a new process opens the store.
+    let durable = Durable::new(SqliteCheckpointStore::open(&file.0, Durability::Full).unwrap())
+        .register(chain(&effects))
+        .unwrap();
+    run_until(&durable, "w2", async |durable: &Durable<Context>| {
+        durable.status("order-1").await.unwrap().unwrap().status == ExecutionStatus::Completed
+    })
+    .await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let out = durable.result("order-1").await.unwrap();
+    assert_eq!(
+        out.get::<Vec<String>>("steps").unwrap().unwrap(),
+        ["reserve", "ship"]
+    );
+    assert_eq!(
+        (
+            effects.sent("order-1/0"),
+            effects.sent("order-1/1"),
+            effects.sent("order-1/2")
+        ),
+        (1, 0, 1)
+    );
+}
+
+/// "Check the payment again in 100 ms": a link that asks to run again
+/// after a delay runs again on the context it returned, with the same
+/// idempotency key, no sooner than the delay, until it goes on.
+#[tokio::test]
+async fn a_link_can_run_again_after_a_delay_until_it_goes_on() {
+    let checks = Arc::new(Mutex::new(Vec::<(std::time::Instant, String)>::new()));
+    let seen = Arc::clone(&checks);
+    let check_payment = move |ctx: Context| {
+        let seen = Arc::clone(&seen);
+        async move {
+            let key = ctx.ext::<IdempotencyKey>().unwrap().to_string();
+            seen.lock().unwrap().push((std::time::Instant::now(), key));
+            let asked: u32 = ctx.get("asked")?.unwrap_or(0) + 1;
+            let ctx = ctx.with("asked", asked);
+            if asked < 3 {
+                return Ok(ctx.with_ext(chain_scaling::durable::Wake::again_after(
+                    Duration::from_millis(100),
+                )));
+            }
+            Ok(ctx.with("settled", true))
+        }
+    };
+    let durable = Durable::new(MemoryCheckpointStore::new())
+        .register(
+            DurableChain::named("payment")
+                .link("charge", |ctx: Context| async move { Ok(ctx.with("charged", true)) })
+                .link("check_payment", check_payment),
+        )
+        .unwrap();
+    durable
+        .start("pay-1", "payment", Context::new())
+        .await
+        .unwrap();
+    run_until(&durable, "w", async |durable: &Durable<Context>| {
+        durable.status("pay-1").await.unwrap().unwrap().status == ExecutionStatus::Completed
+    })
+    .await;
+    let out = durable.result("pay-1").await.unwrap();
+    assert_eq!(out.get::<u32>("asked").unwrap(), Some(3));
+    assert_eq!(out.get::<bool>("settled").unwrap(), Some(true));
+    let checks = checks.lock().unwrap();
+    assert_eq!(checks.len(), 3);
+    for pair in checks.windows(2) {
+        assert!(pair[1].0 - pair[0].0 >= Duration::from_millis(100));
+        assert_eq!(pair[1].1, "pay-1/1");
+    }
+    // Woken twice: three claims in all.
+    assert_eq!(durable.status("pay-1").await.unwrap().unwrap().claims, 3);
+}

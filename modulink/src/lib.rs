@@ -242,8 +242,9 @@
 //!         v
 //!   +-----------+   a worker claims it   +------------------+ <--+ a link finishes: its context and
 //!   |  pending  | ---------------------> |     running      | ---+ next_link, in one compare-and-swap
-//!   +-----------+                        | next_link, lease | <--+ its worker dies, the lease runs
-//!         ^                              +------------------+ ---+ out: another worker claims it
+//!   | (wake at) | <--------------------- | next_link, lease | <--+ its worker dies, the lease runs
+//!   +-----------+  a link asks to wait   +------------------+ ---+ out: another worker claims it
+//!         ^      (Wake, a durable timer)
 //!         | retry(id)                       |            |
 //!   +-----------+      a link fails         |            | the last link finishes
 //!   |  failed   | <-------------------------+            v
@@ -288,6 +289,13 @@
 //! # #[cfg(not(feature = "scaling"))]
 //! # fn main() {}
 //! ```
+//!
+//! A link can also make its execution wait, through any restart: a
+//! durable timer. It returns its context with `Wake::after(delay)` (go on
+//! later) or `Wake::again_after(delay)` ("check the payment again in an
+//! hour"), or the chain has a `DurableChain::sleep(name, delay)` step; the
+//! execution goes back to pending with its wake time stored, no worker holds
+//! it meanwhile, and the first worker to look after that time claims it.
 //!
 //! Stores: `SqliteCheckpointStore` (feature `sqlite`) keeps executions in a
 //! SQLite file in WAL mode, durable across process crashes on one machine

@@ -46,6 +46,65 @@ impl fmt::Display for IdempotencyKey {
     }
 }
 
+/// A durable timer: set by a link on the context it returns, it makes the
+/// execution wait before going on. The wait is stored with the execution
+/// (which no worker holds meanwhile), so it survives the restart of every
+/// worker, and the execution is claimed again once the time has come.
+///
+/// - [`Wake::after`]: the next link runs no sooner than the delay.
+/// - [`Wake::again_after`]: the same link runs again no sooner than the
+///   delay, on the context it returned: "check the payment again in an
+///   hour". It keeps its [`IdempotencyKey`].
+///
+/// ```
+/// use std::time::Duration;
+/// use chain_core::Context;
+/// use chain_scaling::durable::Wake;
+///
+/// async fn check_payment(ctx: Context) -> chain_core::Result<Context> {
+///     let settled = false; // asked of the payment provider
+///     if settled {
+///         return Ok(ctx.with("settled", true));
+///     }
+///     Ok(ctx.with_ext(Wake::again_after(Duration::from_secs(3600))))
+/// }
+/// ```
+///
+/// The wait is measured on the workers' clocks (milliseconds since the
+/// Unix epoch), so it is as exact as their clocks agree; a woken execution
+/// is picked up at the next look at the store, within one
+/// [`poll_interval`](Durable::poll_interval).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wake {
+    delay: Duration,
+    again: bool,
+}
+
+impl Wake {
+    /// Go on to the next link no sooner than `delay` from now.
+    pub fn after(delay: Duration) -> Self {
+        Self {
+            delay,
+            again: false,
+        }
+    }
+
+    /// Run this link again no sooner than `delay` from now.
+    pub fn again_after(delay: Duration) -> Self {
+        Self { delay, again: true }
+    }
+
+    /// How long the execution waits.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// Whether the same link runs again when it wakes.
+    pub fn is_again(&self) -> bool {
+        self.again
+    }
+}
+
 /// A named chain whose links are checkpointed one by one. Workers run an
 /// execution with the code of the chain registered under its name, so the
 /// name, and each link's place in it, are its identity across deploys.
@@ -68,6 +127,19 @@ impl<C: Send + 'static> DurableChain<C> {
     pub fn link(mut self, name: impl Into<Cow<'static, str>>, link: impl Link<C>) -> Self {
         self.links.push((name.into(), Box::new(link)));
         self
+    }
+
+    /// Appends a durable sleep named `name`: the execution waits `delay`
+    /// (stored, so through any restart) before the next link runs.
+    #[must_use]
+    pub fn sleep(self, name: impl Into<Cow<'static, str>>, delay: Duration) -> Self
+    where
+        C: HasExtensions + Send + Sync,
+    {
+        self.link(name, move |mut ctx: C| async move {
+            ctx.extensions_mut().insert(Wake::after(delay));
+            Ok(ctx)
+        })
     }
 
     /// The chain's name.
@@ -395,12 +467,35 @@ where
             match outcome {
                 Ok(mut next) => {
                     next.extensions_mut().remove::<IdempotencyKey>();
+                    let wake = next.extensions_mut().remove::<Wake>();
                     saved = serde_json::to_value(&next).map_err(|error| {
                         Error::internal(format!(
                             "the context after link #{index} of `{id}` does not serialize"
                         ))
                         .with_source(error)
                     })?;
+                    if let Some(wake) = wake
+                        && (wake.again || index + 1 < chain.links.len())
+                    {
+                        // Released to wait: pending, with the time it may
+                        // be claimed again where a lease's end would be.
+                        let delay = u64::try_from(wake.delay.as_millis()).unwrap_or(u64::MAX);
+                        self.store
+                            .checkpoint(
+                                &id,
+                                revision,
+                                worker,
+                                Checkpoint {
+                                    status: ExecutionStatus::Pending,
+                                    next_link: if wake.again { index } else { index + 1 },
+                                    context: saved,
+                                    error: None,
+                                    lease_until_ms: Some(now_ms().saturating_add(delay)),
+                                },
+                            )
+                            .await?;
+                        return Ok(());
+                    }
                     let done = index + 1 == chain.links.len();
                     if done {
                         return self

@@ -388,10 +388,13 @@ impl CheckpointStore for JetStreamCheckpointStore {
             record.next_link = checkpoint.next_link;
             record.context = checkpoint.context;
             record.error = checkpoint.error;
-            record.lease_until_ms = checkpoint.lease_until_ms;
-            if checkpoint.lease_until_ms.is_none() {
+            // The owner stays only while it runs under its lease.
+            if checkpoint.status != ExecutionStatus::Running
+                || checkpoint.lease_until_ms.is_none()
+            {
                 record.lease_owner = None;
             }
+            record.lease_until_ms = checkpoint.lease_until_ms;
             record.updated_ms = super::now_ms();
             self.swap(&record, revision).await
         })

@@ -10,7 +10,8 @@
 //! and was taken over cannot write again: its compare-and-swap fails.
 //!
 //! [`Durable`] runs registered [`DurableChain`]s this way, and gives each
-//! link its [`IdempotencyKey`]; its docs state the guarantee exactly and
+//! link its [`IdempotencyKey`]; a link can make the execution wait, through
+//! restarts, with a durable timer ([`Wake`], [`DurableChain::sleep`]); its docs state the guarantee exactly and
 //! compare it with Temporal, Restate and the JetStream event bus. The
 //! stores keep the contract, [`CheckpointStore`]:
 //! [`SqliteCheckpointStore`] (feature `sqlite`), the embedded default,
@@ -29,7 +30,7 @@ mod memory;
 mod sqlite;
 mod store;
 
-pub use engine::{Durable, DurableChain, IdempotencyKey};
+pub use engine::{Durable, DurableChain, IdempotencyKey, Wake};
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use kv::JetStreamCheckpointStore;

@@ -223,9 +223,8 @@ impl CheckpointStore for SqliteCheckpointStore {
                 .query_row(
                     &format!(
                         "SELECT {COLUMNS} FROM modulink_executions
-                         WHERE (status = 'pending'
-                                OR (status = 'running'
-                                    AND (lease_until_ms IS NULL OR lease_until_ms <= ?)))
+                         WHERE status IN ('pending', 'running')
+                           AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
                            AND chain IN ({placeholders})
                          ORDER BY created_ms, id LIMIT 1"
                     ),
@@ -289,7 +288,8 @@ impl CheckpointStore for SqliteCheckpointStore {
                     "UPDATE modulink_executions
                      SET status = ?1, next_link = ?2, context = ?3, error = ?4,
                          lease_until_ms = ?5,
-                         lease_owner = CASE WHEN ?5 IS NULL THEN NULL ELSE lease_owner END,
+                         lease_owner = CASE WHEN ?1 = 'running' AND ?5 IS NOT NULL
+                                            THEN lease_owner ELSE NULL END,
                          updated_ms = ?6, revision = ?7
                      WHERE id = ?8 AND revision = ?9 AND lease_owner = ?10",
                     params![

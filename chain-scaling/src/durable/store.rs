@@ -84,10 +84,13 @@ pub struct ExecutionRecord {
     pub error: Option<String>,
     /// The worker holding the lease while it runs.
     pub lease_owner: Option<String>,
-    /// When the lease runs out, in milliseconds since the Unix epoch.
+    /// For a running execution, when its lease runs out; for a pending
+    /// one, when its durable timer fires (it is not claimed before: see
+    /// [`Wake`](super::Wake)). In milliseconds since the Unix epoch.
     pub lease_until_ms: Option<u64>,
-    /// Times a worker claimed it (more than one: a worker died or lost its
-    /// lease, and another took over).
+    /// Times a worker claimed it: more than one when a worker died or lost
+    /// its lease and another took over, or when it waited on a durable
+    /// timer and was claimed again when it fired.
     pub claims: u32,
     /// When it was started, in milliseconds since the Unix epoch.
     pub created_ms: u64,
@@ -118,13 +121,23 @@ impl ExecutionRecord {
         }
     }
 
-    /// Whether a worker may claim it at `now_ms`: pending, or running under
-    /// a lease that has run out.
+    /// Whether a worker may claim it at `now_ms`: pending (with its
+    /// durable timer, if any, fired), or running under a lease that has run
+    /// out.
     pub fn is_claimable(&self, now_ms: u64) -> bool {
         match self.status {
-            ExecutionStatus::Pending => true,
-            ExecutionStatus::Running => self.lease_until_ms.is_none_or(|until| until <= now_ms),
+            ExecutionStatus::Pending | ExecutionStatus::Running => {
+                self.lease_until_ms.is_none_or(|until| until <= now_ms)
+            }
             ExecutionStatus::Completed | ExecutionStatus::Failed => false,
+        }
+    }
+
+    /// When a pending execution's durable timer fires, if it waits on one.
+    pub fn wakes_at_ms(&self) -> Option<u64> {
+        match self.status {
+            ExecutionStatus::Pending => self.lease_until_ms,
+            _ => None,
         }
     }
 }
