@@ -257,7 +257,11 @@ pub(crate) async fn the_contract(store: &dyn CheckpointStore) {
         .unwrap();
     let (waiting, _) = store.get("ex-3").await.unwrap().unwrap();
     assert_eq!(
-        (waiting.status, waiting.lease_owner.as_deref(), waiting.wakes_at_ms()),
+        (
+            waiting.status,
+            waiting.lease_owner.as_deref(),
+            waiting.wakes_at_ms()
+        ),
         (ExecutionStatus::Pending, None, Some(wake))
     );
     assert!(
@@ -273,7 +277,12 @@ pub(crate) async fn the_contract(store: &dyn CheckpointStore) {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (woken.id.as_str(), woken.next_link, woken.claims, woken.status),
+        (
+            woken.id.as_str(),
+            woken.next_link,
+            woken.claims,
+            woken.status
+        ),
         ("ex-3", 1, 2, ExecutionStatus::Running)
     );
 }

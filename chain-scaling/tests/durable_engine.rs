@@ -480,7 +480,9 @@ async fn a_link_can_run_again_after_a_delay_until_it_goes_on() {
     let durable = Durable::new(MemoryCheckpointStore::new())
         .register(
             DurableChain::named("payment")
-                .link("charge", |ctx: Context| async move { Ok(ctx.with("charged", true)) })
+                .link("charge", |ctx: Context| async move {
+                    Ok(ctx.with("charged", true))
+                })
                 .link("check_payment", check_payment),
         )
         .unwrap();

@@ -442,3 +442,67 @@ async fn racing_workers_never_both_take_an_execution_on_a_replicated_bucket() {
         assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
     }
 }
+
+/// The bus is given every server's URL: when the server it is connected
+/// to dies, it reconnects to another and goes on publishing and handling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_fails_over_to_another_server_when_its_own_dies() {
+    let cluster = NatsCluster::start();
+    let run = uuid_like();
+    let transport = JetStream::connect(
+        JetStreamConfig::new(cluster.urls())
+            .stream(format!("FAILOVER_{run}"))
+            .subject_prefix(format!("failover{run}"))
+            .replicas(3),
+    )
+    .await
+    .unwrap();
+    let mut changes = transport.connection_changes();
+    let connected_to = transport.client().server_info().server_name;
+    let bus = EventBus::builder().without_store().build_with(transport);
+    let handled = Arc::new(Tally::default());
+    bus.subscribe(
+        "order_created_completed",
+        tally_chain("failover_tally", Arc::clone(&handled), false),
+    )
+    .await
+    .unwrap();
+    bus.subscribe(
+        "order_created",
+        Chain::named("handle").link_sync(|ctx: Context| Ok(ctx)),
+    )
+    .await
+    .unwrap();
+    let victim: usize = connected_to
+        .strip_prefix("nats-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("connected to `{connected_to}`"));
+    cluster.kill(victim);
+    // Told of the loss, then of a connection again.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        changes.wait_for(|report| !report.connected).await.unwrap();
+        changes
+            .wait_for(|report| report.connected && report.reconnects >= 1)
+            .await
+            .unwrap();
+    })
+    .await
+    .expect("the bus reconnects to another server");
+    let now = bus.transport().client().server_info().server_name;
+    assert_ne!(now, connected_to, "reconnected to the dead server");
+    // Publishing and handling go on through the other two servers (a
+    // publish may be refused while the stream elects a new leader).
+    let started = Instant::now();
+    for n in 0..100 {
+        let event = Event::new("order_created", json!({"n": n}));
+        while bus.publish(event.clone()).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "publishing never resumed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    handled.wait_for(100, Duration::from_secs(30)).await;
+    bus.shutdown().await;
+}

@@ -389,8 +389,7 @@ impl CheckpointStore for JetStreamCheckpointStore {
             record.context = checkpoint.context;
             record.error = checkpoint.error;
             // The owner stays only while it runs under its lease.
-            if checkpoint.status != ExecutionStatus::Running
-                || checkpoint.lease_until_ms.is_none()
+            if checkpoint.status != ExecutionStatus::Running || checkpoint.lease_until_ms.is_none()
             {
                 record.lease_owner = None;
             }

@@ -50,7 +50,7 @@ pub const DLQ_DELIVERIES_HEADER: &str = "Modulink-Deliveries";
 /// then on: a new or renamed subscription does not handle the whole
 /// history again (re-sending every past email, say). To handle what the
 /// stream still holds, opt in with [`replay_history`](Self::replay_history).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JetStreamConfig {
     url: String,
     stream: String,
@@ -64,6 +64,42 @@ pub struct JetStreamConfig {
     replay_history: bool,
     replicas: usize,
     max_in_flight: Option<usize>,
+}
+
+/// The URLs with any user and password (or token) replaced by `***`: a
+/// NATS URL may carry credentials (`nats://user:pass@host:4222`), which
+/// must not reach logs through `Debug`.
+fn redacted(urls: &str) -> String {
+    servers(urls)
+        .into_iter()
+        .map(|url| match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}***{}", &url[..scheme + 3], &url[at..])
+            }
+            (None, Some(at)) => format!("***{}", &url[at..]),
+            _ => url.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl std::fmt::Debug for JetStreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStreamConfig")
+            .field("url", &redacted(&self.url))
+            .field("stream", &self.stream)
+            .field("subject_prefix", &self.subject_prefix)
+            .field("ack_wait", &self.ack_wait)
+            .field("concurrency", &self.concurrency)
+            .field("memory_storage", &self.memory_storage)
+            .field("connection_name", &self.connection_name)
+            .field("max_age", &self.max_age)
+            .field("max_bytes", &self.max_bytes)
+            .field("replay_history", &self.replay_history)
+            .field("replicas", &self.replicas)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish()
+    }
 }
 
 /// The durable consumer of subscription `name` to `event_type`:
@@ -888,5 +924,28 @@ impl std::fmt::Debug for JetStream {
             .field("config", &self.config)
             .field("connection", &self.connection())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_credentials_in_urls() {
+        let config = JetStreamConfig::new(
+            "nats://alice:s3cr3t@10.0.0.1:4222, nats://tok3n@10.0.0.2:4222,nats://10.0.0.3:4222",
+        );
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("alice"),
+            "{shown}"
+        );
+        assert!(!shown.contains("tok3n"), "{shown}");
+        assert!(
+            shown
+                .contains("nats://***@10.0.0.1:4222,nats://***@10.0.0.2:4222,nats://10.0.0.3:4222"),
+            "{shown}"
+        );
     }
 }
