@@ -497,12 +497,12 @@ async fn a_link_can_run_again_after_a_delay_until_it_goes_on() {
     let out = durable.result("pay-1").await.unwrap();
     assert_eq!(out.get::<u32>("asked").unwrap(), Some(3));
     assert_eq!(out.get::<bool>("settled").unwrap(), Some(true));
+    // Woken twice: three claims in all.
+    assert_eq!(durable.status("pay-1").await.unwrap().unwrap().claims, 3);
     let checks = checks.lock().unwrap();
     assert_eq!(checks.len(), 3);
     for pair in checks.windows(2) {
         assert!(pair[1].0 - pair[0].0 >= Duration::from_millis(100));
         assert_eq!(pair[1].1, "pay-1/1");
     }
-    // Woken twice: three claims in all.
-    assert_eq!(durable.status("pay-1").await.unwrap().unwrap().claims, 3);
 }

@@ -947,7 +947,11 @@ async fn main() -> std::result::Result<(), Failure> {
                     .stream(format!("ECOMMERCE_{run_id}"))
                     .subject_prefix(format!("shop{run_id}"))
                     .concurrency(options.workers)
-                    .memory_storage(),
+                    .memory_storage()
+                    // A memory stream reserves its byte limit on the
+                    // server: a demo's hour and 64 MiB, not the 1 GiB
+                    // default.
+                    .retention(Duration::from_secs(3600), 64 << 20),
             )
             .await?;
             let bus = EventBus::builder()

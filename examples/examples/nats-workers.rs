@@ -37,7 +37,11 @@ fn config(run: &str) -> std::result::Result<JetStreamConfig, Error> {
         .replicas(replicas);
     Ok(match std::env::var("NATS_STORAGE").as_deref() {
         Ok("file") => config,
-        Ok("memory") | Err(_) => config.memory_storage(),
+        // A memory stream reserves its byte limit on the server: a demo's
+        // hour and 64 MiB, not the 1 GiB default.
+        Ok("memory") | Err(_) => config
+            .memory_storage()
+            .retention(Duration::from_secs(3600), 64 << 20),
         Ok(other) => {
             return Err(format!("NATS_STORAGE is `file` or `memory`, not `{other}`").into());
         }

@@ -769,7 +769,7 @@ impl ConsumeLoop {
             // Reported like any other dead letter: observers of
             // `{type}_failed` must not miss the events given up unread.
             if let Some(report) = self.subscription.give_up(&event, &reason, delivered)
-                && let Err(error) = publish_event(&self.context, &self.config, &report).await
+                && let Err(error) = self.publish_report(&message, &report).await
             {
                 tracing::warn!(%error, event_id = %event.id, "publishing a dead letter's report failed; redelivering");
                 self.ack(&message, AckKind::Nak(Some(Duration::from_secs(1))))
@@ -787,7 +787,7 @@ impl ConsumeLoop {
             () = keep_in_progress(&message, self.config.ack_wait) => unreachable!("runs until dropped"),
         };
         if let Some(follow_up) = &handled.follow_up
-            && let Err(error) = publish_event(&self.context, &self.config, follow_up).await
+            && let Err(error) = self.publish_report(&message, follow_up).await
         {
             // Without its follow-up the outcome is not complete: let the
             // event come back rather than lose the report.
@@ -803,6 +803,37 @@ impl ConsumeLoop {
                 self.dead_letter(&message, &format!("{error:#}"), delivered)
                     .await;
             }
+        }
+    }
+
+    /// Publishes the report of `message`'s outcome, trying again with
+    /// backoff (100 ms doubling to 2 s) for up to `ack_wait` while the
+    /// message is kept in progress. A cluster electing a new stream leader
+    /// refuses publishes for a few seconds; handing the message back at
+    /// the first refusal would run its chain again for each one, and
+    /// dead-letter an event whose chain succeeded. The report keeps its id,
+    /// so a publish that was stored but not acknowledged is stored once.
+    async fn publish_report(&self, message: &Message, report: &Event) -> Result<(), EventBusError> {
+        let retrying = async {
+            let started = tokio::time::Instant::now();
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match publish_event(&self.context, &self.config, report).await {
+                    Ok(()) => return Ok(()),
+                    Err(error) if started.elapsed() + delay >= self.config.ack_wait => {
+                        return Err(error);
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "publishing a report failed; trying again");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            published = retrying => published,
+            () = keep_in_progress(message, self.config.ack_wait) => unreachable!("runs until dropped"),
         }
     }
 

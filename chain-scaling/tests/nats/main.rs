@@ -53,7 +53,12 @@ impl WorkerPlan {
         if self.file_storage {
             config
         } else {
-            config.memory_storage()
+            // A memory stream reserves its byte limit from the server's
+            // JetStream memory: the default 1 GiB each would exhaust a
+            // server shared by the whole suite.
+            config
+                .memory_storage()
+                .retention(Duration::from_secs(3600), 64 << 20)
         }
     }
 }
@@ -647,7 +652,12 @@ async fn subscriptions_with_look_alike_names_get_their_own_consumers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_is_bounded_and_new_subscriptions_start_at_new_events() {
     let (url, _server) = shared_or_private();
-    let plan = plan(&url, 0);
+    // On disk, where the test streams' memory limit does not apply: this
+    // checks the transport's default limits.
+    let plan = WorkerPlan {
+        file_storage: true,
+        ..plan(&url, 0)
+    };
     let publisher = bus(&plan, Redelivery::default()).await;
     publisher
         .publish(Event::new("job", json!("old")))
