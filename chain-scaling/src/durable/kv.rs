@@ -221,11 +221,13 @@ impl JetStreamCheckpointStore {
                         num_replicas: replicas.max(1),
                         allow_rollup: true,
                         deny_delete: true,
-                        // Reads go to the stream's leader: with direct
-                        // gets a follower that trails it may answer, and
-                        // a worker reading an old revision of the
-                        // execution it holds would give it up.
-                        allow_direct: false,
+                        // With replicas, reads go to the stream's leader:
+                        // with direct gets a follower that trails it may
+                        // answer, and a worker reading an old revision of
+                        // the execution it holds would give it up. A
+                        // single replica has no follower: direct gets are
+                        // as fresh and cheaper.
+                        allow_direct: replicas <= 1,
                         discard: jetstream::stream::DiscardPolicy::New,
                         ..jetstream::stream::Config::default()
                     })
