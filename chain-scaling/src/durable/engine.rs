@@ -479,7 +479,12 @@ where
                     {
                         // Released to wait: pending, with the time it may
                         // be claimed again where a lease's end would be.
-                        let delay = u64::try_from(wake.delay.as_millis()).unwrap_or(u64::MAX);
+                        // Rounded up, and one more millisecond for the
+                        // clock's truncation to whole milliseconds: never
+                        // sooner than asked.
+                        let delay = u64::try_from(wake.delay.as_micros().div_ceil(1000))
+                            .unwrap_or(u64::MAX)
+                            .saturating_add(1);
                         self.store
                             .checkpoint(
                                 &id,
