@@ -583,7 +583,8 @@ def workers():
         f"set output '{PLOTS / 'workers.svg'}'",
         "set title 'Events handled per second against worker processes (2-core machine)'",
         "set xlabel 'worker processes'", "set ylabel 'events/s'", "set grid",
-        "set key left top", "set logscale x 2", "set xtics (1, 2, 4, 8)", "set yrange [0:*]",
+        "set key left top", "set logscale x 2", "set xtics (1, 2, 4, 8)", "set xrange [0.8:10]",
+        "set yrange [0:*]",
         "plot '-' with linespoints lw 2 title 'one server, R1', "
         "'-' with linespoints lw 2 title 'three-server cluster, R3'",
     ]
