@@ -269,6 +269,11 @@ async fn events_survive_losing_the_stream_leader_on_a_three_server_cluster() {
         completed.len(),
         dead.len()
     );
+    // The chain never fails, so a dead letter would be an event the
+    // transport gave up on while the cluster elected a leader: reports
+    // refused meanwhile are published again, not handed back (before,
+    // 23 of 2,000 events were dead-lettered here after running).
+    assert!(dead.is_empty(), "{} events dead-lettered", dead.len());
     // A handling is repeated only when its acknowledgement was lost with
     // the leader: at most the deliveries in flight then (8 per worker,
     // each redelivered at most a few times).
