@@ -345,7 +345,8 @@ impl JetStream {
             .connect(servers(&config.url))
             .await
             .map_err(|error| {
-                EventBusError::transport(format!("connect to {}", config.url), error)
+                // Named without its credentials: errors reach logs.
+                EventBusError::transport(format!("connect to {}", redacted(&config.url)), error)
             })?;
         connection
             .publish_change(client.connection_state() == async_nats::connection::State::Connected);

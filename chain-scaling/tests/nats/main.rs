@@ -527,6 +527,18 @@ async fn an_unreachable_server_is_a_clear_error() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains(&url), "{error}");
+
+    // The error names the server, never the credentials in its URL.
+    let secret_url = format!("nats://alice:s3cr3t@127.0.0.1:{port}");
+    let error = JetStream::connect(JetStreamConfig::new(&secret_url))
+        .await
+        .unwrap_err();
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    assert!(
+        shown.contains(&format!("nats://***@127.0.0.1:{port}")),
+        "{shown}"
+    );
 }
 
 #[tokio::test]
