@@ -18,6 +18,10 @@ use chain_scaling::durable::{
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 
+#[cfg(feature = "nats")]
+#[path = "support/nats_server.rs"]
+mod nats_server;
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -110,18 +114,7 @@ fn checkpoint_cost(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("checkpoint", name), |b| {
             b.iter(|| {
                 revision = rt
-                    .block_on(store.checkpoint(
-                        "ex-1",
-                        revision,
-                        "w",
-                        Checkpoint {
-                            status: ExecutionStatus::Running,
-                            next_link: 1,
-                            context: value.clone(),
-                            error: None,
-                            lease_until_ms: Some(u64::MAX / 2),
-                        },
-                    ))
+                    .block_on(store.checkpoint("ex-1", revision, "w", running(value.clone())))
                     .expect("checkpoint");
             });
         });
@@ -171,7 +164,7 @@ fn executions(c: &mut Criterion) {
     // server on loopback.
     #[cfg(feature = "nats")]
     {
-        let server = server::Server::start();
+        let server = nats_server::Server::start("durable-nats");
         let durable = rt.block_on(async {
             Durable::new(
                 chain_scaling::durable::JetStreamCheckpointStore::connect(
@@ -222,18 +215,7 @@ fn context_size(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(bytes), &value, |b, value| {
             b.iter(|| {
                 revision = rt
-                    .block_on(store.checkpoint(
-                        "ex-1",
-                        revision,
-                        "w",
-                        Checkpoint {
-                            status: ExecutionStatus::Running,
-                            next_link: 1,
-                            context: value.clone(),
-                            error: None,
-                            lease_until_ms: Some(u64::MAX / 2),
-                        },
-                    ))
+                    .block_on(store.checkpoint("ex-1", revision, "w", running(value.clone())))
                     .expect("checkpoint");
             });
         });
@@ -241,60 +223,15 @@ fn context_size(c: &mut Criterion) {
     group.finish();
 }
 
-/// A private `nats-server` with JetStream on a free port, for the
-/// JetStream row.
-#[cfg(feature = "nats")]
-mod server {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Child, Command, Stdio};
-
-    pub(crate) struct Server(Child, u16, std::path::PathBuf);
-
-    impl Server {
-        pub(crate) fn start() -> Server {
-            let store = std::env::temp_dir().join(format!(
-                "modulink-bench-durable-nats-{}",
-                std::process::id()
-            ));
-            let mut child = Command::new("nats-server")
-                .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
-                .arg(&store)
-                .stderr(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|error| panic!("nats-server: {error}"));
-            let log = BufReader::new(child.stderr.take().unwrap_or_else(|| panic!("no log")));
-            let mut port = 0;
-            let mut lines = log.lines();
-            for line in lines.by_ref().map_while(Result::ok) {
-                if let Some(address) = line.split("client connections on ").nth(1) {
-                    port = address
-                        .rsplit(':')
-                        .next()
-                        .and_then(|p| p.trim().parse().ok())
-                        .unwrap_or(0);
-                }
-                if line.contains("Server is ready") {
-                    break;
-                }
-            }
-            // Keep reading the log: a Go program whose stderr pipe is
-            // closed dies of SIGPIPE at its next log line.
-            std::thread::spawn(move || lines.for_each(drop));
-            Server(child, port, store)
-        }
-
-        pub(crate) fn url(&self) -> String {
-            format!("nats://127.0.0.1:{}", self.1)
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-            let _ = std::fs::remove_dir_all(&self.2);
-        }
+/// The checkpoint every iteration writes: still running, at link 1, under
+/// a lease that never runs out during the benchmark.
+fn running(context: serde_json::Value) -> Checkpoint {
+    Checkpoint {
+        status: ExecutionStatus::Running,
+        next_link: 1,
+        context,
+        error: None,
+        lease_until_ms: Some(u64::MAX / 2),
     }
 }
 

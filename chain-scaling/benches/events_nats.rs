@@ -10,8 +10,6 @@
 //! JetStream on a free port. Run with
 //! `cargo bench -p chain-scaling --features nats --bench events_nats`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,51 +27,12 @@ use tokio::runtime::Runtime;
 
 #[path = "support/done.rs"]
 mod done;
+#[path = "support/nats_server.rs"]
+mod nats_server;
+use nats_server::Server;
 
 const EVENTS: u64 = 5_000;
 const PUBLISHERS: u64 = 8;
-
-struct Server(Child, u16);
-
-impl Server {
-    fn start() -> Server {
-        let store =
-            std::env::temp_dir().join(format!("modulink-bench-nats-{}", std::process::id()));
-        let mut child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
-            .arg(&store)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| panic!("nats-server: {error}"));
-        let log = BufReader::new(child.stderr.take().unwrap_or_else(|| panic!("no log")));
-        let mut port = 0;
-        for line in log.lines().map_while(Result::ok) {
-            if let Some(address) = line.split("client connections on ").nth(1) {
-                port = address
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| p.trim().parse().ok())
-                    .unwrap_or(0);
-            }
-            if line.contains("Server is ready") {
-                break;
-            }
-        }
-        Server(child, port)
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.1)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn event(n: u64) -> Event {
     Event::new("tick", json!({ "n": n }))
@@ -318,7 +277,7 @@ fn raw_throughput(
 }
 
 fn throughput(c: &mut Criterion) {
-    let server = Server::start();
+    let server = Server::start("nats");
     let url = server.url();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -146,6 +146,7 @@ impl Subscription {
     /// the chain (a transport found it delivered too often without an
     /// outcome): counts it as dead-lettered and returns its `{type}_failed`
     /// report, so observers learn of it as of any other dead letter.
+    #[cfg(feature = "nats")]
     pub(crate) fn give_up(&self, event: &Event, reason: &str, delivery: u32) -> Option<Arc<Event>> {
         self.inner.shared.stats.dead_lettered.increment();
         self.follow_up_failed(event, &Error::unavailable(reason.to_owned()), delivery)
