@@ -946,3 +946,37 @@ async fn publish_all_pipelines_and_loses_nothing() {
         .unwrap_err();
     assert!(matches!(error, EventBusError::Closed), "{error}");
 }
+
+/// A subscription's consumer lets as many deliveries be unacknowledged as
+/// `max_in_flight` says, across every process sharing it; by default four
+/// times one process's handlers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_in_flight_sets_the_consumers_limit() {
+    let (url, _server) = shared_or_private();
+    let plan = plan(&url, 0);
+    let raw = async_nats::jetstream::new(async_nats::connect(plan.url.as_str()).await.unwrap());
+    for (config, expected) in [
+        (plan.config(), 8 * 4),
+        (plan.config().max_in_flight(1_000), 1_000),
+    ] {
+        let bus = EventBus::builder()
+            .without_store()
+            .build_with(JetStream::connect(config).await.unwrap());
+        let name = format!("limit{expected}");
+        bus.subscribe("job", Chain::named(name.clone()).link_sync(Ok))
+            .await
+            .unwrap();
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer = raw
+            .get_stream(&plan.stream)
+            .await
+            .unwrap()
+            .get_consumer(&chain_scaling::events::consumer_name("job", &name))
+            .await
+            .unwrap();
+        assert_eq!(
+            consumer.info().await.unwrap().config.max_ack_pending,
+            expected
+        );
+        bus.shutdown().await;
+    }
+}
