@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::pull;
+use async_nats::jetstream::consumer::pull::{self, BatchConfig};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{self, StorageType};
 use async_nats::jetstream::{self, AckKind, Message};
-use async_nats::{ConnectOptions, HeaderMap};
+use async_nats::{ConnectOptions, HeaderMap, StatusCode};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{Notify, Semaphore, watch};
@@ -654,76 +654,18 @@ impl ConsumeLoop {
     /// Pulls only as many messages as there are free handlers, so no
     /// message waits in this process for a handler while its `ack_wait`
     /// runs out (it would be given to another worker and run twice).
+    ///
+    /// Pull requests share one inbox for the loop's life and overlap: the
+    /// next is sent as soon as enough handlers are free, not after the
+    /// previous one is filled, so deliveries never pause for a round trip
+    /// and no subscription is made per batch.
     async fn run(self) {
         let this = Arc::new(self);
         let mut failures = 0u32;
         while !this.stopping.stopped.load(Ordering::SeqCst) {
-            // At least one free handler, then every other one free now.
-            let first = tokio::select! {
-                () = this.stopping.wait() => break,
-                permit = Arc::clone(&this.handlers).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return,
-                },
-            };
-            let mut permits = vec![first];
-            while let Ok(permit) = Arc::clone(&this.handlers).try_acquire_owned() {
-                permits.push(permit);
-            }
-            let batch = this
-                .consumer
-                .batch()
-                .max_messages(permits.len())
-                .expires(PULL_EXPIRES)
-                .messages()
-                .await;
-            let mut messages = match batch {
-                Ok(messages) => messages,
-                Err(error) => {
-                    failures += 1;
-                    tracing::warn!(
-                        %error,
-                        subscription = this.subscription.name(),
-                        "pulling from JetStream failed; retrying"
-                    );
-                    this.pause(failures).await;
-                    continue;
-                }
-            };
-            loop {
-                let next = tokio::select! {
-                    () = this.stopping.wait() => {
-                        hand_back_batch(&mut messages).await;
-                        break;
-                    }
-                    next = messages.next() => next,
-                };
-                match next {
-                    Some(Ok(message)) => {
-                        failures = 0;
-                        let Some(permit) = permits.pop() else {
-                            // The server sent more than asked: give it back.
-                            nak_now(&message).await;
-                            continue;
-                        };
-                        let handler = Arc::clone(&this);
-                        tokio::spawn(async move {
-                            handler.handle(message).await;
-                            drop(permit);
-                        });
-                    }
-                    Some(Err(error)) => {
-                        failures += 1;
-                        tracing::warn!(
-                            %error,
-                            subscription = this.subscription.name(),
-                            "JetStream pull interrupted; resuming"
-                        );
-                        this.pause(failures).await;
-                        break;
-                    }
-                    None => break,
-                }
+            match this.pull(&mut failures).await {
+                Pulled::Stopped => break,
+                Pulled::Interrupted => this.pause(failures).await,
             }
         }
         // Wait for running handlers: every permit back means every handler
@@ -732,6 +674,141 @@ impl ConsumeLoop {
         if let Ok(permits) = this.handlers.acquire_many(all).await {
             permits.forget();
         }
+    }
+
+    /// One pulling session on a fresh inbox, until stopped or interrupted
+    /// (the subscription or a pull request failed; `failures` counts them
+    /// in a row). Every handler slot it took is given back when it ends.
+    async fn pull(self: &Arc<Self>, failures: &mut u32) -> Pulled {
+        let client = self.context.client();
+        let inbox = async_nats::Subject::from(client.new_inbox());
+        let mut deliveries = match client.subscribe(inbox.clone()).await {
+            Ok(subscriber) => subscriber,
+            Err(error) => {
+                *failures += 1;
+                tracing::warn!(
+                    %error,
+                    subscription = self.subscription.name(),
+                    "subscribing to pull from JetStream failed; retrying"
+                );
+                return Pulled::Interrupted;
+            }
+        };
+        let mut requests = Requests::new(Arc::clone(&self.handlers));
+        // Free handlers are asked for together once there are a quarter of
+        // them, or at once when nothing is asked for: fewer, larger pull
+        // requests, while some are always outstanding.
+        let ask_at = (self.config.concurrency / 4).max(1);
+        let pulled = loop {
+            requests.take_free_handlers();
+            if requests.unasked > 0 && (requests.outstanding() == 0 || requests.unasked >= ask_at) {
+                let batch = BatchConfig {
+                    batch: requests.unasked,
+                    expires: Some(PULL_EXPIRES),
+                    ..BatchConfig::default()
+                };
+                if let Err(error) = self.consumer.request_batch(batch, inbox.clone()).await {
+                    *failures += 1;
+                    tracing::warn!(
+                        %error,
+                        subscription = self.subscription.name(),
+                        "a JetStream pull request failed; retrying"
+                    );
+                    break Pulled::Interrupted;
+                }
+                requests.asked();
+            }
+            // Nothing asked for and no handler free: only a handler
+            // finishing can move this loop on (or stopping).
+            let idle = requests.outstanding() == 0 && requests.unasked == 0;
+            let lost_at = requests.lost_at();
+            tokio::select! {
+                biased;
+                () = self.stopping.wait() => break Pulled::Stopped,
+                delivery = deliveries.next() => {
+                    let Some(delivery) = delivery else {
+                        *failures += 1;
+                        break Pulled::Interrupted;
+                    };
+                    match delivery.status.unwrap_or(StatusCode::OK) {
+                        StatusCode::OK => {
+                            *failures = 0;
+                            let message = Message { message: delivery, context: self.context.clone() };
+                            let Some(slot) = requests.delivered() else {
+                                // The server sent more than asked: give it back.
+                                nak_now(&message).await;
+                                continue;
+                            };
+                            let handler = Arc::clone(self);
+                            tokio::spawn(async move {
+                                handler.handle(message).await;
+                                drop(slot);
+                            });
+                        }
+                        StatusCode::IDLE_HEARTBEAT => {}
+                        status @ (StatusCode::TIMEOUT | StatusCode::REQUEST_TERMINATED) => {
+                            let reason = delivery.description.as_deref().unwrap_or("");
+                            if status == StatusCode::REQUEST_TERMINATED && !request_ended_normally(reason) {
+                                // A request refused (limits) or a consumer gone:
+                                // start over after a pause.
+                                *failures += 1;
+                                tracing::warn!(
+                                    reason,
+                                    subscription = self.subscription.name(),
+                                    "JetStream refused a pull request; retrying"
+                                );
+                                break Pulled::Interrupted;
+                            }
+                            // The oldest request expired, or its server
+                            // stepped down: it brings nothing more (its
+                            // messages came before this status).
+                            requests.ended();
+                        }
+                        status => {
+                            *failures += 1;
+                            tracing::warn!(
+                                %status,
+                                description = ?delivery.description,
+                                subscription = self.subscription.name(),
+                                "JetStream pull interrupted; resuming"
+                            );
+                            break Pulled::Interrupted;
+                        }
+                    }
+                }
+                permit = self.handlers.acquire(), if idle => match permit {
+                    Ok(permit) => {
+                        permit.forget();
+                        requests.unasked += 1;
+                    }
+                    Err(_) => break Pulled::Stopped,
+                },
+                () = sleep_until_some(lost_at) => {
+                    // No answer long after the request expired: it was lost
+                    // with a connection or a server. Its handlers are free
+                    // again; a message it brings later is handed back.
+                    requests.ended();
+                }
+            }
+        };
+        // Messages delivered but not started go back at once, so other
+        // workers take them now rather than after `ack_wait`.
+        while let Some(Some(delivery)) = deliveries.next().now_or_never() {
+            if delivery
+                .status
+                .is_none_or(|status| status == StatusCode::OK)
+            {
+                nak_now(&Message {
+                    message: delivery,
+                    context: self.context.clone(),
+                })
+                .await;
+            }
+        }
+        if let Err(error) = deliveries.unsubscribe().await {
+            tracing::debug!(%error, "leaving the pull inbox failed");
+        }
+        pulled
     }
 
     async fn pause(&self, failures: u32) {
@@ -743,10 +820,14 @@ impl ConsumeLoop {
     }
 
     async fn handle(&self, message: Message) {
-        let delivered = message
-            .info()
-            .map(|info| u32::try_from(info.delivered).unwrap_or(u32::MAX))
-            .unwrap_or(1);
+        // The delivery count and stream sequence are parsed from the reply
+        // subject, once.
+        let (delivered, sequence) = message.info().map_or((1, None), |info| {
+            (
+                u32::try_from(info.delivered).unwrap_or(u32::MAX),
+                Some(info.stream_sequence),
+            )
+        });
         let event: Event = match serde_json::from_slice(&message.payload) {
             Ok(event) => event,
             Err(error) => {
@@ -755,7 +836,6 @@ impl ConsumeLoop {
                 return;
             }
         };
-        let sequence = message.info().map(|info| info.stream_sequence).ok();
         // A message still being handled here came back (progress acks were
         // lost, say): it is neither run twice nor dead-lettered while its
         // handler runs; the running handler keeps it.
@@ -886,10 +966,119 @@ impl ConsumeLoop {
 /// How long one pull waits for messages before asking again.
 const PULL_EXPIRES: Duration = Duration::from_secs(1);
 
-/// Messages pulled but not started go back at once.
-async fn hand_back_batch(messages: &mut pull::Batch) {
-    while let Some(Some(Ok(message))) = messages.next().now_or_never() {
-        nak_now(&message).await;
+/// How long after its expiry a pull request with no answer counts as lost.
+const PULL_LOST_AFTER: Duration = Duration::from_secs(5);
+
+/// How one pulling session ended.
+enum Pulled {
+    Stopped,
+    Interrupted,
+}
+
+/// Whether a 409 status ends one request only (its server stepped down or
+/// shut down), rather than refusing requests like it (limits exceeded, the
+/// consumer deleted or push based).
+fn request_ended_normally(reason: &str) -> bool {
+    reason.contains("Leadership Change") || reason.contains("Server Shutdown")
+}
+
+/// Resolves at `deadline`, or never.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The pull requests of one session, oldest first, and the handler slots
+/// they hold. The server fills requests in the order they came and, all
+/// having one expiry, ends them in that order too, so a message or an
+/// end-of-request status belongs to the oldest one.
+///
+/// A slot is a semaphore permit taken from `handlers` and forgotten; it is
+/// given back when its handler ends, when its request ends undelivered,
+/// and for every slot still held when the session ends.
+struct Requests {
+    handlers: Arc<Semaphore>,
+    /// Slots taken and not yet asked for.
+    unasked: usize,
+    /// Per request sent: when, and how many messages it still may bring.
+    sent: std::collections::VecDeque<(tokio::time::Instant, usize)>,
+}
+
+impl Requests {
+    fn new(handlers: Arc<Semaphore>) -> Self {
+        Requests {
+            handlers,
+            unasked: 0,
+            sent: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Takes every free handler slot.
+    fn take_free_handlers(&mut self) {
+        let free = self.handlers.available_permits();
+        if free > 0
+            && let Ok(permits) = self
+                .handlers
+                .try_acquire_many(u32::try_from(free).unwrap_or(u32::MAX))
+        {
+            self.unasked += permits.num_permits();
+            permits.forget();
+        }
+    }
+
+    /// Messages the requests sent may still bring.
+    fn outstanding(&self) -> usize {
+        self.sent.iter().map(|(_, left)| left).sum()
+    }
+
+    /// The unasked slots were just asked for in one request.
+    fn asked(&mut self) {
+        self.sent.push_back((
+            tokio::time::Instant::now(),
+            std::mem::take(&mut self.unasked),
+        ));
+    }
+
+    /// A message arrived: its slot, or `None` if nothing was asked for.
+    fn delivered(&mut self) -> Option<HandlerSlot> {
+        let (_, left) = self.sent.front_mut()?;
+        *left -= 1;
+        if *left == 0 {
+            self.sent.pop_front();
+        }
+        Some(HandlerSlot(Arc::clone(&self.handlers)))
+    }
+
+    /// The oldest request ended: the slots of the messages it did not
+    /// bring are free again.
+    fn ended(&mut self) {
+        if let Some((_, left)) = self.sent.pop_front() {
+            self.handlers.add_permits(left);
+        }
+    }
+
+    /// When the oldest request counts as lost if no answer came.
+    fn lost_at(&self) -> Option<tokio::time::Instant> {
+        self.sent
+            .front()
+            .map(|(sent, _)| *sent + PULL_EXPIRES + PULL_LOST_AFTER)
+    }
+}
+
+impl Drop for Requests {
+    fn drop(&mut self) {
+        self.handlers.add_permits(self.unasked + self.outstanding());
+    }
+}
+
+/// A handler slot, given back when dropped.
+struct HandlerSlot(Arc<Semaphore>);
+
+impl Drop for HandlerSlot {
+    fn drop(&mut self) {
+        self.0.add_permits(1);
     }
 }
 
@@ -962,6 +1151,41 @@ impl std::fmt::Debug for JetStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pull_requests_hold_handler_slots_until_delivered_ended_or_dropped() {
+        let handlers = Arc::new(Semaphore::new(8));
+        let mut requests = Requests::new(Arc::clone(&handlers));
+        // Nothing asked: a message that comes anyway has no slot.
+        assert!(requests.delivered().is_none());
+        requests.take_free_handlers();
+        assert_eq!((requests.unasked, handlers.available_permits()), (8, 0));
+        requests.asked();
+        assert_eq!((requests.unasked, requests.outstanding()), (0, 8));
+        let slots: Vec<_> = (0..3).map(|_| requests.delivered().unwrap()).collect();
+        assert_eq!(requests.outstanding(), 5);
+        drop(slots);
+        assert_eq!(handlers.available_permits(), 3, "handlers that ended");
+        requests.take_free_handlers();
+        requests.asked();
+        assert_eq!(requests.outstanding(), 8);
+        // The oldest request (5 left) expires: its slots are free again,
+        // the newer one keeps its own.
+        requests.ended();
+        assert_eq!(
+            (requests.outstanding(), handlers.available_permits()),
+            (3, 5)
+        );
+        let running = requests.delivered().unwrap();
+        drop(requests);
+        assert_eq!(
+            handlers.available_permits(),
+            7,
+            "a session's slots come back when it ends"
+        );
+        drop(running);
+        assert_eq!(handlers.available_permits(), 8);
+    }
 
     #[test]
     fn debug_output_never_shows_credentials_in_urls() {

@@ -980,3 +980,71 @@ async fn max_in_flight_sets_the_consumers_limit() {
         bus.shutdown().await;
     }
 }
+
+/// A worker asks the server only for as many events as it has free
+/// handlers: none waits delivered in its process (its `ack_wait` running)
+/// while every handler is busy, so another worker can take it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_takes_only_as_many_events_as_it_has_free_handlers() {
+    let (url, _server) = shared_or_private();
+    let plan = plan(&url, 0);
+    // The plan's concurrency: 8 handlers.
+    const HANDLERS: usize = 8;
+    const EVENTS: usize = 20;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (started, mut starts) = tokio::sync::mpsc::unbounded_channel();
+    let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let chain = {
+        let (gate, running, most) = (Arc::clone(&gate), Arc::clone(&running), Arc::clone(&most));
+        Chain::named("gated").link(move |ctx: Context| {
+            let (gate, running, most) =
+                (Arc::clone(&gate), Arc::clone(&running), Arc::clone(&most));
+            let started = started.clone();
+            async move {
+                let now = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                started.send(()).unwrap();
+                gate.acquire().await.unwrap().forget();
+                running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(ctx)
+            }
+        })
+    };
+    let bus = bus(&plan, Redelivery::default()).await;
+    bus.subscribe("job", chain).await.unwrap();
+    bus.publish_all((0..EVENTS).map(|n| Event::new("job", json!(n))))
+        .await
+        .unwrap();
+    for _ in 0..HANDLERS {
+        tokio::time::timeout(DEADLINE, starts.recv())
+            .await
+            .expect("a handler started")
+            .unwrap();
+    }
+    let raw = async_nats::jetstream::new(async_nats::connect(plan.url.as_str()).await.unwrap());
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = raw
+        .get_stream(&plan.stream)
+        .await
+        .unwrap()
+        .get_consumer(&chain_scaling::events::consumer_name("job", "gated"))
+        .await
+        .unwrap();
+    let info = consumer.info().await.unwrap();
+    assert_eq!(
+        (info.num_ack_pending, info.num_pending),
+        (HANDLERS, (EVENTS - HANDLERS) as u64),
+        "delivered beyond the free handlers"
+    );
+    gate.add_permits(EVENTS);
+    // Every event starts once the gate is open (the first eight already did).
+    for _ in HANDLERS..EVENTS {
+        tokio::time::timeout(DEADLINE, starts.recv())
+            .await
+            .expect("every event started")
+            .unwrap();
+    }
+    bus.shutdown().await;
+    assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), HANDLERS);
+    assert_eq!(bus.stats().completed, EVENTS as u64);
+}
