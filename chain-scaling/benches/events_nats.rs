@@ -276,6 +276,13 @@ fn raw_throughput(
     })
 }
 
+/// The four measurements run in this many rounds, one after the other in
+/// each round, so a machine whose speed drifts (a shared VM, the server
+/// sharing its CPUs) slows a bus measurement and its baseline alike, and
+/// the report can show how much the ratios move between rounds.
+/// `MODULINK_BENCH_ROUNDS` overrides it.
+const ROUNDS: u32 = 3;
+
 fn throughput(c: &mut Criterion) {
     let server = Server::start("nats");
     let url = server.url();
@@ -284,18 +291,24 @@ fn throughput(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap_or_else(|error| panic!("{error}"));
+    let rounds = std::env::var("MODULINK_BENCH_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(ROUNDS);
     let mut group = c.benchmark_group("nats_publish_to_handled");
     group.throughput(Throughput::Elements(EVENTS));
-    for (name, publishing) in [
-        ("one_by_one", Publishing::OneByOne),
-        ("pipelined", Publishing::Pipelined),
-    ] {
-        group.bench_function(format!("event_bus_jetstream_{name}"), |b| {
-            b.iter_custom(|iterations| bus_throughput(&runtime, &url, iterations, publishing))
-        });
-        group.bench_function(format!("raw_async_nats_{name}"), |b| {
-            b.iter_custom(|iterations| raw_throughput(&runtime, &url, iterations, publishing))
-        });
+    for round in 1..=rounds {
+        for (name, publishing) in [
+            ("one_by_one", Publishing::OneByOne),
+            ("pipelined", Publishing::Pipelined),
+        ] {
+            group.bench_function(format!("round{round}/event_bus_jetstream_{name}"), |b| {
+                b.iter_custom(|iterations| bus_throughput(&runtime, &url, iterations, publishing))
+            });
+            group.bench_function(format!("round{round}/raw_async_nats_{name}"), |b| {
+                b.iter_custom(|iterations| raw_throughput(&runtime, &url, iterations, publishing))
+            });
+        }
     }
     group.finish();
 }
@@ -305,7 +318,7 @@ criterion_group! {
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(8));
+        .measurement_time(Duration::from_secs(5));
     targets = throughput
 }
 criterion_main!(benches);

@@ -14,6 +14,7 @@ use async_nats::jetstream::stream::{self, StorageType};
 use async_nats::jetstream::{self, AckKind, Message};
 use async_nats::{ConnectOptions, HeaderMap, StatusCode};
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -615,10 +616,11 @@ async fn send_event(
         event_id: event.id,
         source,
     })?;
+    // The priority travels in the JSON only: no reader needs it before
+    // decoding, and each header is parsed by the server on every publish.
     let publish = PublishMessage::build()
         .payload(Bytes::from(payload))
-        .message_id(event.id.to_string())
-        .header("Modulink-Priority", event.priority.as_str());
+        .message_id(event.id.to_string());
     context
         .send_publish(config.subject(&event.event_type), publish)
         .await
@@ -894,65 +896,82 @@ impl ConsumeLoop {
     /// the first refusal would run its chain again for each one, and
     /// dead-letter an event whose chain succeeded. The report keeps its id,
     /// so a publish that was stored but not acknowledged is stored once.
-    async fn publish_report(&self, message: &Message, report: &Event) -> Result<(), EventBusError> {
-        let retrying = async {
-            let started = tokio::time::Instant::now();
-            let mut delay = Duration::from_millis(100);
-            loop {
-                match publish_event(&self.context, &self.config, report).await {
-                    Ok(()) => return Ok(()),
-                    Err(error) if started.elapsed() + delay >= self.config.ack_wait => {
-                        return Err(error);
-                    }
-                    Err(error) => {
-                        tracing::debug!(%error, "publishing a report failed; trying again");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(2));
+    ///
+    /// Boxed, like [`dead_letter`](Self::dead_letter): its retries would
+    /// otherwise make every handler's future, moved into a task per
+    /// message, several times larger.
+    fn publish_report<'a>(
+        &'a self,
+        message: &'a Message,
+        report: &'a Event,
+    ) -> BoxFuture<'a, Result<(), EventBusError>> {
+        Box::pin(async move {
+            let retrying = async {
+                let started = tokio::time::Instant::now();
+                let mut delay = Duration::from_millis(100);
+                loop {
+                    match publish_event(&self.context, &self.config, report).await {
+                        Ok(()) => return Ok(()),
+                        Err(error) if started.elapsed() + delay >= self.config.ack_wait => {
+                            return Err(error);
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, "publishing a report failed; trying again");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(2));
+                        }
                     }
                 }
+            };
+            tokio::select! {
+                published = retrying => published,
+                () = keep_in_progress(message, self.config.ack_wait) => unreachable!("runs until dropped"),
             }
-        };
-        tokio::select! {
-            published = retrying => published,
-            () = keep_in_progress(message, self.config.ack_wait) => unreachable!("runs until dropped"),
-        }
+        })
     }
 
     /// Copies the message to the `.dlq` subject, then terminates it. If the
     /// copy fails the message is nak'd instead, so it is never lost.
-    async fn dead_letter(&self, message: &Message, reason: &str, deliveries: u32) {
-        let event_type = self.subscription.event_type();
-        let subject = self.config.dead_letter_subject(event_type);
-        let mut headers = HeaderMap::new();
-        headers.insert(DLQ_SUBSCRIPTION_HEADER, self.subscription.name());
-        headers.insert(DLQ_ERROR_HEADER, single_line(reason).as_str());
-        headers.insert(DLQ_DELIVERIES_HEADER, deliveries.to_string().as_str());
-        let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
-        let publish = PublishMessage::build()
-            .payload(message.payload.clone())
-            .headers(headers)
-            .message_id(format!("dlq-{}-{sequence}", self.subscription.name()));
-        let stored = match self.context.send_publish(subject, publish).await {
-            Ok(ack) => ack.await.map(drop).map_err(async_nats::Error::from),
-            Err(error) => Err(error.into()),
-        };
-        match stored {
-            Ok(()) => {
-                tracing::warn!(
-                    subscription = self.subscription.name(),
-                    event_type,
-                    deliveries,
-                    reason,
-                    "event dead-lettered"
-                );
-                self.ack(message, AckKind::Term).await;
+    fn dead_letter<'a>(
+        &'a self,
+        message: &'a Message,
+        reason: &'a str,
+        deliveries: u32,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let event_type = self.subscription.event_type();
+            let subject = self.config.dead_letter_subject(event_type);
+            let mut headers = HeaderMap::new();
+            headers.insert(DLQ_SUBSCRIPTION_HEADER, self.subscription.name());
+            headers.insert(DLQ_ERROR_HEADER, single_line(reason).as_str());
+            headers.insert(DLQ_DELIVERIES_HEADER, deliveries.to_string().as_str());
+            let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
+            let publish = PublishMessage::build()
+                .payload(message.payload.clone())
+                .headers(headers)
+                .message_id(format!("dlq-{}-{sequence}", self.subscription.name()));
+            let stored = match self.context.send_publish(subject, publish).await {
+                Ok(ack) => ack.await.map(drop).map_err(async_nats::Error::from),
+                Err(error) => Err(error.into()),
+            };
+            match stored {
+                Ok(()) => {
+                    tracing::warn!(
+                        subscription = self.subscription.name(),
+                        event_type,
+                        deliveries,
+                        reason,
+                        "event dead-lettered"
+                    );
+                    self.ack(message, AckKind::Term).await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "dead-lettering failed; the message will come back");
+                    self.ack(message, AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await;
+                }
             }
-            Err(error) => {
-                tracing::error!(%error, "dead-lettering failed; the message will come back");
-                self.ack(message, AckKind::Nak(Some(Duration::from_secs(1))))
-                    .await;
-            }
-        }
+        })
     }
 
     async fn ack(&self, message: &Message, kind: AckKind) {
