@@ -342,20 +342,22 @@ def events():
 
 
 def nats_rounds(group):
-    """The rounds of `group` measured by the latest run: `round1`, `round2`,
-    ... in order, each no older than round 1 (a round left over from an
-    earlier run with more rounds is older)."""
+    """The rounds of `group` measured by the latest run, as the prefixes of
+    their benchmarks (`group/round1_`, `group/round2_`, ...), in order, each
+    no older than round 1 (a round left over from an earlier run with more
+    rounds is older)."""
     rounds = []
     while True:
-        path = CRITERION / group / f"round{len(rounds) + 1}"
-        if not path.is_dir():
+        prefix = f"{group}/round{len(rounds) + 1}_"
+        runs = list(CRITERION.glob(f"{prefix}*/new/estimates.json"))
+        if not runs:
             break
-        newest = max((p.stat().st_mtime for p in path.glob("*/new/estimates.json")), default=0)
+        newest = max(p.stat().st_mtime for p in runs)
         if rounds and newest < rounds[0][1]:
             break
-        rounds.append((f"{group}/round{len(rounds) + 1}/", newest))
+        rounds.append((prefix, newest))
     if not rounds:
-        raise Missing(f"{group}/round1")
+        raise Missing(f"{group}/round1_*")
     return [prefix for prefix, _ in rounds]
 
 

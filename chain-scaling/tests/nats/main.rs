@@ -1048,3 +1048,49 @@ async fn a_worker_takes_only_as_many_events_as_it_has_free_handlers() {
     assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), HANDLERS);
     assert_eq!(bus.stats().completed, EVENTS as u64);
 }
+
+/// Handlers that compute before their first wait still run on several
+/// threads at once: the consume loop runs short handlers inline, but not
+/// ones that would hold it and run one after another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_that_compute_run_in_parallel() {
+    let (url, _server) = shared_or_private();
+    let plan = plan(&url, 0);
+    const EVENTS: usize = 40;
+    let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (finished, mut finishes) = tokio::sync::mpsc::unbounded_channel();
+    let chain = {
+        let (running, most) = (Arc::clone(&running), Arc::clone(&most));
+        Chain::named("compute").link_sync(move |ctx: Context| {
+            let now = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+            // 3 ms of work without a wait: a loop that ran these inline
+            // would run them one at a time.
+            let until = std::time::Instant::now() + Duration::from_millis(3);
+            while std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            finished.send(()).unwrap();
+            Ok(ctx)
+        })
+    };
+    let bus = bus(&plan, Redelivery::default()).await;
+    bus.subscribe("job", chain).await.unwrap();
+    bus.publish_all((0..EVENTS).map(|n| Event::new("job", json!(n))))
+        .await
+        .unwrap();
+    for _ in 0..EVENTS {
+        tokio::time::timeout(DEADLINE, finishes.recv())
+            .await
+            .expect("every event handled")
+            .unwrap();
+    }
+    bus.shutdown().await;
+    assert!(
+        most.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "compute-heavy handlers ran one at a time"
+    );
+    assert_eq!(bus.stats().completed, EVENTS as u64);
+}
