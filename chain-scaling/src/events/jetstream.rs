@@ -698,10 +698,12 @@ impl ConsumeLoop {
         };
         let mut requests = Requests::new(Arc::clone(&self.handlers));
         let mut inline = InlineFirst::default();
-        // Free handlers are asked for together once there are a quarter of
-        // them, or at once when nothing is asked for: fewer, larger pull
-        // requests, while some are always outstanding.
-        let ask_at = (self.config.concurrency / 4).max(1);
+        // Free handlers are asked for together once there are half of them,
+        // or at once when nothing is asked for: a pull asks for at least
+        // half the handlers, so while messages flow the next pull is on its
+        // way before the last ones arrive, and a process holds at most
+        // three of the consumer's `max_waiting` pull requests.
+        let ask_at = (self.config.concurrency / 2).max(1);
         let pulled = loop {
             requests.take_free_handlers();
             if requests.unasked > 0 && (requests.outstanding() == 0 || requests.unasked >= ask_at) {
