@@ -704,12 +704,24 @@ impl ConsumeLoop {
         // way before the last ones arrive, and a process holds at most
         // three of the consumer's `max_waiting` pull requests.
         let ask_at = (self.config.concurrency / 2).max(1);
+        let consumer = &self.consumer.cached_info().config;
+        let largest_pull = largest_pull(consumer);
+        // Likewise a pull that would wait longer than the consumer allows.
+        let expires = if consumer.max_expires.is_zero() {
+            PULL_EXPIRES
+        } else {
+            PULL_EXPIRES.min(consumer.max_expires)
+        };
         let pulled = loop {
             requests.take_free_handlers();
             if requests.unasked > 0 && (requests.outstanding() == 0 || requests.unasked >= ask_at) {
+                // The server refuses outright, and would for ever, a pull
+                // for more than the consumer's limit per request: ask in
+                // pieces it accepts.
+                let asking = requests.unasked.min(largest_pull);
                 let batch = BatchConfig {
-                    batch: requests.unasked,
-                    expires: Some(PULL_EXPIRES),
+                    batch: asking,
+                    expires: Some(expires),
                     ..BatchConfig::default()
                 };
                 if let Err(error) = self.consumer.request_batch(batch, inbox.clone()).await {
@@ -721,7 +733,7 @@ impl ConsumeLoop {
                     );
                     break Pulled::Interrupted;
                 }
-                requests.asked();
+                requests.asked(asking);
             }
             // Nothing asked for and no handler free: only a handler
             // finishing can move this loop on (or stopping).
@@ -1056,6 +1068,19 @@ impl InlineFirst {
     }
 }
 
+/// The most messages one pull request may ask for: the consumer's limit
+/// per request (a larger pull is refused) or its limit of unacknowledged
+/// deliveries (no more can be in flight), whichever is lower. The consumer
+/// may have been created with other limits than this process's
+/// configuration: an existing consumer keeps its own.
+fn largest_pull(config: &jetstream::consumer::Config) -> usize {
+    [config.max_ack_pending, config.max_batch]
+        .into_iter()
+        .filter_map(|limit| usize::try_from(limit).ok().filter(|&limit| limit > 0))
+        .min()
+        .unwrap_or(usize::MAX)
+}
+
 /// How one pulling session ended.
 enum Pulled {
     Stopped,
@@ -1120,12 +1145,11 @@ impl Requests {
         self.sent.iter().map(|(_, left)| left).sum()
     }
 
-    /// The unasked slots were just asked for in one request.
-    fn asked(&mut self) {
-        self.sent.push_back((
-            tokio::time::Instant::now(),
-            std::mem::take(&mut self.unasked),
-        ));
+    /// `count` of the unasked slots were just asked for in one request.
+    fn asked(&mut self, count: usize) {
+        let count = count.min(self.unasked);
+        self.unasked -= count;
+        self.sent.push_back((tokio::time::Instant::now(), count));
     }
 
     /// A message arrived: its slot, or `None` if nothing was asked for.
@@ -1247,14 +1271,14 @@ mod tests {
         assert!(requests.delivered().is_none());
         requests.take_free_handlers();
         assert_eq!((requests.unasked, handlers.available_permits()), (8, 0));
-        requests.asked();
+        requests.asked(8);
         assert_eq!((requests.unasked, requests.outstanding()), (0, 8));
         let slots: Vec<_> = (0..3).map(|_| requests.delivered().unwrap()).collect();
         assert_eq!(requests.outstanding(), 5);
         drop(slots);
         assert_eq!(handlers.available_permits(), 3, "handlers that ended");
         requests.take_free_handlers();
-        requests.asked();
+        requests.asked(3);
         assert_eq!(requests.outstanding(), 8);
         // The oldest request (5 left) expires: its slots are free again,
         // the newer one keeps its own.
@@ -1272,6 +1296,22 @@ mod tests {
         );
         drop(running);
         assert_eq!(handlers.available_permits(), 8);
+    }
+
+    #[test]
+    fn a_pull_asks_for_no_more_than_the_consumer_accepts() {
+        let limits = |max_ack_pending, max_batch| jetstream::consumer::Config {
+            max_ack_pending,
+            max_batch,
+            ..jetstream::consumer::Config::default()
+        };
+        assert_eq!(largest_pull(&limits(4, 0)), 4);
+        assert_eq!(largest_pull(&limits(100, 10)), 10);
+        assert_eq!(largest_pull(&limits(-1, 0)), usize::MAX);
+        let mut requests = Requests::new(Arc::new(Semaphore::new(8)));
+        requests.take_free_handlers();
+        requests.asked(3);
+        assert_eq!((requests.unasked, requests.outstanding()), (5, 3));
     }
 
     #[test]

@@ -1094,3 +1094,71 @@ async fn handlers_that_compute_run_in_parallel() {
     );
     assert_eq!(bus.stats().completed, EVENTS as u64);
 }
+
+/// A consumer created beforehand with limits on pull requests below what
+/// this process asks for (an operator's settings, which an existing
+/// consumer keeps) still delivers: the server refuses outright, and for
+/// ever, a pull for more messages than its `max_batch` or waiting longer
+/// than its `max_expires`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_limiting_pull_requests_still_delivers() {
+    let (url, _server) = shared_or_private();
+    let plan = plan(&url, 0);
+    const EVENTS: usize = 12;
+    let bus = EventBus::builder()
+        .without_store()
+        .build_with(JetStream::connect(plan.config()).await.unwrap());
+    let raw = async_nats::jetstream::new(async_nats::connect(plan.url.as_str()).await.unwrap());
+    let stream = raw.get_stream(&plan.stream).await.unwrap();
+    // The plan's 8 handlers ask for 4 or 8 at a time, waiting 1 s.
+    let limits = [
+        (
+            "few_per_pull",
+            pull::Config {
+                max_batch: 2,
+                ..pull::Config::default()
+            },
+        ),
+        (
+            "short_pulls",
+            pull::Config {
+                max_expires: Duration::from_millis(500),
+                ..pull::Config::default()
+            },
+        ),
+    ];
+    let (finished, mut finishes) = tokio::sync::mpsc::unbounded_channel();
+    for (name, limit) in limits {
+        stream
+            .create_consumer(pull::Config {
+                durable_name: Some(chain_scaling::events::consumer_name("job", name)),
+                filter_subject: format!("{}.job", plan.prefix),
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+                ..limit
+            })
+            .await
+            .unwrap();
+        let finished = finished.clone();
+        let chain = Chain::named(name).link_sync(move |ctx: Context| {
+            finished.send(name).unwrap();
+            Ok(ctx)
+        });
+        bus.subscribe("job", chain).await.unwrap();
+    }
+    bus.publish_all((0..EVENTS).map(|n| Event::new("job", json!(n))))
+        .await
+        .unwrap();
+    let mut handled = HashMap::new();
+    for _ in 0..2 * EVENTS {
+        let name = tokio::time::timeout(Duration::from_secs(30), finishes.recv())
+            .await
+            .unwrap_or_else(|_| panic!("not every event handled: {handled:?}"))
+            .unwrap();
+        *handled.entry(name).or_insert(0) += 1;
+    }
+    bus.shutdown().await;
+    assert_eq!(
+        handled,
+        HashMap::from([("few_per_pull", EVENTS), ("short_pulls", EVENTS)])
+    );
+}
