@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the tables of BENCHMARKS.md and the curves in bench/plots/ from
+"""Writes the tables of BENCHMARKS.md (and the model in SCALING.md) and the
+curves in bench/plots/ from
 measured output only: criterion's estimates (target/criterion, or
 $CRITERION_HOME) and the JSON the comparison scripts leave in
 target/bench-report/. `bench/report.sh` runs the measurements and then this.
@@ -675,6 +676,100 @@ def workers():
             "(bench/plots/workers.svg)")
 
 
+def scaling():
+    """SCALING.md's measured inputs and its model of 3, 10 and 100 machines,
+    computed from bench/workers.sh's output (the runs with the most
+    workers, where batching is best)."""
+    data = script("workers")
+    if "commit" not in data:
+        raise Missing("workers.json without its commit (run bench/workers.sh again)")
+    most = max(run["workers"] for run in data["runs"])
+    by = {run["servers"]: run for run in data["runs"] if run["workers"] == most}
+    if set(by) != {1, 3}:
+        raise Missing(f"workers.json: {most} workers not measured on both setups")
+    r1, r3 = by[1], by[3]
+    w = (r1["worker_cpu_us_per_event"] + r3["worker_cpu_us_per_event"]) / 2
+    s1, s3 = r1["server_cpu_us_per_event"], r3["server_cpu_us_per_event"]
+    leader = s3 / 2
+    stream = 1e6 / leader  # events/s one stream's leader sustains on one core
+    cores = 8
+
+    def per_second(value):
+        return rate(value)
+
+    measured = table(["per event", "one server, R1", "three-server cluster, R3"], [
+        ["CPU on the workers (pull, decode, chain, ack)",
+         f"{r1['worker_cpu_us_per_event']:.1f} µs", f"{r3['worker_cpu_us_per_event']:.1f} µs"],
+        ["CPU on the servers, all of them together", f"{s1:.1f} µs", f"{s3:.1f} µs"],
+        [f"events/s reached on {data['cpus']} shared vCPUs", rate(r1["handled_per_second"]),
+         rate(r3["handled_per_second"])],
+        ["published/s, one publisher, 256 acknowledgements outstanding",
+         rate(r1["published_per_second"]), rate(r3["published_per_second"])],
+    ])
+    symbols = (
+        f"Symbols used below: `w` = {w:.1f} µs of worker CPU per event (the mean of the two "
+        f"setups), `s1` = {s1:.1f} µs and `s3` = {s3:.1f} µs of server CPU per event at R1 "
+        f"and R3, and `h` = the CPU your own chain spends per event. Replication costs the "
+        f"servers {s3 / s1:.1f} times the CPU of R1, and a single publisher "
+        f"{100 * (1 - r3['published_per_second'] / r1['published_per_second']):.0f}% of its "
+        f"rate. A stream's leader is given half of `s3` (assumption 2 below): "
+        f"{leader:.1f} µs per event, so one stream carries about `c` = {per_second(stream)} "
+        f"events/s. The model uses two handlers: `h` = 0 (the transport alone) and `h` = "
+        f"100 µs (a chain that decodes, validates and calls a service; its waiting costs no "
+        f"CPU).")
+
+    def partitions(events):
+        return math.ceil(events / stream)
+
+    rows, notes = [], []
+    # 3 machines: servers and workers share all cores.
+    shared = 3 * cores
+    cap0, cap100 = shared / ((w + s3) * 1e-6), shared / ((w + 100 + s3) * 1e-6)
+    rows.append(["3 machines", "3, sharing the machines with the workers",
+                 "the same 3 machines",
+                 f"all {shared} cores spent per event on `w + h + s3`: "
+                 f"{per_second(cap0)} / {per_second(cap100)}", "(shared)",
+                 f"{partitions(cap0)} / {partitions(cap100)}"])
+    notes.append(
+        f"- **3 machines.** With a real handler ({per_second(cap100)}/s) "
+        f"{partitions(cap100)} {'partition' if partitions(cap100) == 1 else 'partitions'} "
+        f"of about {per_second(stream)}/s each suffice; with "
+        f"an empty handler the single stream's leader is the first limit, long before the "
+        f"CPUs are. Servers and workers share the cores, so the servers' `s3` is paid out "
+        f"of the same budget as the chain.")
+    for machines, servers, label in ((10, 3, "3 dedicated"),
+                                     (100, 21, "21 dedicated (7 groups of 3, or one cluster of 21)")):
+        worker_cores = (machines - servers) * cores
+        server_cap = servers * cores / (s3 * 1e-6)
+        cap0, cap100 = worker_cores / (w * 1e-6), worker_cores / ((w + 100) * 1e-6)
+        rows.append([f"{machines} machines", label,
+                     f"{machines - servers} machines, {worker_cores} cores",
+                     f"{per_second(cap0)} / {per_second(cap100)}",
+                     f"{servers * cores} cores / {s3:.0f} µs = {per_second(server_cap)}",
+                     f"{partitions(min(cap0, server_cap))} / {partitions(min(cap100, server_cap))}"])
+        bound0 = "servers" if server_cap < cap0 else "workers"
+        bound100 = "servers" if server_cap < cap100 else "workers"
+        notes.append(
+            f"- **{machines} machines.** With `h` = 100 µs the {bound100} bind first, at "
+            f"{per_second(min(cap100, server_cap))}/s, which needs "
+            f"{partitions(min(cap100, server_cap))} partitions; with an empty handler the "
+            f"{bound0} bind, at {per_second(min(cap0, server_cap))}/s "
+            f"({partitions(min(cap0, server_cap))} partitions). The servers' capacity is "
+            f"{servers * cores} cores over `s3`; every partition's leader sits on one of "
+            f"them (JetStream places each stream's leader; R3 keeps a replica of every "
+            f"stream on three servers).")
+    model = table(["deployment", "servers", "workers",
+                   "worker capacity (events/s), `h` = 0 / 100 µs",
+                   "server capacity (R3, events/s)",
+                   "partitions needed, `h` = 0 / 100 µs"], rows)
+    return (f"At {most} workers (the most batching), measured on {data['date']} at commit "
+            f"`{data['commit']}`, {data['server']}:\n\n" + measured + "\n\n" + symbols
+            + "\n\nCapacity of the workers is `worker cores / (w + h)`; of the servers "
+            "`server cores / s3`; of the streams `c × partitions`. The smallest of the three "
+            "is the throughput. Machines of 8 cores (assumption 1):\n\n" + model
+            + "\n\nReading the table:\n\n" + "\n".join(notes))
+
+
 TABLES = {
     "provenance": provenance,
     "chain-core": chain_core,
@@ -695,7 +790,11 @@ TABLES = {
     "streaming": streaming,
     "router": router,
     "curves": curves,
+    "scaling": scaling,
 }
+
+# Tables that live in another document than BENCHMARKS.md.
+ELSEWHERE = {"scaling": ROOT / "SCALING.md"}
 
 
 def main():
@@ -705,13 +804,17 @@ def main():
         print(f"no table named {', '.join(unknown)}; tables: {', '.join(TABLES)}",
               file=sys.stderr)
         return 2
-    text = DOC.read_text()
+    texts = {}
     missing = []
     for name in only:
+        doc = ELSEWHERE.get(name, DOC)
+        if doc not in texts:
+            texts[doc] = doc.read_text()
+        text = texts[doc]
         render = TABLES[name]
         begin, end = f"<!-- report:{name} -->", f"<!-- /report:{name} -->"
         if begin not in text:
-            print(f"BENCHMARKS.md has no {begin} marker", file=sys.stderr)
+            print(f"{doc.name} has no {begin} marker", file=sys.stderr)
             missing.append(name)
             continue
         try:
@@ -720,9 +823,10 @@ def main():
             print(f"{name}: not measured ({gap}); table left as it was", file=sys.stderr)
             missing.append(name)
             continue
-        text = re.sub(re.escape(begin) + ".*?" + re.escape(end),
-                      lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S)
-    DOC.write_text(text)
+        texts[doc] = re.sub(re.escape(begin) + ".*?" + re.escape(end),
+                            lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S)
+    for doc, text in texts.items():
+        doc.write_text(text)
     if missing:
         print("tables not regenerated: " + ", ".join(missing), file=sys.stderr)
         return 1

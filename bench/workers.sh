@@ -54,9 +54,14 @@ pids=$(cat "$work"/cluster/*/pid | paste -sd,)
     --server-pids "$pids" \
     | sed 's/^{/{"servers":3,/' >>"$work/runs"
 
-python3 - "$work/runs" "$("$NATS_SERVER" --version)" >"$out/workers.json" <<'PY'
-import json, os, sys
+commit=$(git rev-parse --short HEAD)
+if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+    commit="$commit (with uncommitted changes)"
+fi
+python3 - "$work/runs" "$("$NATS_SERVER" --version)" "$commit" >"$out/workers.json" <<'PY'
+import datetime, json, os, sys
 runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-json.dump({"server": sys.argv[2], "cpus": os.cpu_count(), "runs": runs}, sys.stdout, indent=1)
+json.dump({"server": sys.argv[2], "cpus": os.cpu_count(), "commit": sys.argv[3],
+           "date": datetime.date.today().isoformat(), "runs": runs}, sys.stdout, indent=1)
 PY
 cat "$out/workers.json"
