@@ -733,10 +733,12 @@ def scaling():
     notes.append(
         f"- **3 machines.** With a real handler ({per_second(cap100)}/s) "
         f"{partitions(cap100)} {'partition' if partitions(cap100) == 1 else 'partitions'} "
-        f"of about {per_second(stream)}/s each suffice; with "
-        f"an empty handler the single stream's leader is the first limit, long before the "
-        f"CPUs are. Servers and workers share the cores, so the servers' `s3` is paid out "
-        f"of the same budget as the chain.")
+        f"of about {per_second(stream)}/s each suffice; with an empty handler "
+        + (f"one stream's leader is the first limit, long before the CPUs are "
+           f"({partitions(cap0)} partitions keep up). " if partitions(cap0) > 1 else
+           "one stream keeps up. ")
+        + "Servers and workers share the cores, so the servers' `s3` is paid out of the "
+        "same budget as the chain.")
     for machines, servers, label in ((10, 3, "3 dedicated"),
                                      (100, 21, "21 dedicated (7 groups of 3, or one cluster of 21)")):
         worker_cores = (machines - servers) * cores
@@ -745,7 +747,7 @@ def scaling():
         rows.append([f"{machines} machines", label,
                      f"{machines - servers} machines, {worker_cores} cores",
                      f"{per_second(cap0)} / {per_second(cap100)}",
-                     f"{servers * cores} cores / {s3:.0f} µs = {per_second(server_cap)}",
+                     f"{servers * cores} cores / {s3:.1f} µs = {per_second(server_cap)}",
                      f"{partitions(min(cap0, server_cap))} / {partitions(min(cap100, server_cap))}"])
         bound0 = "servers" if server_cap < cap0 else "workers"
         bound100 = "servers" if server_cap < cap100 else "workers"
