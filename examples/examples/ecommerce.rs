@@ -52,7 +52,7 @@ use modulink::scaling::durable::{
     SqliteCheckpointStore,
 };
 use modulink::scaling::events::{
-    Event, EventBus, JetStream, JetStreamConfig, Redelivery, Transport,
+    Event, EventBus, JetStream, JetStreamConfig, Redelivery, Transport, redact_credentials,
 };
 use modulink::security::secrets::{EnvSource, SecretManager, StaticSource};
 use modulink::{Chain, Context, Error, Parallel, Result, Step, named};
@@ -726,7 +726,10 @@ async fn run_durably(options: &Options) -> std::result::Result<(), Failure> {
         Some(url) => (
             url.clone(),
             format!("ECOMMERCE_{run_id}"),
-            format!("the JetStream key-value bucket ECOMMERCE_{run_id} at {url}"),
+            format!(
+                "the JetStream key-value bucket ECOMMERCE_{run_id} at {}",
+                redact_credentials(url)
+            ),
         ),
         None => (
             sqlite.to_string_lossy().into_owned(),
@@ -938,8 +941,10 @@ async fn main() -> std::result::Result<(), Failure> {
         }
         Some(url) => {
             println!(
-                "processing {} orders over NATS JetStream at {url}, {} at a time",
-                options.orders, options.workers
+                "processing {} orders over NATS JetStream at {}, {} at a time",
+                options.orders,
+                redact_credentials(url),
+                options.workers
             );
             let run_id = format!("{:08x}", std::process::id());
             let transport = JetStream::connect(

@@ -67,10 +67,21 @@ pub struct JetStreamConfig {
     max_in_flight: Option<usize>,
 }
 
-/// The URLs with any user and password (or token) replaced by `***`: a
-/// NATS URL may carry credentials (`nats://user:pass@host:4222`), which
-/// must not reach logs through `Debug`.
-fn redacted(urls: &str) -> String {
+/// The server URLs `urls` (one, or several separated by commas) with any
+/// user and password, or token, replaced by `***`, for logs and messages:
+/// a NATS URL may carry credentials (`nats://user:pass@host:4222`).
+/// `JetStreamConfig`'s `Debug` and the transport's errors show URLs this
+/// way.
+///
+/// ```
+/// use chain_scaling::events::redact_credentials;
+///
+/// assert_eq!(
+///     redact_credentials("nats://alice:s3cr3t@10.0.0.1:4222,nats://10.0.0.2:4222"),
+///     "nats://***@10.0.0.1:4222,nats://10.0.0.2:4222"
+/// );
+/// ```
+pub fn redact_credentials(urls: &str) -> String {
     servers(urls)
         .into_iter()
         .map(|url| match (url.find("://"), url.rfind('@')) {
@@ -87,7 +98,7 @@ fn redacted(urls: &str) -> String {
 impl std::fmt::Debug for JetStreamConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JetStreamConfig")
-            .field("url", &redacted(&self.url))
+            .field("url", &redact_credentials(&self.url))
             .field("stream", &self.stream)
             .field("subject_prefix", &self.subject_prefix)
             .field("ack_wait", &self.ack_wait)
@@ -347,7 +358,10 @@ impl JetStream {
             .await
             .map_err(|error| {
                 // Named without its credentials: errors reach logs.
-                EventBusError::transport(format!("connect to {}", redacted(&config.url)), error)
+                EventBusError::transport(
+                    format!("connect to {}", redact_credentials(&config.url)),
+                    error,
+                )
             })?;
         connection
             .publish_change(client.connection_state() == async_nats::connection::State::Connected);

@@ -40,7 +40,7 @@ pub use in_process::InProcess;
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use jetstream::{
     ConnectionReport, DLQ_DELIVERIES_HEADER, DLQ_ERROR_HEADER, DLQ_SUBSCRIPTION_HEADER, JetStream,
-    JetStreamConfig, consumer_name,
+    JetStreamConfig, consumer_name, redact_credentials,
 };
 pub use shared::{BusStats, FollowUps, Redelivery};
 pub use store::{EventStore, MemoryEventStore};
