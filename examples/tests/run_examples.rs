@@ -295,7 +295,10 @@ fn the_flagship_runs_over_nats_jetstream() {
     let url = url.replacen("://", "://modulink:pa55w0rd@", 1);
     let out = run_example_with_args("ecommerce", &[], &["--nats", &url, "--workers", "8"]);
     assert!(out.contains("over NATS JetStream"), "{out}");
-    assert!(!out.contains("pa55w0rd"), "a password in the output:\n{out}");
+    assert!(
+        !out.contains("pa55w0rd"),
+        "a password in the output:\n{out}"
+    );
     assert!(
         out.contains("orders: 200 processed, 195 completed, 5 failed"),
         "{out}"
