@@ -284,7 +284,19 @@ async fn overlong_passwords_leave_no_trace() {
 /// A login whose caller went away (a dropped future) gives its slot back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_login_gives_its_slot_back() {
-    let auth = manager_with(CountingStore::default(), short_policy());
+    // A bcrypt cost that takes tens of milliseconds, so no login can finish
+    // within its first poll even on a busy machine (at cost 4 one did, now
+    // and then, when the thread was descheduled for a millisecond).
+    let auth = AuthManager::new(
+        CountingStore::default(),
+        keys(),
+        AuthConfig {
+            bcrypt_cost: 8,
+            lockout: short_policy(),
+            max_concurrent_hashes: 2,
+            ..AuthConfig::default()
+        },
+    );
     auth.create_user("ada", PASSWORD, Role::User).await.unwrap();
     for _ in 0..20 {
         // Polled once (the slot is taken and bcrypt starts on a blocking

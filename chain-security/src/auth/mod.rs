@@ -141,7 +141,8 @@ struct Inner {
     config: AuthConfig,
     lockouts: Lockouts,
     dummy_hash: OnceCell<String>,
-    hashing: Semaphore,
+    /// Slots for bcrypt runs; a slot is held by the blocking work itself.
+    hashing: Arc<Semaphore>,
     /// Hashes running or waiting for a slot; see
     /// [`max_queued_hashes`](AuthConfig::max_queued_hashes).
     hashes_admitted: AtomicUsize,
@@ -165,11 +166,11 @@ impl AuthManager {
                 store: Box::new(store),
                 keys: RwLock::new(keys),
                 lockouts: Lockouts::new(config.lockout, config.max_tracked_accounts),
-                hashing: Semaphore::new(
+                hashing: Arc::new(Semaphore::new(
                     config
                         .max_concurrent_hashes
                         .clamp(1, Semaphore::MAX_PERMITS),
-                ),
+                )),
                 config,
                 dummy_hash: OnceCell::new(),
                 hashes_admitted: AtomicUsize::new(0),
@@ -354,15 +355,21 @@ impl AuthManager {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {
-        let _slot = self
-            .inner
-            .hashing
-            .acquire()
+        // The slot goes with the work, not with this future: a caller that
+        // goes away cannot stop bcrypt on its blocking thread, and a slot
+        // freed then would let a flood of abandoned logins run any number
+        // of hashes at once.
+        let slot = Arc::clone(&self.inner.hashing)
+            .acquire_owned()
             .await
             .map_err(Error::internal_from)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(Error::internal_from)
+        tokio::task::spawn_blocking(move || {
+            let done = work();
+            drop(slot);
+            done
+        })
+        .await
+        .map_err(Error::internal_from)
     }
 
     async fn hash(&self, password: &str) -> Result<String> {
