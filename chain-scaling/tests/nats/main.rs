@@ -981,6 +981,20 @@ async fn max_in_flight_sets_the_consumers_limit() {
     }
 }
 
+/// Receives `count` signals, each within `DEADLINE`; fails with `what`.
+async fn receive<T>(
+    signals: &mut tokio::sync::mpsc::UnboundedReceiver<T>,
+    count: usize,
+    what: &str,
+) {
+    for _ in 0..count {
+        tokio::time::timeout(DEADLINE, signals.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: timed out"))
+            .unwrap_or_else(|| panic!("{what}: the senders are gone"));
+    }
+}
+
 /// A worker asks the server only for as many events as it has free
 /// handlers: none waits delivered in its process (its `ack_wait` running)
 /// while every handler is busy, so another worker can take it.
@@ -1016,12 +1030,7 @@ async fn a_worker_takes_only_as_many_events_as_it_has_free_handlers() {
     bus.publish_all((0..EVENTS).map(|n| Event::new("job", json!(n))))
         .await
         .unwrap();
-    for _ in 0..HANDLERS {
-        tokio::time::timeout(DEADLINE, starts.recv())
-            .await
-            .expect("a handler started")
-            .unwrap();
-    }
+    receive(&mut starts, HANDLERS, "a handler started").await;
     let raw = async_nats::jetstream::new(async_nats::connect(plan.url.as_str()).await.unwrap());
     let mut consumer: async_nats::jetstream::consumer::PullConsumer = raw
         .get_stream(&plan.stream)
@@ -1038,12 +1047,7 @@ async fn a_worker_takes_only_as_many_events_as_it_has_free_handlers() {
     );
     gate.add_permits(EVENTS);
     // Every event starts once the gate is open (the first eight already did).
-    for _ in HANDLERS..EVENTS {
-        tokio::time::timeout(DEADLINE, starts.recv())
-            .await
-            .expect("every event started")
-            .unwrap();
-    }
+    receive(&mut starts, EVENTS - HANDLERS, "every event started").await;
     bus.shutdown().await;
     assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), HANDLERS);
     assert_eq!(bus.stats().completed, EVENTS as u64);
@@ -1081,12 +1085,7 @@ async fn handlers_that_compute_run_in_parallel() {
     bus.publish_all((0..EVENTS).map(|n| Event::new("job", json!(n))))
         .await
         .unwrap();
-    for _ in 0..EVENTS {
-        tokio::time::timeout(DEADLINE, finishes.recv())
-            .await
-            .expect("every event handled")
-            .unwrap();
-    }
+    receive(&mut finishes, EVENTS, "every event handled").await;
     bus.shutdown().await;
     assert!(
         most.load(std::sync::atomic::Ordering::SeqCst) >= 2,
