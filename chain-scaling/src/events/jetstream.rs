@@ -929,8 +929,8 @@ impl ConsumeLoop {
     /// so a publish that was stored but not acknowledged is stored once.
     ///
     /// Boxed, like [`dead_letter`](Self::dead_letter): its retries would
-    /// otherwise make every handler's future, moved into a task per
-    /// message, several times larger.
+    /// otherwise make every handler's future (boxed per message, and moved
+    /// into a task when it waits) several times larger.
     fn publish_report<'a>(
         &'a self,
         message: &'a Message,

@@ -981,6 +981,35 @@ async fn max_in_flight_sets_the_consumers_limit() {
     }
 }
 
+/// How many handlers run at once, and the most that ever did.
+#[derive(Default)]
+struct AtOnce {
+    running: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl AtOnce {
+    /// One more running, until the guard drops.
+    fn enter(self: &Arc<Self>) -> impl Drop {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.running.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        struct Leave(Arc<AtOnce>);
+        impl Drop for Leave {
+            fn drop(&mut self) {
+                self.0
+                    .running
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        Leave(Arc::clone(self))
+    }
+
+    fn most(&self) -> usize {
+        self.most.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Receives `count` signals, each within `DEADLINE`; fails with `what`.
 async fn receive<T>(
     signals: &mut tokio::sync::mpsc::UnboundedReceiver<T>,
@@ -1007,20 +1036,16 @@ async fn a_worker_takes_only_as_many_events_as_it_has_free_handlers() {
     const EVENTS: usize = 20;
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let (started, mut starts) = tokio::sync::mpsc::unbounded_channel();
-    let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let at_once = Arc::new(AtOnce::default());
     let chain = {
-        let (gate, running, most) = (Arc::clone(&gate), Arc::clone(&running), Arc::clone(&most));
+        let (gate, at_once) = (Arc::clone(&gate), Arc::clone(&at_once));
         Chain::named("gated").link(move |ctx: Context| {
-            let (gate, running, most) =
-                (Arc::clone(&gate), Arc::clone(&running), Arc::clone(&most));
+            let (gate, at_once) = (Arc::clone(&gate), Arc::clone(&at_once));
             let started = started.clone();
             async move {
-                let now = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                let _running = at_once.enter();
                 started.send(()).unwrap();
                 gate.acquire().await.unwrap().forget();
-                running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 Ok(ctx)
             }
         })
@@ -1049,7 +1074,7 @@ async fn a_worker_takes_only_as_many_events_as_it_has_free_handlers() {
     // Every event starts once the gate is open (the first eight already did).
     receive(&mut starts, EVENTS - HANDLERS, "every event started").await;
     bus.shutdown().await;
-    assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), HANDLERS);
+    assert_eq!(at_once.most(), HANDLERS);
     assert_eq!(bus.stats().completed, EVENTS as u64);
 }
 
@@ -1061,21 +1086,19 @@ async fn handlers_that_compute_run_in_parallel() {
     let (url, _server) = shared_or_private();
     let plan = plan(&url, 0);
     const EVENTS: usize = 40;
-    let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let at_once = Arc::new(AtOnce::default());
     let (finished, mut finishes) = tokio::sync::mpsc::unbounded_channel();
     let chain = {
-        let (running, most) = (Arc::clone(&running), Arc::clone(&most));
+        let at_once = Arc::clone(&at_once);
         Chain::named("compute").link_sync(move |ctx: Context| {
-            let now = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+            let running = at_once.enter();
             // 3 ms of work without a wait: a loop that ran these inline
             // would run them one at a time.
             let until = std::time::Instant::now() + Duration::from_millis(3);
             while std::time::Instant::now() < until {
                 std::hint::spin_loop();
             }
-            running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            drop(running);
             finished.send(()).unwrap();
             Ok(ctx)
         })
@@ -1088,7 +1111,7 @@ async fn handlers_that_compute_run_in_parallel() {
     receive(&mut finishes, EVENTS, "every event handled").await;
     bus.shutdown().await;
     assert!(
-        most.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        at_once.most() >= 2,
         "compute-heavy handlers ran one at a time"
     );
     assert_eq!(bus.stats().completed, EVENTS as u64);
